@@ -1,0 +1,188 @@
+"""Block modules and their exact costs, one class per block type, in the `BLOCKS` registry.
+
+Each block is built from a resolved `UnitPlan` (plain ints, no spec objects) and knows its own
+parameter and multiply-add count, so the counter never runs a forward pass. Layer names follow
+timm: `conv_dw, bn1, conv_pw, bn2` (ds) and `conv_pw, bn1, conv_dw, bn2, conv_pwl, bn3` (ir).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+from torch import nn
+
+from nas.plan import UnitPlan
+
+ACT_LAYERS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+    "selu": lambda: nn.SELU(inplace=True),
+    "hardswish": lambda: nn.Hardswish(inplace=True),
+    "silu": lambda: nn.SiLU(inplace=True),
+    "identity": nn.Identity,
+}
+
+
+def make_act(name: str) -> nn.Module:
+    return ACT_LAYERS[name]()
+
+
+class Cost(NamedTuple):
+    """Parameters and multiply-adds (convolutions and linear layers; BN/act/pool excluded)."""
+
+    params: int
+    macs: int
+
+    def __add__(self, other: "Cost") -> "Cost":  # type: ignore[override]
+        return Cost(self.params + other.params, self.macs + other.macs)
+
+
+ZERO = Cost(0, 0)
+
+
+def conv_cost(cin: int, cout: int, kernel: int, groups: int, out_size: int, bias: bool = False) -> Cost:
+    per_output = (cin // groups) * kernel * kernel
+    params = cout * per_output + (cout if bias else 0)
+    return Cost(params, out_size * out_size * cout * per_output)
+
+
+def bn_cost(channels: int) -> Cost:
+    return Cost(2 * channels, 0)
+
+
+def linear_cost(fin: int, fout: int) -> Cost:
+    return Cost(fin * fout + fout, fin * fout)
+
+
+def conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's shuffle: (g, c/g) -> (c/g, g), so each group sees every other group's output."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class DepthwiseSeparable(nn.Module):
+    """MobileNetV1: dw kxk + BN + act, pw 1x1 + BN + act."""
+
+    def __init__(self, u: UnitPlan):
+        super().__init__()
+        self.conv_dw = conv(u.in_ch, u.in_ch, u.kernel, u.stride, groups=u.in_ch)
+        self.bn1 = nn.BatchNorm2d(u.in_ch)
+        self.act1 = make_act(u.act)
+        self.conv_pw = conv(u.in_ch, u.out_ch, 1)
+        self.bn2 = nn.BatchNorm2d(u.out_ch)
+        self.act2 = make_act(u.act)
+        self.residual = u.residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv_dw(x)))
+        out = self.act2(self.bn2(self.conv_pw(out)))
+        return out + x if self.residual else out
+
+    @staticmethod
+    def cost(u: UnitPlan) -> Cost:
+        return (conv_cost(u.in_ch, u.in_ch, u.kernel, u.in_ch, u.out_size) + bn_cost(u.in_ch)
+                + conv_cost(u.in_ch, u.out_ch, 1, 1, u.out_size) + bn_cost(u.out_ch))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2: 1x1 expand (skipped at t=1) + BN + act, dw kxk + BN + act, 1x1 project + BN
+    (+ proj_act: identity is the paper's linear bottleneck), identity shortcut when shapes match."""
+
+    def __init__(self, u: UnitPlan):
+        super().__init__()
+        if u.expand:
+            self.conv_pw = conv(u.in_ch, u.mid_ch, 1)
+            self.bn1 = nn.BatchNorm2d(u.mid_ch)
+            self.act1 = make_act(u.act)
+        else:
+            self.conv_pw = self.bn1 = self.act1 = nn.Identity()
+        self.conv_dw = conv(u.mid_ch, u.mid_ch, u.kernel, u.stride, groups=u.mid_ch)
+        self.bn2 = nn.BatchNorm2d(u.mid_ch)
+        self.act2 = make_act(u.act)
+        self.conv_pwl = conv(u.mid_ch, u.out_ch, 1)
+        self.bn3 = nn.BatchNorm2d(u.out_ch)
+        self.act3 = make_act(u.proj_act)
+        self.residual = u.residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv_pw(x)))
+        out = self.act2(self.bn2(self.conv_dw(out)))
+        out = self.act3(self.bn3(self.conv_pwl(out)))
+        return out + x if self.residual else out
+
+    @staticmethod
+    def cost(u: UnitPlan) -> Cost:
+        expand = conv_cost(u.in_ch, u.mid_ch, 1, 1, u.in_size) + bn_cost(u.mid_ch) if u.expand else ZERO
+        return (expand + conv_cost(u.mid_ch, u.mid_ch, u.kernel, u.mid_ch, u.out_size)
+                + bn_cost(u.mid_ch) + conv_cost(u.mid_ch, u.out_ch, 1, 1, u.out_size)
+                + bn_cost(u.out_ch))
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNet v1: grouped 1x1 to out/4 + BN + act, channel shuffle, dw kxk + BN, grouped 1x1
+    + BN; then add the input (same shape) or concatenate it (3x3 avg-pooled when stride 2); act."""
+
+    def __init__(self, u: UnitPlan):
+        super().__init__()
+        branch_out = u.out_ch - u.in_ch if u.concat else u.out_ch
+        self.conv_pw = conv(u.in_ch, u.mid_ch, 1, groups=u.pw1_groups)
+        self.bn1 = nn.BatchNorm2d(u.mid_ch)
+        self.act1 = make_act(u.act)
+        self.conv_dw = conv(u.mid_ch, u.mid_ch, u.kernel, u.stride, groups=u.mid_ch)
+        self.bn2 = nn.BatchNorm2d(u.mid_ch)
+        self.conv_pwl = conv(u.mid_ch, branch_out, 1, groups=u.groups)
+        self.bn3 = nn.BatchNorm2d(branch_out)
+        self.act_out = make_act(u.act)
+        self.shortcut = nn.AvgPool2d(3, 2, 1) if u.concat and u.stride == 2 else nn.Identity()
+        self.groups, self.shuffle = u.groups, u.shuffle
+        self.concat, self.residual = u.concat, u.residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv_pw(x)))
+        if self.shuffle:
+            out = channel_shuffle(out, self.groups)
+        out = self.bn3(self.conv_pwl(self.bn2(self.conv_dw(out))))
+        if self.concat:
+            out = torch.cat((self.shortcut(x), out), dim=1)
+        elif self.residual:
+            out = out + x
+        return self.act_out(out)
+
+    @staticmethod
+    def cost(u: UnitPlan) -> Cost:
+        branch_out = u.out_ch - u.in_ch if u.concat else u.out_ch
+        return (conv_cost(u.in_ch, u.mid_ch, 1, u.pw1_groups, u.in_size) + bn_cost(u.mid_ch)
+                + conv_cost(u.mid_ch, u.mid_ch, u.kernel, u.mid_ch, u.out_size) + bn_cost(u.mid_ch)
+                + conv_cost(u.mid_ch, branch_out, 1, u.groups, u.out_size) + bn_cost(branch_out))
+
+
+class ConvBlock(nn.Module):
+    """A full kxk conv + BN + act: the baseline the depthwise-separable ablations compare with."""
+
+    def __init__(self, u: UnitPlan):
+        super().__init__()
+        self.conv = conv(u.in_ch, u.out_ch, u.kernel, u.stride)
+        self.bn1 = nn.BatchNorm2d(u.out_ch)
+        self.act1 = make_act(u.act)
+        self.residual = u.residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv(x)))
+        return out + x if self.residual else out
+
+    @staticmethod
+    def cost(u: UnitPlan) -> Cost:
+        return conv_cost(u.in_ch, u.out_ch, u.kernel, 1, u.out_size) + bn_cost(u.out_ch)
+
+
+BLOCKS: dict[str, type[nn.Module]] = {
+    "ds": DepthwiseSeparable,
+    "ir": InvertedResidual,
+    "shuffle": ShuffleUnit,
+    "conv": ConvBlock,
+}

@@ -1,0 +1,82 @@
+"""Spec -> plain PyTorch `nn.Module`: stem, stages of registered blocks, head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nas.blocks import BLOCKS, conv, make_act
+from nas.plan import HeadPlan, NetPlan, StemPlan, plan
+from nas.spec import NetSpec
+
+POOLS = {"avg": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
+STAGE_POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+
+
+def _stem(p: StemPlan) -> nn.Sequential:
+    layers = [conv(p.in_ch, p.out_ch, p.kernel, p.stride), nn.BatchNorm2d(p.out_ch), make_act(p.act)]
+    if p.pool:
+        layers.append(nn.MaxPool2d(3, 2, 1))
+    return nn.Sequential(*layers)
+
+
+def _head_features(p: HeadPlan) -> nn.Module:
+    if not p.conv_ch:
+        return nn.Identity()
+    return nn.Sequential(conv(p.in_ch, p.conv_ch, 1), nn.BatchNorm2d(p.conv_ch), make_act(p.act))
+
+
+def _classifier(p: HeadPlan) -> nn.Sequential:
+    layers: list[nn.Module] = [POOLS[p.pool](p.pool_size), nn.Flatten(1)]
+    features = p.flat_features
+    for width in p.hidden:
+        layers += [nn.Linear(features, width), make_act(p.act)]
+        features = width
+    if p.dropout > 0:
+        layers.append(nn.Dropout(p.dropout))
+    layers.append(nn.Linear(features, p.num_classes))
+    return nn.Sequential(*layers)
+
+
+class Net(nn.Module):
+    """`features` (stem, stages, head conv) then `classifier` (pool, flatten, FCs), like torchvision."""
+
+    def __init__(self, net_plan: NetPlan):
+        super().__init__()
+        self.spec = net_plan.spec
+        stages = []
+        for stage in net_plan.stages:
+            blocks: list[nn.Module] = [BLOCKS[u.block](u) for u in stage.units]
+            if stage.pool != "none":
+                blocks.append(STAGE_POOLS[stage.pool](2, 2))
+            stages.append(nn.Sequential(*blocks))
+        self.features = nn.Sequential()
+        self.features.add_module("stem", _stem(net_plan.stem))
+        for i, stage in enumerate(stages):
+            self.features.add_module(f"s{i}", stage)
+        self.features.add_module("head_conv", _head_features(net_plan.head))
+        self.classifier = _classifier(net_plan.head)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def init_weights(model: nn.Module) -> None:
+    """torchvision's MobileNet init: kaiming fan-out convs, unit BN, small normal linear."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def build_model(spec: NetSpec) -> Net:
+    """Validate and build; raises SpecError (one line, names the field) for an invalid spec."""
+    return Net(plan(spec))

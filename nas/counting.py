@@ -1,0 +1,77 @@
+"""Parameters and multiply-adds computed from the spec alone, without building or running it.
+
+Convention: multiply-adds (MACs) of convolutions and linear layers, bias additions excluded;
+BatchNorm, activations, pooling, shuffles and residual adds count zero. This is the papers'
+"mult-adds" (ShuffleNet's "FLOPs") and half of what `torch.utils.flop_counter.FlopCounterMode`
+reports. Parameters are trainable ones: conv/linear weights and biases, BN weight and bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nas.blocks import BLOCKS, ZERO, Cost, bn_cost, conv_cost, linear_cost
+from nas.plan import HeadPlan, NetPlan, StemPlan, plan
+from nas.spec import NetSpec
+
+
+@dataclass(frozen=True)
+class PartCount:
+    """One row of a summary: a stem, a stage or the head."""
+
+    name: str
+    out_shape: tuple[int, int, int]  # C, H, W after this part
+    params: int
+    macs: int
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Count:
+    params: int
+    macs: int
+    parts: tuple[PartCount, ...] = ()
+
+    def as_dict(self) -> dict[str, int]:
+        return {"params": self.params, "macs": self.macs}
+
+
+def _stem_cost(p: StemPlan) -> Cost:
+    return conv_cost(p.in_ch, p.out_ch, p.kernel, 1, p.conv_size) + bn_cost(p.out_ch)
+
+
+def _head_cost(p: HeadPlan) -> Cost:
+    cost = conv_cost(p.in_ch, p.conv_ch, 1, 1, p.in_size) + bn_cost(p.conv_ch) if p.conv_ch else ZERO
+    features = p.flat_features
+    for width in (*p.hidden, p.num_classes):
+        cost += linear_cost(features, width)
+        features = width
+    return cost
+
+
+def count_plan(net: NetPlan) -> Count:
+    stem = _stem_cost(net.stem)
+    parts = [PartCount("stem", (net.stem.out_ch, net.stem.out_size, net.stem.out_size), *stem,
+                       f"conv{net.stem.kernel}x{net.stem.kernel}/{net.stem.stride}"
+                       + (" + maxpool/2" if net.stem.pool else ""))]
+    for stage in net.stages:
+        cost = ZERO
+        for unit in stage.units:
+            cost += BLOCKS[unit.block].cost(unit)  # type: ignore[attr-defined]
+        first = stage.units[0]
+        detail = f"{first.block} x{len(stage.units)} /{first.stride}"
+        if stage.pool != "none":
+            detail += f" + {stage.pool}pool/2"
+        parts.append(PartCount(f"s{stage.index}", (stage.out_ch, stage.out_size, stage.out_size),
+                               *cost, detail))
+    head = _head_cost(net.head)
+    conv_detail = f"conv1x1 {net.head.conv_ch} + " if net.head.conv_ch else ""
+    fcs = "-".join(str(w) for w in (*net.head.hidden, net.head.num_classes))
+    parts.append(PartCount("head", (net.head.num_classes, 1, 1), *head,
+                           f"{conv_detail}{net.head.pool}pool{net.head.pool_size} fc {fcs}"))
+    return Count(sum(p.params for p in parts), sum(p.macs for p in parts), tuple(parts))
+
+
+def count(spec: NetSpec) -> Count:
+    """Exact params and MACs of `spec` (see the module docstring for the convention)."""
+    return count_plan(plan(spec))

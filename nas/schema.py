@@ -1,0 +1,120 @@
+"""Strict conversion between plain dicts (YAML) and frozen dataclasses.
+
+Every error names the field path (``stages[2].groups``) so a user can fix a file without reading
+code. Unknown keys are refused with the closest valid name; types are checked, never coerced
+silently (``"3"`` is not an int, ``True`` is not an int, ``2.0`` is an int only when integral).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from typing import Any, TypeVar
+
+from nas.errors import SpecError
+
+T = TypeVar("T")
+
+
+def suggest(name: str, options: typing.Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest option, or an empty string."""
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise SpecError(f"{path} must not be empty")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, path)
+            except SpecError as err:
+                errors.append(str(err))
+        raise SpecError(errors[0] if len(errors) == 1 else f"{path}={value!r} has the wrong type")
+    if value is None:
+        raise SpecError(f"{path} must not be empty")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise SpecError(f"{path} must be a list, got {value!r}")
+        item_tp = args[0]
+        return tuple(_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SpecError(f"{path} must be a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SpecError(f"{path} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{path} must be an integer, got {value!r}")
+        if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+            raise SpecError(f"{path} must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(f"{path} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise SpecError(f"{path} must be a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise SpecError(f"{path} must be a string, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported field type {_type_name(tp)} at {path}")
+
+
+def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, refusing unknown keys and wrong types."""
+    where = path or "spec"
+    if not isinstance(data, dict):
+        raise SpecError(f"{where} must be a mapping of fields, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        key_str = str(key)
+        field_path = f"{path}.{key_str}" if path else key_str
+        if key_str not in fields:
+            raise SpecError(
+                f"{field_path} is not a field of {where}{suggest(key_str, fields)}"
+                f" (fields: {', '.join(fields)})"
+            )
+        kwargs[key_str] = _convert(value, hints[key_str], field_path)
+    for name, field in fields.items():
+        required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        if required and name not in kwargs:
+            raise SpecError(f"{path + '.' if path else ''}{name} is required")
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data form of a dataclass tree (tuples become lists), suitable for YAML."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
