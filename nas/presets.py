@@ -11,7 +11,7 @@ from typing import Any
 from nas.counting import Count
 from nas.errors import SpecError
 from nas.schema import suggest
-from nas.spec import NetSpec, apply_overrides, read_yaml, spec_from_dict
+from nas.spec import NetSpec, apply_overrides, checked, read_yaml, spec_from_dict
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -56,6 +56,7 @@ class Expected:
 @dataclass(frozen=True)
 class Preset:
     name: str
+    cite: str
     paper: str
     table: str
     expected: tuple[Expected, ...]
@@ -63,7 +64,7 @@ class Preset:
 
     def spec(self, **overrides: Any) -> NetSpec:
         try:
-            return spec_from_dict(apply_overrides(self.spec_data, overrides))
+            return checked(spec_from_dict(apply_overrides(self.spec_data, overrides)))
         except SpecError as err:
             raise SpecError(f"preset {self.name}: {err}") from None
 
@@ -76,7 +77,7 @@ def _read_preset(path: Path) -> Preset:
                  row.get("tolerance"), row.get("source", ""))
         for row in data.get("expected", [])
     )
-    return Preset(data["name"], prov.get("paper", ""), prov.get("table", ""), expected, data["spec"])
+    return Preset(data["name"], prov.get("cite", ""), prov.get("paper", ""), prov.get("table", ""), expected, data["spec"])
 
 
 @lru_cache(maxsize=None)

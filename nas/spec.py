@@ -253,9 +253,17 @@ def load_spec(path: str | Path, **overrides: Any) -> NetSpec:
     if isinstance(data, dict) and "spec" in data and "stages" not in data:
         data = data["spec"]
     try:
-        return spec_from_dict(apply_overrides(data, overrides))
+        return checked(spec_from_dict(apply_overrides(data, overrides)))
     except SpecError as err:
         raise SpecError(f"{path}: {err}") from None
+
+
+def checked(spec: NetSpec) -> NetSpec:
+    """Run the full check (channel arithmetic included) so loading refuses what cannot build."""
+    from nas.plan import plan
+
+    plan(spec)
+    return spec
 
 
 _PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|(\d+)")
