@@ -77,6 +77,7 @@ class DepthwiseSeparable(nn.Module):
         self.bn2 = nn.BatchNorm2d(u.out_ch)
         self.act2 = make_act(u.act)
         self.residual = u.residual
+        self.last_bn = self.bn2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv_dw(x)))
@@ -108,6 +109,7 @@ class InvertedResidual(nn.Module):
         self.bn3 = nn.BatchNorm2d(u.out_ch)
         self.act3 = make_act(u.proj_act)
         self.residual = u.residual
+        self.last_bn = self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv_pw(x)))
@@ -141,6 +143,7 @@ class ShuffleUnit(nn.Module):
         self.shortcut = nn.AvgPool2d(3, 2, 1) if u.concat and u.stride == 2 else nn.Identity()
         self.groups, self.shuffle = u.groups, u.shuffle
         self.concat, self.residual = u.concat, u.residual
+        self.last_bn = self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv_pw(x)))
@@ -170,6 +173,7 @@ class ConvBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(u.out_ch)
         self.act1 = make_act(u.act)
         self.residual = u.residual
+        self.last_bn = self.bn1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv(x)))

@@ -63,7 +63,10 @@ class Net(nn.Module):
 
 
 def init_weights(model: nn.Module) -> None:
-    """torchvision's MobileNet init: kaiming fan-out convs, unit BN, small normal linear."""
+    """torchvision's MobileNet init (kaiming fan-out convs, unit BN, small normal linear), and
+    every block with an identity shortcut starts as the identity: its last BN scale is zero
+    (Goyal et al. 2017). Without it, ShuffleNet's stacked shortcuts feed the classifier large
+    features and the first SGD steps blow the logits up."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -75,6 +78,9 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if getattr(m, "residual", False):
+            nn.init.zeros_(m.last_bn.weight)
 
 
 def build_model(spec: NetSpec) -> Net:

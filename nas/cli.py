@@ -88,6 +88,46 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+EPILOG_RUN = """examples:
+  nas run preset=mobilenet_v1
+  nas run preset=shufflenet_v1_g3 width=0.5 train.epochs=30 train.lr=0.2
+  nas run preset=mobilenet_v2 data.name=cifar100 train.schedule=cosine train.ema=true
+  nas run preset=dsc_cnn data.name=fashion_mnist data.flip=false
+  nas run spec=my_net.yaml model.stages.2.kernel=5 --config my_run.yaml
+  nas run preset=mobilenet_v1 data.name=synthetic data.val_size=100 train.epochs=1
+  nas run preset=mobilenet_v1 resume=true        # continue an interrupted run
+
+keys (key=value, merged over the defaults and --config):
+  preset= spec= width= resolution= num_classes= in_channels= model.<spec field path>=
+  data.name= data.root= data.val_size= data.train_subset= data.cutout= data.grayscale=
+  train.epochs= train.batch_size= train.lr= train.optimizer= train.schedule= train.seed=
+  train.label_smoothing= train.grad_clip= train.ema= train.deterministic= train.compile=
+  device= mlflow.experiment= mlflow.tracking_uri= mlflow.enabled= resume= output_dir=
+  `nas run --show-config` prints every key with its default.
+"""
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nas.config import load_run_config
+    from nas.schema import to_dict
+
+    cfg = load_run_config(args.assignments, args.config)
+    if args.show_config:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return 0
+    from nas.run import run, summary_table
+
+    outcome = run(cfg)
+    print(summary_table(outcome, cfg))
+    return 0
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("assignments", nargs="*", metavar="key=value", help="config overrides (see below)")
+    p.add_argument("--config", metavar="FILE", help="YAML file merged over the defaults")
+    p.add_argument("--show-config", action="store_true", help="print the merged config and exit")
+
+
 Command = tuple[Callable[[argparse.Namespace], int], str, str, Callable[[argparse.ArgumentParser], None]]
 
 
@@ -103,6 +143,8 @@ COMMANDS: dict[str, Command] = {
                 "examples:\n  nas presets\n", lambda p: None),
     "summary": (cmd_summary, "per-stage table of a preset or spec: output shape, params, MACs",
                 EPILOG_SUMMARY, _summary_args),
+    "run": (cmd_run, "train one network (CIFAR-10 by default), tracked in MLflow", EPILOG_RUN,
+            _run_args),
 }
 
 

@@ -85,9 +85,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     raise TypeError(f"unsupported field type {_type_name(tp)} at {path}")
 
 
-def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+def from_dict(cls: type[T], data: Any, path: str = "", root: str = "spec") -> T:
     """Build dataclass ``cls`` from ``data``, refusing unknown keys and wrong types."""
-    where = path or "spec"
+    where = path or root
     if not isinstance(data, dict):
         raise SpecError(f"{where} must be a mapping of fields, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)

@@ -1,0 +1,158 @@
+"""The one place that talks to MLflow.
+
+Default store: a SQLite file `./mlflow.db` (WAL journal, so readers never block the writer)
+with artifacts in `./mlartifacts`, which `mlflow ui --backend-store-uri sqlite:///mlflow.db`
+shows. `$MLFLOW_TRACKING_URI` or `mlflow.tracking_uri=` point it at a server instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+from nas.errors import NasError
+
+DEFAULT_DB = "mlflow.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def tracking_uri(configured: str | None = None) -> str:
+    """Configured URI, else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
+    return uri or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):].split("?")[0]) if uri.startswith("sqlite:///") else None
+
+
+def prepare_sqlite(uri: str) -> str:
+    """Switch a SQLite store to WAL and add a busy timeout; refuse an unwritable folder early."""
+    path = _sqlite_path(uri)
+    if path is None:
+        return uri
+    if not path.parent.exists() or not os.access(path.parent, os.W_OK):
+        raise NasError(f"MLflow store {path}: folder {path.parent} is missing or not writable")
+    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as con:
+        con.execute("PRAGMA journal_mode=WAL")
+    return uri if "?" in uri else f"{uri}?timeout={SQLITE_BUSY_TIMEOUT_S}"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1}."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def environment_tags() -> dict[str, str]:
+    import torch
+
+    import nas
+
+    return {"nas.version": nas.__version__, "nas.git_commit": git_commit(),
+            "torch.version": torch.__version__, "python.version": platform.python_version(),
+            "host.platform": platform.platform()}
+
+
+class Tracker:
+    """One MLflow run, written through `MlflowClient` (no global active-run state)."""
+
+    def __init__(self, experiment: str, run_name: str | None = None, *, uri: str | None = None,
+                 run_id: str | None = None, parent_run_id: str | None = None,
+                 tags: Mapping[str, str] | None = None):
+        from mlflow.tracking import MlflowClient
+
+        for noisy in ("mlflow", "alembic"):  # schema-migration chatter on a new store
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        self.uri = prepare_sqlite(tracking_uri(uri))
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.experiment_id = self._experiment(experiment)
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        if run_id:
+            self.run_id = run_id
+            self.client.update_run(run_id, status="RUNNING")
+            if all_tags:
+                self.set_tags(all_tags)
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+            self.run_id = run.info.run_id
+
+    def _experiment(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if self.uri.startswith("sqlite:///"):
+            location = (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int = 0) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        if items:
+            self.client.log_batch(self.run_id, metrics=items)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
+        if error:
+            self.set_tags({"error": error})
+            self.log_text(error, "error.txt")
+        self.client.set_terminated(self.run_id, status=status)
+
+
+class NullTracker:
+    """Stands in when `mlflow.enabled=false`."""
+
+    run_id = None
+    uri = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int = 0) -> None: ...
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def end(self, status: str = "FINISHED", error: str | None = None) -> None: ...

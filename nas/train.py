@@ -1,0 +1,268 @@
+"""One training run: `train(model, data, cfg, report)`.
+
+SGD/Adam/AdamW without weight decay on BN and biases, per-step LR schedules with warm-up, label
+smoothing, gradient clipping, optional EMA, bf16 autocast and channels_last on accelerators, an
+atomic checkpoint every epoch that `resume` continues bit-for-bit, and a NaN/inf guard.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from nas import checkpoint
+from nas.config import TrainConfig
+from nas.data import DataBundle, DataConfig, Loader, Split
+from nas.device import Precision, synchronize
+from nas.errors import NasError
+
+Report = Callable[[dict[str, Any]], None]
+NAN_CHECK_EVERY = 50  # steps between finiteness checks (each one syncs an accelerator)
+
+
+class Diverged(NasError):
+    """The loss became NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on conv/linear weights only: BN weights and biases (1-d tensors) are exempt."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    exempt = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
+
+
+OPTIMIZERS: dict[str, Callable[[list, TrainConfig], torch.optim.Optimizer]] = {
+    "sgd": lambda groups, c: torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum,
+                                             nesterov=c.nesterov and c.momentum > 0),
+    "adam": lambda groups, c: torch.optim.Adam(groups, lr=c.lr, betas=(c.momentum, 0.999)),
+    "adamw": lambda groups, c: torch.optim.AdamW(groups, lr=c.lr, betas=(c.momentum, 0.999)),
+}
+
+
+# ----------------------------------------------------------------------------- schedules
+# Each maps (step, total steps, warm-up steps, steps per epoch, cfg) to a multiplier of cfg.lr.
+
+
+def _warm(step: int, warmup: int) -> float | None:
+    return (step + 1) / warmup if step < warmup else None
+
+
+def _onecycle(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig) -> float:
+    """torch's OneCycleLR shape: lr/25 -> lr over 25% of the run, cosine down to lr/1e4."""
+    rise = max(1, int(0.25 * total))
+    if step < rise:
+        return 1 / 25 + (1 - 1 / 25) * step / rise
+    progress = (step - rise) / max(1, total - rise)
+    return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _cosine(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig) -> float:
+    warm = _warm(step, warmup)
+    if warm is not None:
+        return warm
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def _step(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig) -> float:
+    warm = _warm(step, warmup)
+    return warm if warm is not None else c.gamma ** ((step // per_epoch) // c.step_size)
+
+
+def _constant(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig) -> float:
+    warm = _warm(step, warmup)
+    return 1.0 if warm is None else warm
+
+
+SCHEDULES = {"onecycle": _onecycle, "cosine": _cosine, "step": _step, "constant": _constant}
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """One-line errors for settings the loop cannot use."""
+    if cfg.optimizer not in OPTIMIZERS:
+        raise NasError(f"train.optimizer={cfg.optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
+    if cfg.schedule not in SCHEDULES:
+        raise NasError(f"train.schedule={cfg.schedule!r} must be one of {', '.join(SCHEDULES)}")
+    for name in ("epochs", "batch_size", "eval_batch_size"):
+        if getattr(cfg, name) < 1:
+            raise NasError(f"train.{name}={getattr(cfg, name)} must be >= 1")
+    if not (cfg.lr > 0 and 0 <= cfg.label_smoothing < 1 and 0 < cfg.ema_decay < 1):
+        raise NasError("train.lr must be > 0, train.label_smoothing in [0, 1), train.ema_decay in (0, 1)")
+
+
+# ----------------------------------------------------------------------------- EMA and eval
+
+
+class Ema:
+    """Exponential moving average of parameters; buffers (BN statistics) are copied."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval()
+        self.decay = decay
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1 - self.decay)
+        for ema_b, b in zip(self.model.buffers(), model.buffers()):
+            ema_b.copy_(b)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, split: Split, data: DataBundle, batch_size: int,
+             precision: Precision) -> float | None:
+    """Top-1 accuracy in [0, 1] on `split` (None when the split is empty)."""
+    if len(split) == 0:
+        return None
+    was_training = model.training
+    model.eval()
+    device = split.images.device
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    loader = Loader(split, batch_size, mean=data.mean, std=data.std, train=False,
+                    channels_last=precision.channels_last)
+    for x, y in loader:
+        with precision.autocast(device):
+            correct += (model(x).argmax(1) == y).sum()
+    model.train(was_training)
+    return correct.item() / len(split)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the evaluated weights: the EMA model when train.ema is on
+    val_acc: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from_epoch: int = 0
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report | None = None, *,
+          data_cfg: DataConfig, precision: Precision, checkpoint_path: Path | None = None,
+          resume: bool = False, extra_state: dict[str, Any] | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train `model` (already on the data's device) and return the evaluated weights.
+
+    `report(metrics)` is called after every epoch with train_loss, val_acc, lr, img_per_s, and
+    may raise to stop early (a search pruning the trial). The checkpoint written before it holds
+    `extra_state` too, so a caller can find its own bookkeeping (an MLflow run id) on resume.
+    """
+    check_config(cfg)
+    device = data.train.images.device
+    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = OPTIMIZERS[cfg.optimizer](param_groups(model, cfg.weight_decay), cfg)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    n_train = len(data.train)
+    drop_last = n_train >= cfg.batch_size  # BN needs batches of more than one sample
+    per_epoch = max(1, n_train // cfg.batch_size if drop_last else -(-n_train // cfg.batch_size))
+    total, warmup = cfg.epochs * per_epoch, int(cfg.warmup_epochs * per_epoch)
+    rule = SCHEDULES[cfg.schedule]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: rule(step, total, warmup, per_epoch, cfg))
+    ema = Ema(model, cfg.ema_decay) if cfg.ema else None
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume and checkpoint_path is not None and checkpoint_path.exists():
+        state = checkpoint.load(checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.model.load_state_dict(state["ema"])
+        generator.set_state(state["generator"])
+        _set_rng_state(state["rng"])
+        history, start_epoch = list(state["history"]), int(state["epoch"])
+    step_model = torch.compile(model) if cfg.compile else model
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    eval_model = ema.model if ema is not None else model
+    started = time.perf_counter()
+    model.train()
+
+    for epoch in range(start_epoch, cfg.epochs):
+        loader = Loader(data.train, cfg.batch_size, mean=data.mean, std=data.std, train=True,
+                        cfg=data_cfg, generator=generator, drop_last=drop_last,
+                        channels_last=precision.channels_last)
+        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not progress, leave=False, dynamic_ncols=True)
+        loss_sum = torch.zeros((), device=device)
+        lr = optimizer.param_groups[0]["lr"]
+        synchronize(device)
+        epoch_start = time.perf_counter()
+        for step, (x, y) in enumerate(loader):
+            with precision.autocast(device):
+                loss = loss_fn(step_model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update(model)
+            loss_sum += loss.detach().float()
+            if (step + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                raise Diverged(_diverged_message(epoch, step, lr))
+            bar.update()
+        synchronize(device)
+        seconds = time.perf_counter() - epoch_start
+        bar.close()
+        train_loss = (loss_sum / len(loader)).item()
+        if not math.isfinite(train_loss):
+            raise Diverged(_diverged_message(epoch, len(loader) - 1, lr))
+        val_acc = evaluate(eval_model, data.val, data, cfg.eval_batch_size, precision)
+        images = len(loader) * cfg.batch_size if drop_last else n_train
+        metrics = {"epoch": epoch + 1, "train_loss": train_loss, "val_acc": val_acc, "lr": lr,
+                   "img_per_s": images / seconds, "epoch_s": seconds}
+        history.append(metrics)
+        if checkpoint_path is not None:
+            checkpoint.save_atomic({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "ema": ema.model.state_dict() if ema is not None else None,
+                "generator": generator.get_state(), "rng": _rng_state(), "epoch": epoch + 1,
+                "history": history, "extra": dict(extra_state or {}),
+            }, checkpoint_path)
+        if progress:
+            shown = "-" if val_acc is None else f"{val_acc:.4f}"
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {train_loss:.4f}  val_acc {shown}"
+                       f"  {metrics['img_per_s']:.0f} img/s  {seconds:.1f}s")
+        if report is not None:
+            report(metrics)
+
+    final_val = history[-1]["val_acc"] if history else None
+    return TrainResult(eval_model, final_val, history, time.perf_counter() - started, start_epoch)
+
+
+def _diverged_message(epoch: int, step: int, lr: float) -> str:
+    return (f"loss became NaN/inf in epoch {epoch + 1} by step {step + 1} (lr {lr:.3g}); lower"
+            " train.lr, set train.grad_clip=1.0, or check the data")
