@@ -21,7 +21,7 @@ from nas.schema import to_dict
 from nas.spec import NetSpec, load_spec, spec_to_yaml
 from nas.table import format_table
 from nas.tracking import NullTracker, Tracker, environment_tags
-from nas.train import TrainResult, evaluate, train
+from nas.train import TrainResult, check_config, evaluate, train
 
 
 def resolve_spec(cfg: RunConfig, data: DataBundle | None = None) -> NetSpec:
@@ -67,7 +67,8 @@ def run(cfg: RunConfig) -> RunOutcome:
     device = select_device(cfg.device)
     threads = configure_threads(cfg.train.threads) if device.type == "cpu" else None
     precision = precision_for(device, cfg.train.amp, cfg.train.channels_last)
-    resolve_spec(cfg)  # refuse a bad spec before loading any data
+    check_config(cfg.train)  # refuse bad settings and a bad spec before loading any data
+    resolve_spec(cfg)
     data = load_data(cfg.data, device)
     spec = resolve_spec(cfg, data)
     counted = count(spec)
