@@ -128,6 +128,77 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show-config", action="store_true", help="print the merged config and exit")
 
 
+EPILOG_SEARCH = """examples:
+  nas search --space shufflenet --trials 50                 # CPU budget: about 30 min on 2 cores
+  nas search --space mobilenet_v2 --objectives val_acc,macs,params --sampler tpe
+  nas search --space mixed --trials 200 --budget gpu --gpus-per-trial 0.5
+  nas search --space shufflenet --trials 50 max_macs=20e6 data.root=/data
+  nas search --space shufflenet --name nightly --resume        # continue after Ctrl-C or kill -9
+  nas search --space shufflenet --address 10.0.0.5:6379      # join a running Ray cluster
+  nas search --space shufflenet --budget smoke --trials 4 data.name=synthetic data.val_size=64
+
+spaces: search_spaces/*.yaml (shufflenet, mobilenet_v1, mobilenet_v2, mixed) or a path.
+key=value words are `nas run` keys (data.*, train.*, device=, mlflow.*) plus max_macs= / max_params=.
+Results: searches/NAME/{trials.csv,pareto.png,front/*.yaml}, and MLflow (a parent run per
+search, a child per trial; front members tagged pareto=true).
+"""
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nas.search.driver import SearchSettings, front_table, search
+
+    limits: dict[str, float] = {}
+    overrides = []
+    for item in args.assignments:
+        key, _, value = item.partition("=")
+        if key in ("max_macs", "max_params"):
+            try:
+                limits[key] = float(value)
+            except ValueError:
+                raise SpecError(f"{key}={value!r} must be a number, e.g. {key}=20e6") from None
+        else:
+            overrides.append(item)
+    settings = SearchSettings(
+        space=args.space, trials=args.trials, name=args.name, resume=args.resume,
+        objectives=args.objectives, sampler=args.sampler, seed=args.seed, budget=args.budget,
+        address=args.address, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, asha=not args.no_asha,
+        retrain_top=args.retrain_top, output_dir=args.output_dir, overrides=overrides,
+        progress=not args.no_progress, **limits)
+    outcome = search(settings)
+    counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
+    print(f"\nsearch {outcome.name} finished in {outcome.wall_s / 60:.1f} min: "
+          + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
+    print("Pareto front (validation accuracy vs MACs):")
+    print(front_table(outcome))
+    print(f"\nfiles: {outcome.folder}/trials.csv, pareto.png, front/*.yaml"
+          f"  (retrain one: nas run spec={outcome.folder}/front/<file> train.epochs=..)")
+    print("MLflow: mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    return 0
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("assignments", nargs="*", metavar="key=value",
+                   help="nas run keys (data.root=, device=, train.*) and max_macs= / max_params=")
+    p.add_argument("--space", required=True, help="search space name or YAML path")
+    p.add_argument("--trials", type=int, default=50, help="trials to train (infeasible samples are free)")
+    p.add_argument("--name", help="search name (default: SPACE-DATE); reuse it with --resume")
+    p.add_argument("--resume", action="store_true", help="continue the search called --name")
+    p.add_argument("--objectives", default="val_acc,macs",
+                   help="comma list: val_acc (max), macs, params, latency_ms (min)")
+    p.add_argument("--sampler", default="nsga2", help="nsga2 | tpe | random")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget", default=None, help="smoke | cpu | gpu (default: gpu if visible, else cpu)")
+    p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU")
+    p.add_argument("--concurrency", type=int, help="trials at once (default: what resources allow)")
+    p.add_argument("--no-asha", action="store_true", help="train every trial to the full budget")
+    p.add_argument("--retrain-top", type=int, default=0, help="retrain the K best front members")
+    p.add_argument("--output-dir", default="searches")
+    p.add_argument("--no-progress", action="store_true")
+
+
 Command = tuple[Callable[[argparse.Namespace], int], str, str, Callable[[argparse.ArgumentParser], None]]
 
 
@@ -143,6 +214,8 @@ COMMANDS: dict[str, Command] = {
                 "examples:\n  nas presets\n", lambda p: None),
     "summary": (cmd_summary, "per-stage table of a preset or spec: output shape, params, MACs",
                 EPILOG_SUMMARY, _summary_args),
+    "search": (cmd_search, "multi-objective architecture search (Optuna on Ray Tune, MLflow)",
+               EPILOG_SEARCH, _search_args),
     "run": (cmd_run, "train one network (CIFAR-10 by default), tracked in MLflow", EPILOG_RUN,
             _run_args),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -85,12 +86,18 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     raise TypeError(f"unsupported field type {_type_name(tp)} at {path}")
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    """Resolved annotations, cached: `get_type_hints` re-evaluates strings on every call."""
+    return typing.get_type_hints(cls)
+
+
 def from_dict(cls: type[T], data: Any, path: str = "", root: str = "spec") -> T:
     """Build dataclass ``cls`` from ``data``, refusing unknown keys and wrong types."""
     where = path or root
     if not isinstance(data, dict):
         raise SpecError(f"{where} must be a mapping of fields, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():

@@ -284,14 +284,14 @@ def apply_overrides(data: Any, overrides: dict[str, Any]) -> Any:
     aliases `resolution` and `in_channels`. `stages.*.kernel` sets a knob on every stage.
     """
     if not overrides:
-        return data
+        return _deep_copy(data)
     if not isinstance(data, dict):
         raise SpecError("spec must be a mapping of fields")
     result = _deep_copy(data)
     for key, value in overrides.items():
         path = _split_path(OVERRIDE_ALIASES.get(key, key))
         if key.startswith("stages.*.") or key.startswith("stages[*]."):
-            knob = key.split(".", 2)[2]
+            knob = key.split("*", 1)[1].lstrip("].").lstrip(".")
             for stage in result.get("stages", []):
                 stage[knob] = value
             continue

@@ -1,0 +1,121 @@
+"""MLflow layout of a search, written only from the driver (one SQLite writer): a parent run
+per search, a child run per trial (choices, spec, MACs, params, per-epoch metrics, status)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune import Callback
+
+from nas.search.searcher import TRIAL_KEY, Sampled, outcome_status
+from nas.spec import NetSpec, spec_to_yaml
+from nas.tracking import Tracker
+
+EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s")
+
+
+class SearchRecorder:
+    def __init__(self, parent: Tracker, experiment: str, uri: str | None, search_name: str):
+        self.parent, self.experiment, self.uri = parent, experiment, uri
+        self.search_name = search_name
+        self.children: dict[int, Tracker] = {}
+        self.run_ids: dict[int, str] = self._existing_children()
+
+    def _existing_children(self) -> dict[int, str]:
+        runs = self.parent.client.search_runs(
+            [self.parent.experiment_id], f"tags.mlflow.parentRunId = '{self.parent.run_id}'",
+            max_results=50000)
+        return {int(r.data.tags["nas.trial"]): r.info.run_id for r in runs if "nas.trial" in r.data.tags}
+
+    def close_leftovers(self, finished: set[int]) -> int:
+        """Runs left RUNNING by a killed search: their trials will be sampled anew -> KILLED."""
+        closed = 0
+        for number, run_id in self.run_ids.items():
+            run = self.parent.client.get_run(run_id)
+            if run.info.status == "RUNNING" and number not in finished:
+                self.parent.client.set_tag(run_id, "nas.status", "KILLED")
+                self.parent.client.set_terminated(run_id, "KILLED")
+                closed += 1
+        return closed
+
+    def _child(self, number: int) -> Tracker:
+        if number not in self.children:
+            tracker = Tracker(self.experiment, f"{self.search_name}-t{number:03d}", uri=self.uri,
+                              run_id=self.run_ids.get(number), parent_run_id=self.parent.run_id,
+                              tags={"nas.kind": "trial", "nas.trial": str(number),
+                                    "nas.search": self.search_name})
+            self.children[number] = tracker
+            self.run_ids[number] = tracker.run_id
+        return self.children[number]
+
+    def start(self, number: int, params: dict[str, Any], spec: NetSpec, macs: int,
+              n_params: int) -> None:
+        child = self._child(number)
+        child.log_params({f"choice.{k}": v for k, v in params.items()})
+        child.log_text(spec_to_yaml(spec), "spec.yaml")
+        child.log_metrics({"macs": macs, "params": n_params})
+        child.set_tags({"nas.status": "RUNNING"})
+
+    def epoch(self, number: int, result: dict[str, Any]) -> None:
+        metrics = {k: result.get(k) for k in EPOCH_METRICS}
+        if "latency_ms" in result:
+            metrics["latency_ms"] = result["latency_ms"]
+        self._child(number).log_metrics(metrics, step=int(result["epoch"]))
+
+    def finish(self, number: int, status: str, error: str | None = None) -> None:
+        child = self._child(number)
+        child.set_tags({"nas.status": status})
+        child.end("FAILED" if status == "FAILED" else "FINISHED", error)
+        self.children.pop(number, None)
+
+    def infeasible(self, sampled: Sampled) -> None:
+        child = self._child(sampled.number)
+        child.log_params({f"choice.{k}": v for k, v in sampled.params.items()})
+        if sampled.spec is not None:
+            child.log_text(spec_to_yaml(sampled.spec), "spec.yaml")
+            child.log_metrics({"macs": sampled.macs, "params": sampled.n_params})
+        reason = sampled.error or "over the limits: " + ", ".join(
+            f"{v:+.0%}" for v in sampled.violations if v > 0)
+        child.set_tags({"nas.status": "INFEASIBLE", "nas.infeasible_reason": reason})
+        child.end("FINISHED")
+        self.children.pop(sampled.number, None)
+
+
+class RecorderCallback(Callback):
+    """Ray Tune driver-side hooks -> SearchRecorder."""
+
+    def __init__(self, recorder: SearchRecorder, to_spec, max_epochs: int, on_done=None):
+        self.recorder, self.to_spec, self.max_epochs = recorder, to_spec, max_epochs
+        self.on_done = on_done
+
+    @staticmethod
+    def _split(trial) -> tuple[int, dict[str, Any]]:
+        config = dict(trial.config)
+        return int(config.pop(TRIAL_KEY)), config
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        number, params = self._split(trial)
+        if number in self.recorder.children:
+            return  # a retried trial (lost worker) keeps its run
+        from nas.counting import count
+
+        spec = self.to_spec(params)
+        counted = count(spec)
+        self.recorder.start(number, params, spec, counted.macs, counted.params)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "train_loss" in result:
+            self.recorder.epoch(self._split(trial)[0], result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = trial.last_result or {}
+        status = outcome_status(last, False, self.max_epochs)
+        self.recorder.finish(self._split(trial)[0], status, last.get("nas_error"))
+        if self.on_done:
+            self.on_done(status)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        error = getattr(trial, "error_msg", None) or "the trial's worker failed"
+        self.recorder.finish(self._split(trial)[0], "FAILED", str(error)[:2000])
+        if self.on_done:
+            self.on_done("FAILED")

@@ -1,0 +1,174 @@
+"""A Ray Tune searcher backed by an Optuna study in SQLite.
+
+Why not Ray's `OptunaSearch`: we need (1) the study in durable storage, so a killed search
+resumes with the sampler's full history (`Tuner.restore` has lost searcher state before);
+(2) infeasible architectures rejected by `nas.count` before Ray schedules anything, told to
+Optuna as constraint violations; (3) several objectives with per-trial bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import optuna
+from ray.tune.search import Searcher
+
+from nas.counting import count
+from nas.errors import SpecError
+from nas.pareto import Objective
+from nas.search.adapters import OptunaSampler
+from nas.space import SearchSpace
+from nas.spec import NetSpec
+
+TRIAL_KEY = "_nas_trial"  # the Optuna trial number, carried in each Ray trial's config
+MAX_CONSECUTIVE_INFEASIBLE = 500
+
+
+# Optuna >= 5 stores constraints on the trial (`set_constraint`); older releases take a
+# `constraints_func` reading them back from a user attribute.
+NATIVE_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
+
+
+def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return list(trial.user_attrs.get("constraint", [0.0]))
+
+
+def set_constraints(trial: optuna.trial.Trial, violations: list[float]) -> None:
+    """Feasible when every value <= 0: the samplers rank violators behind feasible trials."""
+    trial.set_user_attr("constraint", violations)
+    if NATIVE_CONSTRAINTS:
+        for i, value in enumerate(violations):
+            trial.set_constraint(f"limit{i}", float(value))
+
+
+def _with_constraints(cls: type, seed: int) -> optuna.samplers.BaseSampler:
+    return cls(seed=seed) if NATIVE_CONSTRAINTS else cls(seed=seed, constraints_func=_constraints)
+
+
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "nsga2": lambda seed: _with_constraints(optuna.samplers.NSGAIISampler, seed),
+    "tpe": lambda seed: _with_constraints(optuna.samplers.TPESampler, seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_macs: float | None = None
+    max_params: float | None = None
+
+    def violations(self, macs: int, params: int) -> list[float]:
+        """Positive where a limit is exceeded (relative excess), Optuna's constraint convention."""
+        out = []
+        for value, limit in ((macs, self.max_macs), (params, self.max_params)):
+            if limit is not None:
+                out.append(value / limit - 1.0)
+        return out or [0.0]
+
+
+@dataclass
+class Sampled:
+    number: int
+    params: dict[str, Any]
+    spec: NetSpec | None
+    macs: int | None = None
+    n_params: int | None = None
+    error: str | None = None
+    violations: list[float] = field(default_factory=list)
+
+
+class OptunaSearcher(Searcher):
+    """Asks Optuna for architectures, filters infeasible ones, tells Optuna the outcomes."""
+
+    def __init__(self, study: optuna.Study, space: SearchSpace, objectives: list[Objective],
+                 to_spec: Callable[[dict[str, Any]], NetSpec], limits: Limits, max_epochs: int,
+                 trials: int, on_infeasible: Callable[[Sampled], None]):
+        super().__init__(metric="val_acc", mode="max")
+        self.study, self.space, self.objectives = study, space, objectives
+        self.to_spec, self.limits, self.max_epochs = to_spec, limits, max_epochs
+        self.remaining = trials
+        self.on_infeasible = on_infeasible
+        self.live: dict[str, optuna.trial.Trial] = {}
+        self.infeasible = 0
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # objectives are ours; Ray's single metric only drives ASHA
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the study lives in its SQLite storage."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Nothing to restore: `--resume` reopens the study from its storage."""
+
+    def _sample(self) -> tuple[optuna.trial.Trial, Sampled]:
+        trial = self.study.ask()
+        params = self.space.sample(OptunaSampler(trial))
+        try:
+            spec = self.to_spec(params)
+            counted = count(spec)
+        except SpecError as err:
+            return trial, Sampled(trial.number, params, None, error=str(err))
+        return trial, Sampled(trial.number, params, spec, counted.macs, counted.params,
+                              violations=self.limits.violations(counted.macs, counted.params))
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.remaining <= 0:
+            return Searcher.FINISHED
+        for _ in range(MAX_CONSECUTIVE_INFEASIBLE):
+            trial, sampled = self._sample()
+            if sampled.error is None and max(sampled.violations) <= 0:
+                break
+            self.infeasible += 1
+            self._tell_infeasible(trial, sampled)
+        else:
+            raise SpecError(f"{MAX_CONSECUTIVE_INFEASIBLE} samples in a row were invalid or over"
+                            " the max_macs/max_params limits; relax the limits or the space")
+        trial.set_user_attr("macs", sampled.macs)
+        trial.set_user_attr("params", sampled.n_params)
+        set_constraints(trial, sampled.violations)
+        self.live[trial_id] = trial
+        self.remaining -= 1
+        return {**sampled.params, TRIAL_KEY: trial.number}
+
+    def _tell_infeasible(self, trial: optuna.trial.Trial, sampled: Sampled) -> None:
+        trial.set_user_attr("nas_status", "INFEASIBLE")
+        if sampled.error is not None:
+            trial.set_user_attr("error", sampled.error)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            trial.set_user_attr("macs", sampled.macs)
+            trial.set_user_attr("params", sampled.n_params)
+            set_constraints(trial, sampled.violations)
+            values = {"val_acc": 0.0, "macs": sampled.macs, "params": sampled.n_params,
+                      "latency_ms": float("inf")}
+            worst = [values[o.name] if o.name != "latency_ms" else 1e9 for o in self.objectives]
+            self.study.tell(trial, worst)
+        self.on_infeasible(sampled)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        trial = self.live.pop(trial_id, None)
+        if trial is None:
+            return
+        status = outcome_status(result, error, self.max_epochs)
+        trial.set_user_attr("nas_status", status)
+        if result:
+            trial.set_user_attr("epochs", int(result.get("epoch", 0)))
+            if result.get("nas_error"):
+                trial.set_user_attr("error", result["nas_error"])
+        if status == "COMPLETED":
+            self.study.tell(trial, [float(result[o.name]) for o in self.objectives])
+        elif status == "PRUNED":
+            trial.set_user_attr("val_acc", result.get("val_acc"))
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def outcome_status(result: dict | None, error: bool, max_epochs: int) -> str:
+    """COMPLETED (all epochs), PRUNED (stopped early by ASHA) or FAILED (raised, NaN, lost)."""
+    if error or not result or result.get("nas_error"):
+        return "FAILED"
+    if result.get("val_acc") is None:
+        return "FAILED"
+    return "COMPLETED" if int(result.get("epoch", 0)) >= max_epochs else "PRUNED"

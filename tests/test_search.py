@@ -1,0 +1,133 @@
+"""A real search (Optuna + local Ray + SQLite MLflow) on synthetic data, a tiny budget."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nas.pareto import pareto_mask
+
+pytestmark = pytest.mark.slow
+
+SYNTH = ["data.name=synthetic", "data.val_size=64", "data.synthetic_train=320",
+         "data.synthetic_test=64", "train.batch_size=64"]
+
+
+def nas_search(workdir: Path, *args: str, env: dict | None = None, timeout: int = 600):
+    cmd = [sys.executable, "-m", "nas.cli", "search", "--space", "shufflenet", "--budget", "smoke",
+           "--no-progress", *args, *SYNTH]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def runs_of(workdir: Path, experiment: str = "nas"):
+    import mlflow
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id], max_results=1000)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+def test_search_records_parent_children_front_and_plot(workdir):
+    done = nas_search(workdir, "--trials", "5", "--name", "s1", "--concurrency", "2",
+                      env={"NAS_FAIL_TRIALS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Pareto front" in done.stdout
+    folder = workdir / "searches" / "s1"
+    df = pd.read_csv(folder / "trials.csv")
+    trained = df[df.status != "INFEASIBLE"]
+    assert len(trained) == 5
+    assert set(df.status) <= {"COMPLETED", "PRUNED", "FAILED", "INFEASIBLE"}
+    failed = df[df.trial == 1].iloc[0]
+    assert failed.status == "FAILED" and "injected fault in trial 1" in failed.error
+    assert (df.status == "COMPLETED").sum() >= 1
+    # the front recomputed from the CSV equals the tagged one
+    completed = df[df.status == "COMPLETED"]
+    mask = pareto_mask(completed[["val_acc", "macs"]].to_numpy(float), ["max", "min"])
+    assert set(completed.trial[mask]) == set(df.trial[df.pareto])
+    assert (folder / "pareto.png").stat().st_size > 10_000
+    for trial in df.trial[df.pareto]:
+        assert (folder / "front" / f"trial{trial:03d}.yaml").exists()
+    client, runs = runs_of(workdir)
+    parents = [r for r in runs if r.data.tags.get("nas.kind") == "search"]
+    children = [r for r in runs if r.data.tags.get("nas.kind") == "trial"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == len(df)
+    assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
+    by_trial = {int(c.data.tags["nas.trial"]): c for c in children}
+    for _, row in df.iterrows():
+        child = by_trial[row.trial]
+        assert child.data.tags["nas.status"] == row.status
+        assert (child.data.tags.get("pareto") == "true") == bool(row.pareto)
+        if row.status in ("COMPLETED", "PRUNED"):
+            assert child.data.metrics["macs"] == row.macs and "val_acc" in child.data.metrics
+    assert by_trial[1].info.status == "FAILED"
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"trials.csv", "pareto.png"} <= artifacts
+
+
+def test_infeasible_limit_spends_no_training(workdir):
+    done = nas_search(workdir, "--trials", "2", "--name", "s2", "max_macs=5e6")
+    assert done.returncode == 0, done.stderr[-3000:]
+    df = pd.read_csv(workdir / "searches" / "s2" / "trials.csv")
+    infeasible = df[df.status == "INFEASIBLE"]
+    assert len(infeasible) >= 1 and (infeasible.macs > 5e6).all()
+    assert infeasible.epochs.isna().all()  # never trained
+    assert (df[df.status != "INFEASIBLE"].macs <= 5e6).all()
+    client, runs = runs_of(workdir)
+    infeasible_runs = [r for r in runs if r.data.tags.get("nas.status") == "INFEASIBLE"]
+    assert len(infeasible_runs) == len(infeasible)
+    for run in infeasible_runs:
+        assert "val_acc" not in run.data.metrics and "train_loss" not in run.data.metrics
+
+
+def _completed(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_killed_search_resumes_without_losing_or_duplicating(workdir):
+    cmd = [sys.executable, "-m", "nas.cli", "search", "--space", "shufflenet", "--budget", "smoke",
+           "--no-progress", "--trials", "6", "--name", "s3", "--concurrency", "1", "--no-asha", *SYNTH]
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    db = workdir / "searches" / "s3" / "optuna.db"
+    deadline = time.time() + 300
+    while time.time() < deadline and _completed(db) < 2:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _completed(db)
+    assert 2 <= before < 6
+    done = nas_search(workdir, "--trials", "6", "--name", "s3", "--resume", "--concurrency", "1", "--no-asha")
+    assert done.returncode == 0, done.stderr[-3000:]
+    df = pd.read_csv(workdir / "searches" / "s3" / "trials.csv")
+    trained = df[df.status.isin(["COMPLETED", "PRUNED", "FAILED"])]
+    assert len(trained) == 6
+    assert (df.status == "COMPLETED").sum() >= before
+    _, runs = runs_of(workdir)
+    children = [r for r in runs if r.data.tags.get("nas.kind") == "trial"]
+    numbers = [int(c.data.tags["nas.trial"]) for c in children]
+    assert len(numbers) == len(set(numbers))  # one MLflow run per trial, never duplicated
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    parents = [r for r in runs if r.data.tags.get("nas.kind") == "search"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
