@@ -164,13 +164,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, asha=not args.no_asha,
         retrain_top=args.retrain_top, output_dir=args.output_dir, overrides=overrides,
-        progress=not args.no_progress, **limits)
+        progress=not args.no_progress, references=not args.no_references, **limits)
     outcome = search(settings)
     counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
     print(f"\nsearch {outcome.name} finished in {outcome.wall_s / 60:.1f} min: "
           + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
     print("Pareto front (validation accuracy vs MACs):")
     print(front_table(outcome))
+    if outcome.retrained is not None and len(outcome.retrained):
+        print("\nretrained at the full budget (test accuracy is reported, never used for selection):")
+        print(outcome.retrained.to_string(index=False))
     print(f"\nfiles: {outcome.folder}/trials.csv, pareto.png, front/*.yaml"
           f"  (retrain one: nas run spec={outcome.folder}/front/<file> train.epochs=..)")
     print("MLflow: mlflow ui --backend-store-uri sqlite:///mlflow.db")
@@ -197,6 +200,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retrain-top", type=int, default=0, help="retrain the K best front members")
     p.add_argument("--output-dir", default="searches")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-references", action="store_true",
+                   help="skip the space's reference points (the paper nets, evaluated first)")
 
 
 Command = tuple[Callable[[argparse.Namespace], int], str, str, Callable[[argparse.ArgumentParser], None]]

@@ -61,8 +61,10 @@ def _params(cfg: RunConfig, data: DataBundle) -> dict[str, Any]:
     return params
 
 
-def run(cfg: RunConfig) -> RunOutcome:
-    """Train one network as configured; MLflow records it FINISHED or FAILED with the error."""
+def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None) -> RunOutcome:
+    """Train one network as configured; MLflow records it FINISHED or FAILED with the error.
+    `tags` and `parent_run_id` place the run under a search (its retraining of a front member)."""
     started = time.perf_counter()
     device = select_device(cfg.device)
     threads = configure_threads(cfg.train.threads) if device.type == "cpu" else None
@@ -82,7 +84,8 @@ def run(cfg: RunConfig) -> RunOutcome:
     tracker: Tracker | NullTracker = NullTracker()
     if cfg.mlflow.enabled:
         tracker = Tracker(cfg.mlflow.experiment, cfg.mlflow.run_name or spec.name,
-                          uri=cfg.mlflow.tracking_uri, run_id=previous_run_id)
+                          uri=cfg.mlflow.tracking_uri, run_id=previous_run_id,
+                          parent_run_id=parent_run_id, tags=tags)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     try:

@@ -46,7 +46,7 @@ import math
 import numbers
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -63,7 +63,7 @@ from nas.spec import (
 
 SPACE_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
-SPACE_KEYS = ("name", "description", "base", "choices")
+SPACE_KEYS = ("name", "description", "base", "choices", "references")
 CHOICE_KEYS = ("options", "range", "set", "values", "when")
 RANGE_KEYS = ("low", "high", "step", "log")
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
@@ -220,6 +220,9 @@ class SearchSpace:
     choices: tuple[Choice, ...]
     description: str = ""
     path: str | None = None  # the YAML file it came from
+    # Named points of the space (the paper's own nets) that a search evaluates first, on the
+    # same budget, so its plot can mark them: {"ShuffleNet 0.5x g=3": {groups: 3, ...}}.
+    references: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     def labels(self) -> list[str]:
         return [c.label for c in self.choices]
@@ -570,4 +573,15 @@ def parse_space(data: Any, default_name: str = "space", path: str | None = None)
         earlier[str(label)] = _parse_choice(label, body, earlier)
     space = SearchSpace(name, base, tuple(earlier.values()), description.strip(), path)
     _check_choices(space)
-    return space
+    refs = data.get("references") or {}
+    if not isinstance(refs, dict):
+        raise SpecError("references must be a mapping of name: {label: value, ...}")
+    points = []
+    for ref_name, point in refs.items():
+        if not isinstance(point, dict):
+            raise SpecError(f"references.{ref_name} must be a mapping of label: value")
+        try:
+            points.append((str(ref_name), space.normalize(point)))
+        except SpecError as err:
+            raise SpecError(f"references.{ref_name}: {err}") from None
+    return replace(space, references=tuple(points))

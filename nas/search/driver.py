@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 
@@ -62,6 +63,7 @@ class SearchSettings:
     output_dir: str = "searches"
     overrides: list[str] = field(default_factory=list)  # nas run keys: data.root=..., device=...
     progress: bool = True
+    references: bool = True  # evaluate the space's reference points (paper nets) first
 
 
 @dataclass
@@ -72,6 +74,7 @@ class SearchOutcome:
     front: pd.DataFrame
     parent_run_id: str | None
     wall_s: float
+    retrained: pd.DataFrame | None = None
 
 
 def _run_config(settings: SearchSettings, budget: Budget) -> RunConfig:
@@ -138,7 +141,8 @@ def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict
         row: dict[str, Any] = {"trial": t.number, "status": status,
                                "macs": t.user_attrs.get("macs"), "params": t.user_attrs.get("params"),
                                "val_acc": t.user_attrs.get("val_acc"), "epochs": t.user_attrs.get("epochs"),
-                               "error": t.user_attrs.get("error", "")}
+                               "error": t.user_attrs.get("error", ""),
+                               "reference": t.user_attrs.get("reference", "")}
         if status == "COMPLETED" and t.values is not None:
             row.update({o.name: v for o, v in zip(objectives, t.values)})
         row.update({f"choice.{k}": v for k, v in t.params.items()})
@@ -199,6 +203,9 @@ def search(settings: SearchSettings) -> SearchOutcome:
     to_spec = lambda params: space.to_spec(params, **spec_overrides)
 
     study = _study(folder, name, objectives, settings, settings.resume)
+    if settings.references and not settings.resume:
+        for ref_name, point in space.references:
+            study.enqueue_trial(point, user_attrs={"reference": ref_name})
     killed = _close_killed_trials(study) if settings.resume else 0
     done_before = _trained_count(study)
     remaining = max(0, settings.trials - done_before)
@@ -248,8 +255,40 @@ def search(settings: SearchSettings) -> SearchOutcome:
         _fit(settings, name, folder, study, space, objectives, to_spec, limits, budget, remaining,
              concurrency, per_trial, setup, data, recorder)
     outcome = _results(study, objectives, recorder, parent, folder, name, to_spec, started)
+    if settings.retrain_top:
+        outcome.retrained = retrain_front(outcome, settings, parent, cfg.mlflow.experiment)
     parent.end("FINISHED")
     return outcome
+
+
+def retrain_front(outcome: "SearchOutcome", settings: SearchSettings, parent: Tracker,
+                  experiment: str) -> pd.DataFrame:
+    """Retrain the K best front members from scratch at the full `nas run` budget and log the
+    test accuracy beside the search-time validation accuracy: the number a paper reports."""
+    from nas.run import run
+
+    best = outcome.front.sort_values("val_acc", ascending=False).head(settings.retrain_top)
+    rows = []
+    for _, row in best.iterrows():
+        number = int(row["trial"])
+        path = outcome.folder / "front" / f"trial{number:03d}.yaml"
+        print(f"retraining trial {number} at the full budget: nas run spec={path}")
+        cfg = load_run_config([*settings.overrides, f"spec={path}", f"mlflow.experiment={experiment}",
+                               f"mlflow.run_name={outcome.name}-retrain-t{number:03d}"])
+        done = run(cfg, parent_run_id=parent.run_id,
+                   tags={"nas.kind": "retrain", "nas.trial": str(number),
+                         "nas.retrain_of": str(row["mlflow_run_id"])})
+        retrained = {"retrain_val_acc": done.result.val_acc, "retrain_test_acc": done.test_acc,
+                     "retrain_epochs": cfg.train.epochs}
+        if row["mlflow_run_id"]:
+            for key, value in retrained.items():
+                if value is not None:
+                    parent.client.log_metric(row["mlflow_run_id"], key, float(value))
+        rows.append({"trial": number, "macs": row["macs"], "search_val_acc": row["val_acc"], **retrained})
+    table = pd.DataFrame(rows)
+    table.to_csv(outcome.folder / "retrained.csv", index=False)
+    parent.log_artifact(outcome.folder / "retrained.csv")
+    return table
 
 
 def _fit(settings, name, folder, study, space, objectives, to_spec, limits, budget, remaining,
@@ -261,15 +300,31 @@ def _fit(settings, name, folder, study, space, objectives, to_spec, limits, budg
     bar = tqdm(total=remaining, desc="trials", unit="trial", disable=not settings.progress,
                dynamic_ncols=True)
     counts = {"COMPLETED": 0, "PRUNED": 0, "FAILED": 0, "INFEASIBLE": 0}
+    live = {"running": 0}
+    points: list[list[float]] = []  # objective values of completed trials, for the front size
 
-    def on_done(status: str) -> None:
+    def show() -> None:
+        front = int(pareto_mask(np.array(points), [o.direction for o in objectives]).sum()) if points else 0
+        bar.set_postfix_str(f"running {live['running']} completed {counts['COMPLETED']} pruned"
+                            f" {counts['PRUNED']} failed {counts['FAILED']} infeasible"
+                            f" {counts['INFEASIBLE']} front {front}")
+
+    def on_start() -> None:
+        live["running"] += 1
+        show()
+
+    def on_done(status: str, result: dict) -> None:
         counts[status] = counts.get(status, 0) + 1
+        live["running"] = max(0, live["running"] - 1)
+        if status == "COMPLETED":
+            points.append([float(result.get(o.name, float("nan"))) for o in objectives])
         bar.update()
-        bar.set_postfix_str(" ".join(f"{k.lower()} {v}" for k, v in counts.items()))
+        show()
 
     def on_infeasible(sampled) -> None:
         recorder.infeasible(sampled)
         counts["INFEASIBLE"] += 1
+        show()
 
     searcher = OptunaSearcher(study, space, objectives, to_spec, limits, budget.epochs, remaining,
                               on_infeasible)
@@ -283,7 +338,7 @@ def _fit(settings, name, folder, study, space, objectives, to_spec, limits, budg
                                     max_concurrent_trials=concurrency, reuse_actors=True),
         run_config=tune.RunConfig(
             name="ray", storage_path=str((folder / "ray").resolve()), verbose=0,
-            callbacks=[RecorderCallback(recorder, to_spec, budget.epochs, on_done)],
+            callbacks=[RecorderCallback(recorder, to_spec, budget.epochs, on_done, on_start)],
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
@@ -321,9 +376,13 @@ def _results(study, objectives, recorder, parent, folder, name, to_spec, started
     parent.log_artifact(csv)
     png = None
     if len(completed):
-        png = plot_front(df[df["status"].isin(["COMPLETED", "PRUNED"])], x="macs", y="val_acc",
-                         front_mask=df[df["status"].isin(["COMPLETED", "PRUNED"])]["pareto"].to_numpy(),
-                         title=f"{name}: validation accuracy vs MACs", out=folder / "pareto.png")
+        shown = df[df["status"].isin(["COMPLETED", "PRUNED"])]
+        refs = df[df["reference"].fillna("") != ""]
+        refs = refs.assign(name=refs["reference"], val_acc=refs["val_acc"].where(refs["status"] == "COMPLETED"))
+        png = plot_front(shown, x="macs", y="val_acc", front_mask=shown["pareto"].to_numpy(),
+                         presets=refs[["name", "macs", "val_acc"]] if len(refs) else None,
+                         title=f"{name}: validation accuracy vs MACs (same budget)",
+                         out=folder / "pareto.png")
         parent.log_artifact(png)
     for path in front_dir.glob("*.yaml"):
         parent.log_artifact(path, "front")

@@ -84,9 +84,10 @@ class SearchRecorder:
 class RecorderCallback(Callback):
     """Ray Tune driver-side hooks -> SearchRecorder."""
 
-    def __init__(self, recorder: SearchRecorder, to_spec, max_epochs: int, on_done=None):
+    def __init__(self, recorder: SearchRecorder, to_spec, max_epochs: int, on_done=None,
+                 on_start=None):
         self.recorder, self.to_spec, self.max_epochs = recorder, to_spec, max_epochs
-        self.on_done = on_done
+        self.on_done, self.on_start = on_done, on_start
 
     @staticmethod
     def _split(trial) -> tuple[int, dict[str, Any]]:
@@ -97,6 +98,8 @@ class RecorderCallback(Callback):
         number, params = self._split(trial)
         if number in self.recorder.children:
             return  # a retried trial (lost worker) keeps its run
+        if self.on_start:
+            self.on_start()
         from nas.counting import count
 
         spec = self.to_spec(params)
@@ -112,10 +115,10 @@ class RecorderCallback(Callback):
         status = outcome_status(last, False, self.max_epochs)
         self.recorder.finish(self._split(trial)[0], status, last.get("nas_error"))
         if self.on_done:
-            self.on_done(status)
+            self.on_done(status, last)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         error = getattr(trial, "error_msg", None) or "the trial's worker failed"
         self.recorder.finish(self._split(trial)[0], "FAILED", str(error)[:2000])
         if self.on_done:
-            self.on_done("FAILED")
+            self.on_done("FAILED", {})
