@@ -94,7 +94,7 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
             tracker.set_tags({**environment_tags(), "device": str(device), "cpu_threads": threads,
                               "nas.kind": "run", "nas.selection_metric": "val_acc",
                               "nas.test_set": "reported once at the end, never used for selection",
-                              "nas.spec": spec.name})
+                              "nas.spec": spec.name, **(tags or {})})
             tracker.log_text(spec_to_yaml(spec), "spec.yaml")
             tracker.log_metrics({"params": counted.params, "macs": counted.macs})
         torch.manual_seed(cfg.train.seed)

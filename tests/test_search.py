@@ -44,7 +44,7 @@ def workdir(tmp_path, monkeypatch):
 
 def test_search_records_parent_children_front_and_plot(workdir):
     done = nas_search(workdir, "--trials", "5", "--name", "s1", "--concurrency", "2",
-                      env={"NAS_FAIL_TRIALS": "1"})
+                      "--retrain-top", "1", "train.epochs=2", env={"NAS_FAIL_TRIALS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Pareto front" in done.stdout
     folder = workdir / "searches" / "s1"
@@ -77,7 +77,17 @@ def test_search_records_parent_children_front_and_plot(workdir):
             assert child.data.metrics["macs"] == row.macs and "val_acc" in child.data.metrics
     assert by_trial[1].info.status == "FAILED"
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
-    assert {"trials.csv", "pareto.png"} <= artifacts
+    assert {"trials.csv", "pareto.png", "retrained.csv"} <= artifacts
+    # the paper's reference nets were evaluated first, on the same budget
+    assert list(df.reference.fillna("")[:3]) == ["ShuffleNet 0.25x g=3", "ShuffleNet 0.5x g=3", "ShuffleNet 1x g=3"]
+    # --retrain-top 1: the best front member retrained from its YAML, test accuracy beside val
+    retrained = pd.read_csv(folder / "retrained.csv")
+    best = df[df.pareto].sort_values("val_acc", ascending=False).iloc[0]
+    assert list(retrained.trial) == [best.trial]
+    assert 0 <= retrained.retrain_test_acc[0] <= 1
+    retrain_runs = [r for r in runs if r.data.tags.get("nas.kind") == "retrain"]
+    assert len(retrain_runs) == 1 and "test_acc" in retrain_runs[0].data.metrics
+    assert "retrain_test_acc" in by_trial[int(best.trial)].data.metrics
 
 
 def test_infeasible_limit_spends_no_training(workdir):
