@@ -224,8 +224,8 @@ def search(settings: SearchSettings) -> SearchOutcome:
         state = {"parent_run_id": parent.run_id, "settings": asdict(settings)}
         state_file.write_text(json.dumps(state, indent=2, default=str))
     recorder = SearchRecorder(parent, cfg.mlflow.experiment, cfg.mlflow.tracking_uri, name)
-    finished_numbers = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
-                        if t.user_attrs.get("nas_status") != "KILLED"}
+    finished_numbers = {t.number: t.user_attrs.get("nas_status", "FAILED")
+                        for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)}
     recorder.close_leftovers(finished_numbers)
 
     resources = _init_ray(settings)

@@ -27,15 +27,20 @@ class SearchRecorder:
             max_results=50000)
         return {int(r.data.tags["nas.trial"]): r.info.run_id for r in runs if "nas.trial" in r.data.tags}
 
-    def close_leftovers(self, finished: set[int]) -> int:
-        """Runs left RUNNING by a killed search: their trials will be sampled anew -> KILLED."""
+    def close_leftovers(self, finished: dict[int, str]) -> int:
+        """Close runs a killed search left RUNNING: trials the study saw finish get their status
+        (the kill landed between Optuna's tell and MLflow's update); the rest become KILLED and
+        their architectures are sampled anew."""
         closed = 0
         for number, run_id in self.run_ids.items():
             run = self.parent.client.get_run(run_id)
-            if run.info.status == "RUNNING" and number not in finished:
-                self.parent.client.set_tag(run_id, "nas.status", "KILLED")
-                self.parent.client.set_terminated(run_id, "KILLED")
-                closed += 1
+            if run.info.status != "RUNNING":
+                continue
+            status = finished.get(number, "KILLED")
+            self.parent.client.set_tag(run_id, "nas.status", status)
+            terminal = {"KILLED": "KILLED", "FAILED": "FAILED"}.get(status, "FINISHED")
+            self.parent.client.set_terminated(run_id, terminal)
+            closed += 1
         return closed
 
     def _child(self, number: int) -> Tracker:
