@@ -160,8 +160,7 @@ def _injected_faults() -> tuple[int, ...]:
 def _estimate(budget: Budget, trials: int, concurrency: int, img_per_s: float, asha: bool) -> float:
     mean_epochs = budget.epochs
     if asha:  # geometric rungs: a 1/rf share of trials reaches each next rung
-        rungs, epochs, share, total = [], budget.grace_epochs, 1.0, 0.0
-        prev = 0
+        epochs, share, total, prev = budget.grace_epochs, 1.0, 0.0, 0
         while epochs < budget.epochs:
             total += share * (epochs - prev)
             prev, share, epochs = epochs, share / budget.reduction_factor, epochs * budget.reduction_factor

@@ -18,7 +18,7 @@ from nas.builder import build_model
 from nas.config import TrainConfig
 from nas.counting import count
 from nas.data import DataBundle, DataConfig, Split
-from nas.device import configure_threads, precision_for, select_device
+from nas.device import configure_threads, precision_for, select_device, synchronize
 from nas.space import load_space
 from nas.search.searcher import TRIAL_KEY
 from nas.train import train
@@ -54,12 +54,10 @@ def latency_ms(model: torch.nn.Module, shape: tuple[int, ...], device: torch.dev
         model(x)
     times = []
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
     model.train()
     return statistics.median(times)
