@@ -27,6 +27,7 @@ from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives, pareto_mask, plot_front
 from nas.search.budget import Budget, get_budget
+from nas.search.executor import init_ray
 from nas.search.recorder import RecorderCallback, SearchRecorder
 from nas.search.searcher import SAMPLERS, Limits, OptunaSearcher
 from nas.search.trial import TrialSetup, run_trial
@@ -91,20 +92,6 @@ def _check_settings(settings: SearchSettings) -> None:
         raise NasError(f"--sampler {settings.sampler!r} must be one of {', '.join(SAMPLERS)}")
     if settings.cpus_per_trial <= 0 or settings.gpus_per_trial < 0:
         raise NasError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
-
-
-def _init_ray(settings: SearchSettings) -> dict[str, float]:
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local, loopback-only by default
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own progress line, not Ray's tables
-    if not ray.is_initialized():
-        if settings.address:
-            ray.init(address=settings.address, log_to_driver=False)
-        else:  # sized for a small machine: the object store holds only the data set once
-            ray.init(include_dashboard=False, log_to_driver=False,
-                     object_store_memory=512 * 1024**2)
-    return ray.cluster_resources()
 
 
 def _study(folder: Path, name: str, objectives: list[Objective], settings: SearchSettings,
@@ -227,7 +214,7 @@ def search(settings: SearchSettings) -> SearchOutcome:
                         for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)}
     recorder.close_leftovers(finished_numbers)
 
-    resources = _init_ray(settings)
+    resources = init_ray(settings.address)
     cpus, gpus = resources.get("CPU", 1), resources.get("GPU", 0)
     per_trial = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     by_cpu = int(cpus // settings.cpus_per_trial)
