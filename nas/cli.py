@@ -194,7 +194,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", default=None, help="smoke | cpu | gpu (default: gpu if visible, else cpu)")
     p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU")
+    p.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="fractions share a GPU (default: 0.25 when Ray sees GPUs, else 0)")
     p.add_argument("--concurrency", type=int, help="trials at once (default: what resources allow)")
     p.add_argument("--no-asha", action="store_true", help="train every trial to the full budget")
     p.add_argument("--retrain-top", type=int, default=0, help="retrain the K best front members")

@@ -3,6 +3,7 @@ per search, a child run per trial (choices, spec, MACs, params, per-epoch metric
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ray.tune import Callback
@@ -11,7 +12,7 @@ from nas.search.searcher import TRIAL_KEY, Sampled, outcome_status
 from nas.spec import NetSpec, spec_to_yaml
 from nas.tracking import Tracker
 
-EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s")
+EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s", "train_s")
 
 
 class SearchRecorder:
@@ -110,6 +111,8 @@ class RecorderCallback(Callback):
         spec = self.to_spec(params)
         counted = count(spec)
         self.recorder.start(number, params, spec, counted.macs, counted.params)
+        if number == _injected_tune_stop():
+            raise RuntimeError(f"injected Tune stop at trial {number}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "train_loss" in result:
@@ -127,3 +130,10 @@ class RecorderCallback(Callback):
         self.recorder.finish(self._split(trial)[0], "FAILED", str(error)[:2000])
         if self.on_done:
             self.on_done("FAILED", {})
+
+
+def _injected_tune_stop() -> int | None:
+    """$NAS_STOP_TUNE_AT=N: Tune itself stops when trial N starts, as when Ray's memory monitor
+    kills a worker (fault-injection tests of the driver's restart)."""
+    raw = os.environ.get("NAS_STOP_TUNE_AT", "")
+    return int(raw) if raw.strip() else None

@@ -42,14 +42,24 @@ def set_constraints(trial: optuna.trial.Trial, violations: list[float]) -> None:
             trial.set_constraint(f"limit{i}", float(value))
 
 
-def _with_constraints(cls: type, seed: int) -> optuna.samplers.BaseSampler:
-    return cls(seed=seed) if NATIVE_CONSTRAINTS else cls(seed=seed, constraints_func=_constraints)
+def _with_constraints(cls: type, seed: int, **kwargs: Any) -> optuna.samplers.BaseSampler:
+    if not NATIVE_CONSTRAINTS:
+        kwargs["constraints_func"] = _constraints
+    return cls(seed=seed, **kwargs)
 
 
-SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
-    "nsga2": lambda seed: _with_constraints(optuna.samplers.NSGAIISampler, seed),
-    "tpe": lambda seed: _with_constraints(optuna.samplers.TPESampler, seed),
-    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+def nsga2_population(trials: int) -> int:
+    """Optuna's default population (50) makes a 50-trial search one random generation; a
+    quarter of the budget gives NSGA-II at least four generations to select in."""
+    return max(8, min(50, trials // 4))
+
+
+# name -> (seed, trials to run) -> sampler
+SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
+    "nsga2": lambda seed, trials: _with_constraints(
+        optuna.samplers.NSGAIISampler, seed, population_size=nsga2_population(trials)),
+    "tpe": lambda seed, trials: _with_constraints(optuna.samplers.TPESampler, seed),
+    "random": lambda seed, trials: optuna.samplers.RandomSampler(seed=seed),
 }
 
 

@@ -88,11 +88,19 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: DataBundle) ->
             fixed["latency_ms"] = latency_ms(model, (1, spec.input.channels, res, res), device)
         precision = precision_for(device, setup.train.amp, setup.train.channels_last)
 
+        clock = {"start": time.perf_counter(), "reporting": 0.0}
+
         def report(metrics: dict[str, Any]) -> None:
+            """`train_s`: time spent training and validating so far, without Tune's reporting, so
+            the overhead benchmark can split trial time into training and framework."""
+            begun = time.perf_counter()
+            train_s = begun - clock["start"] - clock["reporting"]
             try:
-                tune.report({**metrics, **fixed})
+                tune.report({**metrics, **fixed, "train_s": train_s})
             except BaseException as err:
                 raise _FromRay(err) from err
+            finally:
+                clock["reporting"] += time.perf_counter() - begun
 
         train(model, bundle, setup.train, report, data_cfg=setup.data, precision=precision,
               progress=False)
