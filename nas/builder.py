@@ -84,5 +84,10 @@ def init_weights(model: nn.Module) -> None:
 
 
 def build_model(spec: NetSpec) -> Net:
-    """Validate and build; raises SpecError (one line, names the field) for an invalid spec."""
-    return Net(plan(spec))
+    """Validate and build; raises SpecError (one line, names the field) for an invalid spec or
+    one over the size caps (`nas.counting.check_size`), before any tensor is allocated."""
+    from nas.counting import check_size
+
+    net_plan = plan(spec)
+    check_size(net_plan)
+    return Net(net_plan)

@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from nas.data import DataConfig
 from nas.errors import NasError, SpecError
 from nas.schema import from_dict, to_dict
+from nas.spec import read_yaml
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,13 @@ def load_run_config(assignments: list[str] | None = None, config_file: str | Non
             path = Path(config_file)
             if not path.is_file():
                 raise NasError(f"--config {config_file}: no such file")
-            layers.append(OmegaConf.load(path))
+            data = read_yaml(path)  # safe, strict, one-line errors (OmegaConf.load is neither)
+            if data is None:
+                data = {}
+            if not isinstance(data, dict):
+                raise NasError(f"--config {config_file}: must be a mapping of keys (train:, data:,"
+                               f" ...), got {type(data).__name__}")
+            layers.append(OmegaConf.create(data))
         if assignments:
             for item in assignments:
                 if "=" not in item:

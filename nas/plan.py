@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from nas.errors import SpecError
-from nas.spec import NetSpec, StageSpec, canonical_act, validate
+from nas.spec import MAX_CHANNELS, NetSpec, StageSpec, canonical_act, validate
 
 
 def make_divisible(value: float, divisor: int) -> int:
@@ -120,6 +120,14 @@ def _scale(channels: int, spec: NetSpec, multiple: int) -> int:
     if spec.width == 1.0:
         return channels
     return make_divisible(channels * spec.width, math.lcm(spec.channel_divisor, multiple))
+
+
+def _check_scaled(path: str, written: int, scaled: int, spec: NetSpec) -> int:
+    """Width scales channels past the per-field cap (16384 x width 16): refuse before building."""
+    if scaled > MAX_CHANNELS:
+        raise SpecError(f"{path}={written} at width={spec.width} gives {scaled} channels, over the"
+                        f" {MAX_CHANNELS} cap; lower width or {path}")
+    return scaled
 
 
 def _head_conv_channels(spec: NetSpec) -> int:
@@ -229,7 +237,8 @@ def plan(spec: NetSpec) -> NetPlan:
     stages = spec.stages
     res = spec.input.resolution
 
-    stem_ch = _scale(spec.stem.channels, spec, _in_multiple(stages[0]))
+    stem_ch = _check_scaled("stem.channels", spec.stem.channels,
+                            _scale(spec.stem.channels, spec, _in_multiple(stages[0])), spec)
     stem_stride, stem_pool = strides[0], strides[1] == 2
     conv_size = conv_out_size(res, stem_stride)
     size = conv_out_size(conv_size, 2) if stem_pool else conv_size
@@ -240,7 +249,8 @@ def plan(spec: NetSpec) -> NetPlan:
     stage_plans = []
     for i, stage in enumerate(stages):
         next_in = _in_multiple(stages[i + 1]) if i + 1 < len(stages) else 1
-        out_ch = _scale(stage.channels, spec, math.lcm(_out_multiple(stage), next_in))
+        out_ch = _check_scaled(f"stages[{i}].channels", stage.channels,
+                               _scale(stage.channels, spec, math.lcm(_out_multiple(stage), next_in)), spec)
         units = []
         for b in range(stage.repeats):
             stride = strides[2 + 2 * i] if b == 0 else 1
@@ -257,7 +267,7 @@ def plan(spec: NetSpec) -> NetPlan:
                 )
         stage_plans.append(StagePlan(i, tuple(units), pool, out_ch, size))
 
-    conv_ch = _head_conv_channels(spec)
+    conv_ch = _check_scaled("head.conv", spec.head.conv, _head_conv_channels(spec), spec)
     head_in = conv_ch or in_ch
     hd = spec.head
     head = HeadPlan(in_ch, size, conv_ch, canonical_act(hd.act or spec.act), hd.pool,

@@ -20,7 +20,7 @@ from nas.presets import load_preset
 from nas.schema import to_dict
 from nas.spec import NetSpec, load_spec, spec_to_yaml
 from nas.table import format_table
-from nas.tracking import NullTracker, Tracker, environment_tags
+from nas.tracking import NullTracker, Tracker, environment_tags, preflight
 from nas.train import TrainResult, check_config, evaluate, train
 
 
@@ -66,6 +66,7 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
     """Train one network as configured; MLflow records it FINISHED or FAILED with the error.
     `tags` and `parent_run_id` place the run under a search (its retraining of a front member)."""
     started = time.perf_counter()
+    preflight(cfg.mlflow.tracking_uri, {"output_dir": cfg.output_dir}, tracking=cfg.mlflow.enabled)
     device = select_device(cfg.device)
     threads = configure_threads(cfg.train.threads) if device.type == "cpu" else None
     precision = precision_for(device, cfg.train.amp, cfg.train.channels_last)

@@ -26,6 +26,17 @@ def suggest(name: str, options: typing.Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+MAX_INT = 2**62  # YAML ints are unbounded; nothing in a spec or config comes near this
+SHOW_CHARS = 60
+
+
+def show(value: Any) -> str:
+    """`repr(value)` cut to a readable length: an error line stays one short line even for a
+    400-digit number or a megabyte string."""
+    text = repr(value)
+    return text if len(text) <= SHOW_CHARS else f"{text[:SHOW_CHARS - 20]}... ({len(text):,} chars)"
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -46,40 +57,42 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
                 return _convert(value, arg, path)
             except SpecError as err:
                 errors.append(str(err))
-        raise SpecError(errors[0] if len(errors) == 1 else f"{path}={value!r} has the wrong type")
+        raise SpecError(errors[0] if len(errors) == 1 else f"{path}={show(value)} has the wrong type")
     if value is None:
         raise SpecError(f"{path} must not be empty")
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
-            raise SpecError(f"{path} must be a list, got {value!r}")
+            raise SpecError(f"{path} must be a list, got {show(value)}")
         item_tp = args[0]
         return tuple(_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise SpecError(f"{path} must be a mapping, got {value!r}")
+            raise SpecError(f"{path} must be a mapping, got {show(value)}")
         return dict(value)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
     if tp is bool:
         if not isinstance(value, bool):
-            raise SpecError(f"{path} must be true or false, got {value!r}")
+            raise SpecError(f"{path} must be true or false, got {show(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{path} must be an integer, got {value!r}")
+            raise SpecError(f"{path} must be an integer, got {show(value)}")
         if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
-            raise SpecError(f"{path} must be an integer, got {value!r}")
+            raise SpecError(f"{path} must be an integer, got {show(value)}")
+        if abs(value) > MAX_INT:
+            raise SpecError(f"{path}={show(value)} is out of range (at most {MAX_INT:.1e})")
         return int(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{path} must be a number, got {value!r}")
+            raise SpecError(f"{path} must be a number, got {show(value)}")
         if not math.isfinite(value):
-            raise SpecError(f"{path} must be a finite number, got {value!r}")
+            raise SpecError(f"{path} must be a finite number, got {show(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise SpecError(f"{path} must be a string, got {value!r}")
+            raise SpecError(f"{path} must be a string, got {show(value)}")
         return value
     if tp is Any:
         return value

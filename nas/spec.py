@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from nas.errors import SpecError
-from nas.schema import from_dict, suggest, to_dict
+from nas.schema import from_dict, show, suggest, to_dict
 
 ACTIVATIONS = ("relu", "relu6", "selu", "hardswish", "silu", "identity")
 ACT_ALIASES = {"linear": "identity", "none": "identity"}
@@ -130,14 +130,14 @@ def _check_range(path: str, value: float, low: float, high: float, hint: str = "
 def _check_choice(path: str, value: str, options: tuple[str, ...] | list[str]) -> None:
     if value not in options:
         raise SpecError(
-            f"{path}={value!r} is not one of {', '.join(options)}{suggest(value, options)}"
+            f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}"
         )
 
 
 def _check_act(path: str, value: str | None) -> None:
     if value is not None and canonical_act(value) not in ACTIVATIONS:
         options = list(ACTIVATIONS) + list(ACT_ALIASES)
-        raise SpecError(f"{path}={value!r} is not one of {', '.join(options)}{suggest(value, options)}")
+        raise SpecError(f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}")
 
 
 def _check_kernel(path: str, value: int) -> None:
@@ -231,17 +231,52 @@ def spec_to_yaml(spec: NetSpec) -> str:
     return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
 
 
+MAX_YAML_BYTES = 10 * 1024**2  # specs, spaces and configs are a few KB; refuse before reading
+
+
+class StrictSafeLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` (plain data only: no Python objects are constructed) that also refuses
+    a key given twice in one mapping, which plain YAML resolves silently to the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)):
+                continue  # unhashable keys get SafeLoader's own error
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load(text: str) -> Any:
+    """The one YAML loader: safe (data only) and strict about duplicate keys."""
+    return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: str | Path) -> Any:
-    """Safe-load a YAML file with a one-line error for missing or malformed files."""
+    """Safe-load a YAML file with a one-line error for missing, huge, binary or malformed files."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: no such file")
     try:
-        return yaml.safe_load(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise SpecError(f"{path}: {size:,} bytes is too large for a YAML file"
+                            f" (at most {MAX_YAML_BYTES:,}); is it the right file?")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not a text (UTF-8) file: byte {err.start} is invalid") from None
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read: {err.strerror or err}") from None
+    try:
+        return safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
         raise SpecError(f"{path}:{where}: malformed YAML: {problem}") from None
 
 
@@ -259,10 +294,12 @@ def load_spec(path: str | Path, **overrides: Any) -> NetSpec:
 
 
 def checked(spec: NetSpec) -> NetSpec:
-    """Run the full check (channel arithmetic included) so loading refuses what cannot build."""
+    """Run the full check (channel arithmetic and size caps included) so loading refuses what
+    cannot build."""
+    from nas.counting import check_size
     from nas.plan import plan
 
-    plan(spec)
+    check_size(plan(spec))
     return spec
 
 

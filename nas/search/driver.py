@@ -35,7 +35,7 @@ from nas.search.trial import TrialSetup, run_trial
 from nas.space import load_space
 from nas.spec import spec_to_yaml
 from nas.table import format_table
-from nas.tracking import Tracker, environment_tags
+from nas.tracking import Tracker, environment_tags, preflight
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                    optuna.trial.TrialState.FAIL)
@@ -171,6 +171,7 @@ def search(settings: SearchSettings) -> SearchOutcome:
 
     budget = get_budget(settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
     cfg = _run_config(settings, budget)
+    preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir})  # seconds, not hours in
     budget = replace(budget, epochs=cfg.train.epochs, grace_epochs=min(budget.grace_epochs, cfg.train.epochs))
     objectives = parse_objectives(settings.objectives)
     unsupported = [o.name for o in objectives if o.name not in SEARCH_OBJECTIVES]
