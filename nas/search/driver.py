@@ -137,7 +137,8 @@ def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict
                                "macs": t.user_attrs.get("macs"), "params": t.user_attrs.get("params"),
                                "val_acc": t.user_attrs.get("val_acc"), "epochs": t.user_attrs.get("epochs"),
                                "error": t.user_attrs.get("error", ""),
-                               "reference": t.user_attrs.get("reference", "")}
+                               "reference": t.user_attrs.get("reference", ""),
+                               "node": t.user_attrs.get("node", "")}
         if status == "COMPLETED" and t.values is not None:
             row.update({o.name: v for o, v in zip(objectives, t.values)})
         row.update({f"choice.{k}": v for k, v in t.params.items()})

@@ -66,7 +66,10 @@ class SearchRecorder:
         metrics = {k: result.get(k) for k in EPOCH_METRICS}
         if "latency_ms" in result:
             metrics["latency_ms"] = result["latency_ms"]
-        self._child(number).log_metrics(metrics, step=int(result["epoch"]))
+        child = self._child(number)
+        child.log_metrics(metrics, step=int(result["epoch"]))
+        if int(result["epoch"]) == 1 and result.get("node"):  # where it ran (a retry may move it)
+            child.set_tags({"nas.node": result["node"]})
 
     def finish(self, number: int, status: str, error: str | None = None) -> None:
         child = self._child(number)

@@ -164,6 +164,8 @@ class OptunaSearcher(Searcher):
         trial.set_user_attr("nas_status", status)
         if result:
             trial.set_user_attr("epochs", int(result.get("epoch", 0)))
+            if result.get("node"):
+                trial.set_user_attr("node", result["node"])
             if result.get("nas_error"):
                 trial.set_user_attr("error", result["nas_error"])
         if status == "COMPLETED":

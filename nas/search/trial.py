@@ -6,6 +6,7 @@ trial FAILED with its message and Ray's retries stay reserved for lost workers.
 
 from __future__ import annotations
 
+import socket
 import statistics
 import time
 import traceback
@@ -63,6 +64,17 @@ def latency_ms(model: torch.nn.Module, shape: tuple[int, ...], device: torch.dev
     return statistics.median(times)
 
 
+def node_id() -> str:
+    """The Ray node running this trial (its hex id; the hostname outside Ray), so a search on a
+    cluster records where each trial ran (`nas.node` tag, trials.csv `node`)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # not inside a Ray worker
+        return socket.gethostname()
+
+
 class _FromRay(BaseException):
     """Carries Ray's own control-flow exceptions (a trial stopped by ASHA) past `except Exception`."""
 
@@ -71,6 +83,7 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: DataBundle) ->
     from ray import tune
 
     params = {k: v for k, v in config.items() if k != TRIAL_KEY}
+    node = node_id()
     try:
         device = select_device(setup.device)
         if device.type == "cpu":
@@ -82,7 +95,7 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: DataBundle) ->
         torch.manual_seed(setup.train.seed)
         model = build_model(spec).to(device)
         bundle = to_device(data, device)
-        fixed = {"macs": counted.macs, "params": counted.params}
+        fixed = {"macs": counted.macs, "params": counted.params, "node": node}
         if setup.measure_latency:
             res = spec.input.resolution
             fixed["latency_ms"] = latency_ms(model, (1, spec.input.channels, res, res), device)
@@ -109,4 +122,4 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: DataBundle) ->
     except Exception as err:  # recorded FAILED by the driver, the search goes on
         message = f"{type(err).__name__}: {err}".strip()
         tune.report({"nas_error": message[:2000], "traceback": traceback.format_exc()[-4000:],
-                     "epoch": 0, "val_acc": 0.0})  # ASHA needs its metric in every result
+                     "epoch": 0, "val_acc": 0.0, "node": node})  # ASHA needs its metric in every result
