@@ -208,6 +208,85 @@ def _search_args(p: argparse.ArgumentParser) -> None:
 Command = tuple[Callable[[argparse.Namespace], int], str, str, Callable[[argparse.ArgumentParser], None]]
 
 
+EPILOG_ABLATE = """examples:
+  nas ablate experiments/mobilenet_v1_width.yaml                 # the file's seeds and budget
+  nas ablate mobilenet_v2_proj_act --seeds 3 --budget gpu --gpus-per-cell 0.5
+  nas ablate shufflenet_shuffle --budget cpu data.root=/data train.epochs=3 data.train_subset=5000
+  nas ablate dsc_cnn_act_conv --budget smoke data.name=synthetic   # the CI check
+  nas ablate mobilenet_v1_width --name w1 --resume               # continue after Ctrl-C or kill -9
+  nas ablate mobilenet_v1_width --address 10.0.0.5:6379          # join a running Ray cluster
+  nas ablate --list                                              # the shipped experiments
+
+experiments: experiments/*.yaml (a name or a path). key=value words are `nas run` keys (data.*,
+train.*, device=, mlflow.*) applied on top of the budget; a factor's own key cannot be overridden.
+Budgets: smoke (64 images, 1 epoch), cpu (5,000 images, 5 epochs, 2,000 test images), gpu (45,000
+images, 30 epochs, full test set). Each cell x seed is one Ray task; the driver alone writes
+MLflow (a parent run, a child per cell and seed) and ablations/NAME/{results.csv,summary.csv}.
+$NAS_FAIL_CELLS="label,label@seed" makes those cells fail (fault-injection tests).
+"""
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from nas.errors import NasError
+
+    rest = argparse.ArgumentParser(prog="nas ablate")
+    _ablate_options(rest)
+    rest.add_argument("words", nargs="*")
+    args = rest.parse_intermixed_args(args.words, namespace=args)
+    if args.list:
+        from nas.ablate.experiment import experiment_files, load_experiment
+
+        for path in experiment_files():
+            exp = load_experiment(path)
+            grid = " x ".join(f"{f.name} ({len(f.levels)})" for f in exp.factors)
+            print(f"{exp.name:24s} {grid:28s} {exp.description}")
+        return 0
+    names = [w for w in args.words if "=" not in w]
+    if len(names) != 1:
+        raise NasError("give one experiment (experiments/NAME.yaml, a path or NAME; see nas ablate"
+                       f" --list), then key=value words; got {names or 'none'}")
+    from nas.ablate.driver import AblateSettings, ablate
+
+    settings = AblateSettings(
+        experiment=names[0], seeds=args.seeds, budget=args.budget, name=args.name,
+        resume=args.resume, address=args.address, cpus_per_cell=args.cpus_per_cell,
+        gpus_per_cell=args.gpus_per_cell, concurrency=args.concurrency, test_images=args.test_images,
+        output_dir=args.output_dir, overrides=[w for w in args.words if "=" in w],
+        progress=not args.no_progress,
+        retry_failed=args.retry_failed)
+    outcome = ablate(settings)
+    print()
+    print(outcome.report)
+    print(f"\nfiles: {outcome.folder}/results.csv, summary.csv   ({outcome.wall_s / 60:.1f} min)")
+    print("MLflow: mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    return 0
+
+
+def _ablate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=int, help="run the first N seeds (default: the file's list)")
+    p.add_argument("--budget", help="smoke | cpu | gpu (default: the file's)")
+    p.add_argument("--name", help="ablation name (default: EXPERIMENT-DATE); reuse it with --resume")
+    p.add_argument("--resume", action="store_true", help="continue the ablation called --name")
+    p.add_argument("--retry-failed", action="store_true", help="with --resume: run FAILED cells again")
+    p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
+    p.add_argument("--cpus-per-cell", type=float, default=1.0, help="CPUs per cell x seed (threads)")
+    p.add_argument("--gpus-per-cell", type=float, default=0.0, help="fractions share a GPU")
+    p.add_argument("--concurrency", type=int, help="cells at once (default: what resources allow)")
+    p.add_argument("--test-images", type=int,
+                   help="test images per cell, fixed and class-balanced (default: the budget's; 0: all)")
+    p.add_argument("--output-dir", default="ablations")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--list", action="store_true", help="list the shipped experiments and exit")
+
+
+def _ablate_args(p: argparse.ArgumentParser) -> None:
+    _ablate_options(p)
+    # REMAINDER, re-parsed intermixed in cmd_ablate: options may follow the experiment
+    p.add_argument("words", nargs=argparse.REMAINDER, metavar="EXPERIMENT [key=value ...]",
+                   help="experiments/NAME.yaml, a path or NAME; then nas run keys on top of the"
+                        " budget (data.root=, train.epochs=, device=)")
+
+
 def _summary_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("assignments", nargs="*", metavar="key=value",
                    help="preset=NAME or spec=PATH, then overrides: width= resolution= num_classes="
@@ -224,6 +303,8 @@ COMMANDS: dict[str, Command] = {
                EPILOG_SEARCH, _search_args),
     "run": (cmd_run, "train one network (CIFAR-10 by default), tracked in MLflow", EPILOG_RUN,
             _run_args),
+    "ablate": (cmd_ablate, "paper ablations: cells x seeds on Ray, mean ± std beside the paper's numbers",
+               EPILOG_ABLATE, _ablate_args),
 }
 
 

@@ -10,6 +10,7 @@ so equal seeds give bitwise equal batches on CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -46,6 +47,7 @@ class DataConfig:
     split_seed: int = 0
     download: bool = True  # try a torchvision download when the files are missing
     grayscale: bool = False  # RGB -> 1 channel (BT.601 luma), for 1-channel nets on CIFAR
+    resize: int | None = None  # resize every image to resize x resize once, on load (input-resolution ablations)
     crop_pad: int = 4  # random crop with this much padding (0 = off)
     pad_mode: str = "zeros"  # zeros (torchvision's RandomCrop) | reflect
     flip: bool = True  # random horizontal flip (turn off for digits)
@@ -65,6 +67,7 @@ class DataConfig:
             "crop_pad": self.crop_pad >= 0,
             "pad_mode": self.pad_mode in ("zeros", "reflect"),
             "cutout": self.cutout >= 0,
+            "resize": self.resize is None or 1 <= self.resize <= 2048,
             "synthetic_shape": len(self.synthetic_shape) == 3 and min(self.synthetic_shape) > 0,
             "synthetic_classes": self.synthetic_classes >= 2,
         }
@@ -402,9 +405,36 @@ def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataBundle
                      torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device))
 
     _, c, h, _ = raw.train_x.shape
-    return DataBundle(cfg.name, split(raw.train_x, raw.train_y, train_idx),
-                      split(raw.train_x, raw.train_y, val_idx), split(raw.test_x, raw.test_y),
-                      k, c, h, tuple(mean), tuple(std), list(raw.class_names))
+    bundle = DataBundle(cfg.name, split(raw.train_x, raw.train_y, train_idx),
+                        split(raw.train_x, raw.train_y, val_idx), split(raw.test_x, raw.test_y),
+                        k, c, h, tuple(mean), tuple(std), list(raw.class_names))
+    return resize_bundle(bundle, cfg.resize) if cfg.resize else bundle
+
+
+def resize_images(images: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
+    """uint8 N x C x H x W -> N x C x size x size (bilinear, antialiased when shrinking), rounded.
+
+    Done once per split, in chunks to bound the float copy, so the training loop still only
+    indexes uint8 tensors: a lower input resolution costs nothing per batch.
+    """
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8, device=images.device)
+    for i in range(0, images.shape[0], chunk):
+        x = images[i:i + chunk].float()
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=size < images.shape[-1])
+        out[i:i + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def resize_bundle(data: DataBundle, size: int) -> DataBundle:
+    """Every split resized to size x size; mean/std stay those of the original images."""
+    if data.resolution == size:
+        return data
+    resize = lambda s: Split(resize_images(s.images, size), s.labels)
+    return dataclasses.replace(data, train=resize(data.train), val=resize(data.val),
+                               test=resize(data.test), resolution=size)
 
 
 # ---------------------------------------------------------------------------------------------

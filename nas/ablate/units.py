@@ -1,0 +1,166 @@
+"""From an experiment to units of work: one (cell, seed) each, with its checked config and spec.
+
+Config layers, lowest first: `nas run` defaults < the experiment's `base` < the budget < a data
+fallback (when the base data set is absent) < the cell's factor settings and seed, then the
+command line's `key=value` words. A word that would set a factor's key (or `train.seed`) is
+refused: it would flatten the ablation. Everything that can be wrong with a cell (a groups
+value that does not divide the channels, a bad activation name) is found here, before training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from nas.ablate.budget import Budget
+from nas.ablate.experiment import Cell, Experiment
+from nas.config import RunConfig, load_run_config
+from nas.data import DataBundle, DataConfig, DataError, load_data
+from nas.errors import NasError, SpecError
+
+
+@dataclass(frozen=True)
+class Unit:
+    key: str  # "label@seed": the unit's name in the state file and NAS_FAIL_CELLS
+    cell: Cell
+    seed: int
+    cfg: RunConfig | None
+    spec: Any = None  # NetSpec, None when invalid
+    macs: int | None = None
+    params: int | None = None
+    error: str | None = None  # why the cell cannot run (reported before any training)
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
+def unit_key(label: str, seed: int) -> str:
+    return f"{label}@{seed}"
+
+
+def nest(settings: dict[str, Any]) -> dict[str, Any]:
+    """{"data.resize": 24, "model.stages.*.block": "conv"} -> nested config layers
+    (spec paths under `model` stay flat keys: they contain dots and stars)."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key.startswith("model."):
+            out.setdefault("model", {})[key[len("model."):]] = value
+            continue
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge, later layers win (mappings merge, anything else replaces)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge(out[key], value)
+            else:
+                out[key] = dict(value) if isinstance(value, dict) else value
+    return out
+
+
+def override_keys(overrides: list[str]) -> list[str]:
+    return [item.partition("=")[0] for item in overrides]
+
+
+def check_overrides(exp: Experiment, overrides: list[str]) -> None:
+    owned = {k for f in exp.factors for lv in f.levels for k in lv.settings} | {"train.seed"}
+    if "preset" in owned or "spec" in owned:
+        owned |= {"preset", "spec"}
+    for key in override_keys(overrides):
+        if key in owned:
+            what = "use --seeds" if key == "train.seed" else "it is a factor of this ablation"
+            raise NasError(f"{key}= cannot be overridden in ablation {exp.name!r}: {what}")
+
+
+def run_config(exp: Experiment, budget: Budget, overrides: list[str], *, data: dict[str, Any] | None = None,
+               cell: Cell | None = None, seed: int | None = None) -> RunConfig:
+    layers = [exp.base, budget.run_settings(), {"data": data or {}}, {"progress": False}]
+    if cell is not None:
+        layers.append(nest(cell.settings))
+    if seed is not None:
+        layers.append({"train": {"seed": seed}})
+    return load_run_config(overrides, base=merge(*layers))
+
+
+@dataclass
+class ResolvedData:
+    extra: dict[str, Any]  # the data fallback chosen ({} = the experiment's own data)
+    note: str  # which data was used, for the table and MLflow
+    bundles: dict[DataConfig, DataBundle]  # loaded once per distinct config (resize applied later)
+
+
+def load_key(cfg: RunConfig) -> DataConfig:
+    """Cells that differ only in data.resize share one loaded data set."""
+    return dataclasses.replace(cfg.data, resize=None)
+
+
+def describe_data(cfg: DataConfig) -> str:
+    return cfg.name + (" (grayscale)" if cfg.grayscale else "")
+
+
+def resolve_data(exp: Experiment, budget: Budget, overrides: list[str]) -> ResolvedData:
+    """Load the experiment's data, or the first of its `data_fallbacks` that is present.
+
+    Fallbacks apply only when the command line leaves `data.name` alone; the note says which
+    data set was used and which were missing.
+    """
+    user_named = "data.name" in override_keys(overrides)
+    candidates = [{}] + ([] if user_named else [dict(f) for f in exp.data_fallbacks])
+    missing: list[str] = []
+    first_error: DataError | None = None
+    for extra in candidates:
+        cfg = run_config(exp, budget, overrides, data=extra)
+        try:
+            bundle = load_data(load_key(cfg), "cpu")
+        except DataError as err:
+            first_error = first_error or err
+            missing.append(describe_data(cfg.data))
+            continue
+        note = describe_data(cfg.data)
+        if missing:
+            note += f" (fallback: {', '.join(missing)} not found)"
+        return ResolvedData(extra, note, {load_key(cfg): bundle})
+    assert first_error is not None
+    tail = f" (fallbacks {', '.join(missing[1:])} not found either)" if len(missing) > 1 else ""
+    raise DataError(f"{first_error}{tail}")
+
+
+def sized(bundle: DataBundle, cfg: RunConfig) -> DataBundle:
+    """The bundle as the cell will see it (sizes only; the worker does the actual resize)."""
+    return dataclasses.replace(bundle, resolution=cfg.data.resize) if cfg.data.resize else bundle
+
+
+def build_units(exp: Experiment, budget: Budget, overrides: list[str], seeds: tuple[int, ...],
+                data: ResolvedData) -> list[Unit]:
+    """Every cell x seed with its config, spec and counts; a bad cell becomes an invalid unit."""
+    from nas.counting import count
+    from nas.run import resolve_spec
+    from nas.train import check_config
+
+    units = []
+    for cell in exp.cells():
+        try:
+            cfgs = [run_config(exp, budget, overrides, data=data.extra, cell=cell, seed=s) for s in seeds]
+            key = load_key(cfgs[0])
+            if key not in data.bundles:
+                data.bundles[key] = load_data(key, "cpu")
+            check_config(cfgs[0].train)
+            spec = resolve_spec(cfgs[0], sized(data.bundles[key], cfgs[0]))
+            counted = count(spec)
+        except (NasError, SpecError) as err:
+            error = " ".join(str(err).split())
+            units += [Unit(unit_key(cell.label, s), cell, s, None, error=error) for s in seeds]
+            continue
+        units += [Unit(unit_key(cell.label, s), cell, s, c, spec, counted.macs, counted.params)
+                  for s, c in zip(seeds, cfgs)]
+    return units
