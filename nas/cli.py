@@ -10,6 +10,7 @@ from typing import Any, Callable
 import yaml
 
 from nas.errors import NasError, SpecError
+from nas.spec import safe_load
 
 EPILOG_SUMMARY = """examples:
   nas summary preset=mobilenet_v2
@@ -27,7 +28,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise SpecError(f"{item!r} is not key=value (e.g. preset=mobilenet_v2 width=0.5)")
         try:
-            result[key] = yaml.safe_load(raw) if raw else ""
+            result[key] = safe_load(raw) if raw else ""  # 1e9 is a number here too
         except yaml.YAMLError:
             result[key] = raw
     return result
@@ -270,7 +271,8 @@ def _ablate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run FAILED cells again")
     p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
     p.add_argument("--cpus-per-cell", type=float, default=1.0, help="CPUs per cell x seed (threads)")
-    p.add_argument("--gpus-per-cell", type=float, default=0.0, help="fractions share a GPU")
+    p.add_argument("--gpus-per-cell", type=float, default=None,
+                   help="fractions share a GPU (default: 0.25 when Ray sees GPUs, else 0)")
     p.add_argument("--concurrency", type=int, help="cells at once (default: what resources allow)")
     p.add_argument("--test-images", type=int,
                    help="test images per cell, fixed and class-balanced (default: the budget's; 0: all)")

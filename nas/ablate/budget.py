@@ -35,7 +35,7 @@ BUDGETS: dict[str, Budget] = {
                     # read only by data.name=synthetic: the CI stand-in stays tiny
                     (("synthetic_train", 256), ("synthetic_test", 64))),
     "cpu": Budget("cpu", 5000, 1000, 2000, 5, 64,
-                  "minutes per cell on one CPU core (MobileNetV2 at 32 px: ~10 min)"),
+                  "about 13 min per MobileNetV2 cell and seed on one CPU core (32 px)"),
     "gpu": Budget("gpu", None, 5000, None, 30, 256, "45k images x 30 epochs, full test set"),
 }
 

@@ -28,6 +28,7 @@ from nas.ablate.units import ResolvedData, Unit, build_units, check_overrides, l
 from nas.errors import NasError
 from nas.tracking import preflight
 
+GPU_SHARE = 0.25  # default GPU fraction per cell: small CIFAR nets leave a GPU mostly idle
 DONE = ("COMPLETED", "INVALID", "FAILED")  # not re-run on --resume (FAILED is, with --retry-failed)
 
 
@@ -40,7 +41,7 @@ class AblateSettings:
     resume: bool = False
     address: str | None = None
     cpus_per_cell: float = 1.0
-    gpus_per_cell: float = 0.0
+    gpus_per_cell: float | None = None  # None: GPU_SHARE when the cluster has GPUs, else 0
     concurrency: int | None = None
     test_images: int | None = None  # None: the budget's; 0: the whole test set
     output_dir: str = "ablations"
@@ -118,7 +119,7 @@ def _prepare(settings: AblateSettings) -> tuple[Experiment, Budget, tuple[int, .
     exp = load_experiment(settings.experiment)
     budget = get_budget(settings.budget or exp.budget)
     seeds = pick_seeds(exp, settings.seeds)
-    if settings.cpus_per_cell <= 0 or settings.gpus_per_cell < 0:
+    if settings.cpus_per_cell <= 0 or (settings.gpus_per_cell or 0) < 0:
         raise NasError("--cpus-per-cell must be > 0 and --gpus-per-cell >= 0")
     if settings.concurrency is not None and settings.concurrency < 1:
         raise NasError(f"--concurrency {settings.concurrency} must be >= 1")
@@ -250,12 +251,15 @@ def _run(settings: AblateSettings, recorder: AblationRecorder, state: State, exp
     started = time.perf_counter()
     resources = init_ray(settings.address)
     cpus, gpus = resources.get("CPU", 1), resources.get("GPU", 0)
-    by_cpu = int(cpus // settings.cpus_per_cell)
-    by_gpu = int(gpus // settings.gpus_per_cell) if settings.gpus_per_cell else by_cpu
-    concurrency = settings.concurrency or max(1, min(by_cpu, by_gpu))
     device = todo[0].cfg.device
+    gpu_share = settings.gpus_per_cell
+    if gpu_share is None:
+        gpu_share = GPU_SHARE if gpus and device in ("auto", "cuda") else 0.0
+    by_cpu = int(cpus // settings.cpus_per_cell)
+    by_gpu = int(gpus // gpu_share) if gpu_share else by_cpu
+    concurrency = settings.concurrency or max(1, min(by_cpu, by_gpu))
     if device == "auto":
-        device = "cuda" if settings.gpus_per_cell else "cpu"
+        device = "cuda" if gpu_share else "cpu"
     threads = max(1, int(settings.cpus_per_cell))
     estimate = ""
     if device == "cpu":
@@ -265,7 +269,7 @@ def _run(settings: AblateSettings, recorder: AblationRecorder, state: State, exp
 
     refs = {key: ray.put(bundle) for key, bundle in data.bundles.items()}
     task = ray.remote(run_unit).options(num_cpus=settings.cpus_per_cell,
-                                        num_gpus=settings.gpus_per_cell, max_retries=1)
+                                        num_gpus=gpu_share, max_retries=1)
     faults = injected_faults()
     queue, pending = list(todo), {}
     counts = {"COMPLETED": 0, "FAILED": 0}
