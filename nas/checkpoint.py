@@ -4,11 +4,14 @@ kill at any moment leaves either the previous checkpoint or the new one, never h
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from nas.errors import NasError
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> None:
@@ -27,5 +30,17 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> None:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Load with `weights_only=True`: a checkpoint cannot run code."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load with `weights_only=True`: a checkpoint cannot run code. One that holds anything but
+    tensors and plain data (a pickled object), or is truncated, is refused with one line."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise NasError(f"checkpoint {path} holds pickled Python objects, which could run code;"
+                       " refused (weights_only). Delete it to start the run over") from None
+    except (RuntimeError, EOFError, ValueError, TypeError, AttributeError, ImportError) as err:
+        raise NasError(f"checkpoint {path} is truncated or not a nas checkpoint"
+                       f" ({type(err).__name__}); delete it to start the run over") from None
+    if not isinstance(state, dict):
+        raise NasError(f"checkpoint {path} holds a {type(state).__name__}, not a checkpoint;"
+                       " delete it to start the run over")
+    return state

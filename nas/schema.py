@@ -87,6 +87,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"{path} must be a number, got {show(value)}")
+        if isinstance(value, int) and abs(value) > MAX_INT:  # float() of 10**400 overflows
+            raise SpecError(f"{path}={show(value)} is out of range (at most {MAX_INT:.1e})")
         if not math.isfinite(value):
             raise SpecError(f"{path} must be a finite number, got {show(value)}")
         return float(value)
@@ -115,7 +117,8 @@ def from_dict(cls: type[T], data: Any, path: str = "", root: str = "spec") -> T:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         key_str = str(key)
-        field_path = f"{path}.{key_str}" if path else key_str
+        shown = key_str if len(key_str) <= SHOW_CHARS else f"{key_str[:40]}... ({len(key_str):,} chars)"
+        field_path = f"{path}.{shown}" if path else shown
         if key_str not in fields:
             raise SpecError(
                 f"{field_path} is not a field of {where}{suggest(key_str, fields)}"
