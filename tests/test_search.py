@@ -54,7 +54,7 @@ def test_search_records_parent_children_front_and_plot(workdir):
     df = pd.read_csv(folder / "trials.csv")
     trained = df[df.status != "INFEASIBLE"]
     assert len(trained) == 5
-    assert set(df.status) <= {"COMPLETED", "PRUNED", "FAILED", "INFEASIBLE"}
+    assert set(df.status) <= {"COMPLETED", "PRUNED", "FAILED", "INFEASIBLE", "DUPLICATE"}
     failed = df[df.trial == 1].iloc[0]
     assert failed.status == "FAILED" and "injected fault in trial 1" in failed.error
     lost = df[df.trial == 3].iloc[0]

@@ -24,3 +24,31 @@ def test_samplers_are_seeded_and_sized_by_the_trial_budget():
         study = optuna.create_study(sampler=SAMPLERS["random"](7, 10))
         draws.append([study.ask().suggest_int("x", 0, 10**6) for _ in range(5)])
     assert draws[0] == draws[1]
+
+
+def test_an_architecture_is_trained_once_and_resampling_it_is_free(tmp_path):
+    from nas.errors import SpecError
+    from nas.pareto import parse_objectives
+    from nas.search.searcher import Limits, OptunaSearcher
+    from nas.space import load_space
+
+    path = tmp_path / "two.yaml"
+    path.write_text("name: two\nbase: shufflenet_v1_g3\nchoices:\n"
+                    "  kernel: {options: [3, 5], set: stages.*.kernel}\n")
+    space = load_space(str(path))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=SAMPLERS["random"](0, 3))
+    skipped = []
+    searcher = OptunaSearcher(study, space, parse_objectives("val_acc,macs"),
+                              lambda p: space.to_spec(p, resolution=32, num_classes=10),
+                              Limits(), max_epochs=2, trials=3, on_infeasible=skipped.append)
+    kernels = []
+    for trial_id in ("a", "b"):
+        config = searcher.suggest(trial_id)
+        kernels.append(config["kernel"])
+        searcher.on_trial_complete(trial_id, {"epoch": 2, "val_acc": 0.5, "macs": 1e6})
+    assert sorted(kernels) == [3, 5]  # the second trial was never a retrain of the first
+    assert all(s.status == "DUPLICATE" and s.duplicate_of is not None for s in skipped)
+    with pytest.raises(SpecError, match="already trained"):  # the space is exhausted
+        searcher.suggest("c")
+    statuses = {t.user_attrs.get("nas_status") for t in study.trials}
+    assert statuses == {"COMPLETED", "DUPLICATE"}

@@ -125,7 +125,7 @@ def _close_killed_trials(study: optuna.Study) -> int:
 def _trained_count(study: optuna.Study) -> int:
     """Trials that ran (completed, pruned or failed while training): infeasible ones are free."""
     return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
-               if t.user_attrs.get("nas_status") not in ("INFEASIBLE", "KILLED"))
+               if t.user_attrs.get("nas_status") not in ("INFEASIBLE", "DUPLICATE", "KILLED"))
 
 
 def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict[int, str]) -> pd.DataFrame:
@@ -138,7 +138,8 @@ def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict
                                "val_acc": t.user_attrs.get("val_acc"), "epochs": t.user_attrs.get("epochs"),
                                "error": t.user_attrs.get("error", ""),
                                "reference": t.user_attrs.get("reference", ""),
-                               "node": t.user_attrs.get("node", "")}
+                               "node": t.user_attrs.get("node", ""),
+                               "duplicate_of": t.user_attrs.get("duplicate_of")}
         if status == "COMPLETED" and t.values is not None:
             row.update({o.name: v for o, v in zip(objectives, t.values)})
         row.update({f"choice.{k}": v for k, v in t.params.items()})
@@ -330,7 +331,7 @@ def _fit(settings, run_name, study, space, objectives, to_spec, limits, budget, 
 
     bar = tqdm(total=remaining, desc="trials", unit="trial", disable=not settings.progress,
                dynamic_ncols=True)
-    counts = {"COMPLETED": 0, "PRUNED": 0, "FAILED": 0, "INFEASIBLE": 0}
+    counts = {"COMPLETED": 0, "PRUNED": 0, "FAILED": 0, "INFEASIBLE": 0, "DUPLICATE": 0}
     live = {"running": 0}
     points: list[list[float]] = []  # objective values of completed trials, for the front size
 
@@ -338,7 +339,7 @@ def _fit(settings, run_name, study, space, objectives, to_spec, limits, budget, 
         front = int(pareto_mask(np.array(points), [o.direction for o in objectives]).sum()) if points else 0
         bar.set_postfix_str(f"running {live['running']} completed {counts['COMPLETED']} pruned"
                             f" {counts['PRUNED']} failed {counts['FAILED']} infeasible"
-                            f" {counts['INFEASIBLE']} front {front}")
+                            f" {counts['INFEASIBLE']} duplicate {counts['DUPLICATE']} front {front}")
 
     def on_start() -> None:
         live["running"] += 1
@@ -354,7 +355,7 @@ def _fit(settings, run_name, study, space, objectives, to_spec, limits, budget, 
 
     def on_infeasible(sampled) -> None:
         recorder.infeasible(sampled)
-        counts["INFEASIBLE"] += 1
+        counts[sampled.status] += 1
         show()
 
     searcher = OptunaSearcher(study, space, objectives, to_spec, limits, budget.epochs, remaining,

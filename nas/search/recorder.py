@@ -83,9 +83,12 @@ class SearchRecorder:
         if sampled.spec is not None:
             child.log_text(spec_to_yaml(sampled.spec), "spec.yaml")
             child.log_metrics({"macs": sampled.macs, "params": sampled.n_params})
-        reason = sampled.error or "over the limits: " + ", ".join(
-            f"{v:+.0%}" for v in sampled.violations if v > 0)
-        child.set_tags({"nas.status": "INFEASIBLE", "nas.infeasible_reason": reason})
+        if sampled.duplicate_of is not None:
+            reason = f"same architecture as trial {sampled.duplicate_of}: same seed and budget, its result stands"
+        else:
+            reason = sampled.error or "over the limits: " + ", ".join(
+                f"{v:+.0%}" for v in sampled.violations if v > 0)
+        child.set_tags({"nas.status": sampled.status, "nas.infeasible_reason": reason})
         child.end("FINISHED")
         self.children.pop(sampled.number, None)
 

@@ -86,6 +86,19 @@ class Sampled:
     n_params: int | None = None
     error: str | None = None
     violations: list[float] = field(default_factory=list)
+    duplicate_of: int | None = None  # an earlier trial trained this exact architecture
+
+    @property
+    def status(self) -> str:
+        """Why it was not trained: INFEASIBLE (invalid or over a limit) or DUPLICATE."""
+        return "INFEASIBLE" if self.duplicate_of is None else "DUPLICATE"
+
+
+def architecture_key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+TRAINED = ("COMPLETED", "PRUNED")
 
 
 class OptunaSearcher(Searcher):
@@ -101,6 +114,11 @@ class OptunaSearcher(Searcher):
         self.on_infeasible = on_infeasible
         self.live: dict[str, optuna.trial.Trial] = {}
         self.infeasible = 0
+        # architectures trained (or training) already: the same seed and budget would give the
+        # same numbers, so NSGA-II's re-proposals of them are recorded DUPLICATE, not retrained
+        self.trained: dict[tuple, int] = {
+            architecture_key(t.params): t.number for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get("nas_status") in TRAINED}
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # objectives are ours; Ray's single metric only drives ASHA
@@ -128,12 +146,16 @@ class OptunaSearcher(Searcher):
         for _ in range(MAX_CONSECUTIVE_INFEASIBLE):
             trial, sampled = self._sample()
             if sampled.error is None and max(sampled.violations) <= 0:
-                break
+                sampled.duplicate_of = self.trained.get(architecture_key(sampled.params))
+                if sampled.duplicate_of is None:
+                    break
             self.infeasible += 1
             self._tell_infeasible(trial, sampled)
         else:
-            raise SpecError(f"{MAX_CONSECUTIVE_INFEASIBLE} samples in a row were invalid or over"
-                            " the max_macs/max_params limits; relax the limits or the space")
+            raise SpecError(f"{MAX_CONSECUTIVE_INFEASIBLE} samples in a row were invalid, over"
+                            " the max_macs/max_params limits or already trained; relax the limits"
+                            " or widen the space")
+        self.trained[architecture_key(sampled.params)] = trial.number
         trial.set_user_attr("macs", sampled.macs)
         trial.set_user_attr("params", sampled.n_params)
         set_constraints(trial, sampled.violations)
@@ -142,8 +164,13 @@ class OptunaSearcher(Searcher):
         return {**sampled.params, TRIAL_KEY: trial.number}
 
     def _tell_infeasible(self, trial: optuna.trial.Trial, sampled: Sampled) -> None:
-        trial.set_user_attr("nas_status", "INFEASIBLE")
-        if sampled.error is not None:
+        trial.set_user_attr("nas_status", sampled.status)
+        if sampled.duplicate_of is not None:
+            trial.set_user_attr("duplicate_of", sampled.duplicate_of)
+            trial.set_user_attr("macs", sampled.macs)
+            trial.set_user_attr("params", sampled.n_params)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        elif sampled.error is not None:
             trial.set_user_attr("error", sampled.error)
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
@@ -162,6 +189,8 @@ class OptunaSearcher(Searcher):
             return
         status = outcome_status(result, error, self.max_epochs)
         trial.set_user_attr("nas_status", status)
+        if status not in TRAINED:  # a failure may be transient (a lost worker): may be retried
+            self.trained.pop(architecture_key(trial.params), None)
         if result:
             trial.set_user_attr("epochs", int(result.get("epoch", 0)))
             if result.get("node"):
