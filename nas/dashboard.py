@@ -1,0 +1,388 @@
+"""Dashboards read back from MLflow: a search's trials and Pareto front, an ablation's cells over seeds.
+
+The notebooks in `dashboards/` and `nas pareto` are thin callers of this module, so the command
+line and the notebooks draw the same figures. It only reads what the MLflow layout contract
+promises (parent run per search / ablation, one child per trial / cell x seed, `trials.csv` and
+`summary.csv` artifacts), never writes, and never creates a store: a missing store, experiment or
+search is a one-line `NasError`. Fronts come from `nas.pareto` (one front computation in the code).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from nas.errors import NasError
+from nas.pareto import Objective, parse_objectives, pareto_front, plot_front
+from nas.tracking import tracking_uri
+
+TRIAL_METRICS = ("macs", "params", "val_acc", "latency_ms")
+PANELS = ("macs", "params")  # x axes of the search figure, accuracy on y
+METRIC_LABELS = {"val_acc": "validation accuracy", "test_acc": "test accuracy"}
+
+
+# ---------------------------------------------------------------- store
+
+def resolve_uri(uri: str | None = None, *, look_up: bool = False) -> str:
+    """The tracking URI to read; a SQLite store must exist (reading must not create an empty one).
+
+    `uri` None means $MLFLOW_TRACKING_URI, else ./mlflow.db. With `look_up`, a relative SQLite
+    path missing here is looked for in the parent folders too: a notebook's kernel starts in
+    dashboards/, while `nas search` wrote mlflow.db at the repository root.
+    """
+    uri = tracking_uri(uri)
+    if not uri.startswith("sqlite:///"):
+        return uri
+    raw, sep, query = uri[len("sqlite:///"):].partition("?")
+    path = Path(raw)
+    if look_up and not path.is_absolute() and not path.exists():
+        path = next((p / raw for p in Path.cwd().parents if (p / raw).is_file()), path)
+    if not path.is_file():
+        raise NasError(f"MLflow store {path} does not exist: run `nas search` first, or point "
+                       "MLFLOW_TRACKING_URI (nas pareto: --tracking-uri) at the store")
+    return f"sqlite:///{path.resolve()}{sep}{query}"
+
+
+@contextlib.contextmanager
+def _using(uri: str) -> Iterator[None]:
+    """`mlflow.search_runs` reads the global tracking URI (and sets $MLFLOW_TRACKING_URI):
+    point it at `uri` for the call and put both back, so later writers in this process are
+    not redirected."""
+    import mlflow
+
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    saved = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved)
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+
+
+def search_runs(uri: str, filter_string: str, experiment: str | None = None) -> pd.DataFrame:
+    """`mlflow.search_runs` on one experiment (None: all of them), newest first."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with _using(uri):
+        try:
+            if experiment is not None and mlflow.get_experiment_by_name(experiment) is None:
+                names = sorted(e.name for e in mlflow.search_experiments())
+                raise NasError(f"no MLflow experiment {experiment!r} in {_shown(uri)}"
+                               f" (experiments: {', '.join(names) or 'none'})")
+            runs = mlflow.search_runs(
+                experiment_names=[experiment] if experiment is not None else None,
+                search_all_experiments=experiment is None, filter_string=filter_string,
+                order_by=["attributes.start_time DESC"], output_format="pandas")
+        except MlflowException as err:
+            raise NasError(f"MLflow store {_shown(uri)}: {str(err).splitlines()[0]}") from None
+    return runs.reset_index(drop=True)
+
+
+def _shown(uri: str) -> str:
+    return uri.split("?")[0]
+
+
+def _column(runs: pd.DataFrame, name: str, default=np.nan) -> pd.Series:
+    return runs[name] if name in runs.columns else pd.Series(default, index=runs.index)
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    """MLflow params are strings: numbers back to numbers, the rest (True, relu6) as written."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers if numbers.notna().sum() == values.notna().sum() else values
+
+
+def _artifact_csv(uri: str, run_id: str, name: str) -> pd.DataFrame | None:
+    """A CSV artifact of a run, or None while the run has not logged it yet."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    quiet = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no bar per small CSV
+    try:
+        if name not in {a.path for a in client.list_artifacts(run_id)}:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            return pd.read_csv(client.download_artifacts(run_id, name, tmp))
+    except (MlflowException, OSError):
+        return None
+    finally:
+        if quiet is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = quiet
+
+
+# ---------------------------------------------------------------- searches
+
+@dataclass(frozen=True, eq=False)
+class Search:
+    """A search parent run and its trials (one row per child run, trials.csv's columns)."""
+
+    run_id: str
+    name: str
+    experiment: str
+    space: str
+    objectives: tuple[Objective, ...]
+    trials: pd.DataFrame
+
+    def describe(self) -> str:
+        counts = self.trials["status"].value_counts().to_dict()
+        done = ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())) or "no trials yet"
+        names = ",".join(o.name for o in self.objectives)
+        return (f"search {self.name} (space {self.space}, objectives {names}; experiment "
+                f"{self.experiment}, run {self.run_id}): {len(self.trials)} trials, {done}")
+
+
+def load_search(uri: str | None, experiment: str, name: str | None = None, *,
+                look_up: bool = False) -> Search:
+    """The search called `name` (its parent run's name), else the latest one, with its trials.
+
+    Trial values come from the child runs (final `val_acc`, `macs`, `params`, `nas.status`,
+    `choice.*` params); the reference (paper) labels come from the parent's trials.csv, which a
+    search logs when it ends (while it runs, no point is marked as a reference).
+    """
+    uri = resolve_uri(uri, look_up=look_up)
+    parents = search_runs(uri, "tags.`nas.kind` = 'search'", experiment)
+    if not len(parents):
+        raise NasError(f"no search runs in experiment {experiment!r} of {_shown(uri)}: run "
+                       "`nas search` first (or pick the experiment with --experiment)")
+    names = parents["tags.mlflow.runName"].astype(str)
+    if name is not None:
+        picked = parents[names == name]
+        if not len(picked):
+            raise NasError(f"no search called {name!r} in experiment {experiment!r}; searches: "
+                           f"{', '.join(dict.fromkeys(names))}")
+        parent = picked.iloc[0]
+    else:
+        parent = parents.iloc[0]
+    run_id = str(parent["run_id"])
+    objectives = tuple(parse_objectives(str(_value(parent, "tags.nas.objectives", "val_acc,macs"))))
+    children = search_runs(uri, f"tags.`mlflow.parentRunId` = '{run_id}' and tags.`nas.kind` = 'trial'",
+                           experiment)
+    trials = _trials(children, _artifact_csv(uri, run_id, "trials.csv"))
+    return Search(run_id, str(parent["tags.mlflow.runName"]), experiment,
+                  str(_value(parent, "tags.nas.space", "")), objectives, trials)
+
+
+def _value(row: pd.Series, key: str, default):
+    value = row.get(key, default)
+    return default if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _trials(children: pd.DataFrame, csv: pd.DataFrame | None) -> pd.DataFrame:
+    """Child runs -> trials.csv-shaped rows, sorted by trial number."""
+    df = pd.DataFrame({"trial": pd.to_numeric(_column(children, "tags.nas.trial")).astype("Int64"),
+                       "status": _column(children, "tags.nas.status", "RUNNING").fillna("RUNNING")})
+    for metric in TRIAL_METRICS:
+        if metric in ("macs", "params", "val_acc") or f"metrics.{metric}" in children.columns:
+            df[metric] = pd.to_numeric(_column(children, f"metrics.{metric}"))
+    references = {}
+    if csv is not None and {"trial", "reference"} <= set(csv.columns):
+        references = dict(zip(csv["trial"], csv["reference"].fillna("").astype(str)))
+    df["reference"] = [references.get(t, "") for t in df["trial"]]
+    for col in sorted(c for c in children.columns if c.startswith("params.choice.")):
+        df[col[len("params."):]] = _typed(children[col])
+    df["mlflow_run_id"] = children["run_id"].astype(str) if len(children) else pd.Series(dtype=str)
+    df["pareto"] = _column(children, "tags.pareto", "").fillna("").astype(str).eq("true")
+    return df.sort_values("trial", kind="mergesort").reset_index(drop=True)
+
+
+def front_table(search: Search) -> pd.DataFrame:
+    """The search's non-dominated completed trials under its own objectives, cheapest first."""
+    objectives = list(search.objectives)
+    missing = [o.name for o in objectives if o.name not in search.trials.columns]
+    if missing:
+        raise NasError(f"search {search.name}: no {', '.join(missing)} metric on its trials; the "
+                       f"objectives were {','.join(o.name for o in objectives)}")
+    completed = search.trials[search.trials["status"] == "COMPLETED"]
+    extra = [o.name for o in objectives if o.name not in ("macs", "params", "val_acc")]
+    columns = ["trial", "macs", "params", "val_acc", *extra, "reference",
+               *[c for c in completed.columns if c.startswith("choice.")], "mlflow_run_id"]
+    return pareto_front(completed, objectives)[columns].reset_index(drop=True)
+
+
+def pareto_figure(search: Search, out: str | Path, panels: Sequence[str] = PANELS) -> Path:
+    """Validation accuracy vs each of `panels` (MACs, params), side by side in one PNG.
+
+    Each panel is `nas.pareto.plot_front`: every trial by status, that panel's front (completed
+    trials non-dominated in accuracy and its x) as a staircase, the reference nets as labelled
+    stars. The panels are drawn at the same pixel size and joined without resampling.
+    """
+    from matplotlib import image
+
+    df = search.trials
+    refs = df[df["reference"] != ""]
+    refs = refs.assign(name=refs["reference"],
+                       val_acc=refs["val_acc"].where(refs["status"] == "COMPLETED"))
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        pictures = []
+        for x in panels:
+            what = {"macs": "MACs", "params": "parameters"}.get(x, x)
+            png = plot_front(df, x=x, y="val_acc", presets=refs[["name", x, "val_acc"]] if len(refs) else None,
+                             title=f"{search.name}: validation accuracy vs {what}",
+                             out=Path(tmp) / f"{x}.png")
+            pictures.append(image.imread(png))
+    if len({p.shape for p in pictures}) != 1:
+        raise RuntimeError(f"panels differ in size: {[p.shape for p in pictures]}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.imsave(out, np.concatenate(pictures, axis=1), format="png")
+    return out
+
+
+def format_front(front: pd.DataFrame) -> str:
+    """The front table for a terminal."""
+    from nas.table import format_table
+
+    rows = [[int(r["trial"]), f"{r['macs'] / 1e6:.2f}M", f"{r['params'] / 1e6:.3f}M",
+             f"{r['val_acc']:.4f}", r["reference"] or "-"] for _, r in front.iterrows()]
+    return format_table(["trial", "MACs", "params", "val_acc", "reference"], rows, align="rrrrl")
+
+
+# ---------------------------------------------------------------- ablations
+
+SUMMARY_VALUES = ("macs", "params", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std",
+                  "n_seeds", "paper")
+
+
+@dataclass(frozen=True, eq=False)
+class Ablation:
+    """An ablation parent run and its per-cell summary (summary.csv's columns)."""
+
+    run_id: str
+    name: str
+    factors: tuple[str, ...]
+    summary: pd.DataFrame
+    source: str  # "summary.csv" (logged when the ablation ended) or "children" (aggregated here)
+
+
+def load_ablations(uri: str | None, experiment: str | None = None,
+                   names: Sequence[str] | None = None, *, look_up: bool = False) -> list[Ablation]:
+    """The latest parent run of each ablation (all experiments when `experiment` is None)."""
+    uri = resolve_uri(uri, look_up=look_up)
+    parents = search_runs(uri, "tags.`nas.kind` = 'ablation'", experiment)
+    where = f"experiment {experiment!r}" if experiment else "any experiment"
+    if not len(parents):
+        raise NasError(f"no ablation runs in {where} of {_shown(uri)}: run `nas ablate` first")
+    parents = parents.assign(_name=_column(parents, "tags.nas.ablation").fillna(
+        _column(parents, "tags.mlflow.runName")).astype(str))
+    latest = parents.drop_duplicates("_name", keep="first")  # newest first
+    if names is not None:
+        unknown = [n for n in names if n not in set(latest["_name"])]
+        if unknown:
+            raise NasError(f"no ablation {', '.join(map(repr, unknown))} in {where}; ablations: "
+                           f"{', '.join(sorted(latest['_name']))}")
+        latest = latest[latest["_name"].isin(names)]
+    out = []
+    for _, parent in latest.sort_values("_name").iterrows():
+        run_id = str(parent["run_id"])
+        factors = tuple(f.strip() for f in str(_value(parent, "tags.nas.factors", "")).split(",") if f.strip())
+        summary = _artifact_csv(uri, run_id, "summary.csv")
+        source = "summary.csv"
+        if summary is None:
+            summary, source = cells_from_children(uri, run_id, factors, experiment), "children"
+        if not factors:
+            factors = tuple(c for c in summary.columns if c not in SUMMARY_VALUES)
+        out.append(Ablation(run_id, str(parent["_name"]), factors, summary, source))
+    return out
+
+
+def cells_from_children(uri: str, run_id: str, factors: Sequence[str],
+                        experiment: str | None = None) -> pd.DataFrame:
+    """summary.csv rebuilt from the completed cell x seed child runs (std over seeds, ddof=1)."""
+    children = search_runs(uri, f"tags.`mlflow.parentRunId` = '{run_id}' and "
+                                "tags.`nas.kind` = 'ablation_cell'", experiment)
+    children = children[_column(children, "tags.nas.status", "").eq("COMPLETED")]
+    runs = pd.DataFrame({f: _typed(_column(children, f"params.factor.{f}")) for f in factors})
+    for metric in ("macs", "params", "val_acc", "test_acc"):
+        runs[metric] = pd.to_numeric(_column(children, f"metrics.{metric}"))
+    runs = runs.iloc[::-1]  # oldest first: the order the cells were run in
+    if not len(runs) or not factors:
+        return pd.DataFrame(columns=[*factors, *SUMMARY_VALUES[:-1]])
+    grouped = runs.groupby(list(factors), sort=False, dropna=False)
+    summary = grouped.agg(macs=("macs", "first"), params=("params", "first"),
+                          val_acc_mean=("val_acc", "mean"), val_acc_std=("val_acc", "std"),
+                          test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
+                          n_seeds=("val_acc", "count"))
+    return summary.reset_index()
+
+
+def ablation_figure(ablations: Sequence[Ablation], out: str | Path, metric: str = "val_acc") -> Path:
+    """One panel per ablation: `metric` mean ± std over seeds per cell.
+
+    x is the first factor (in the order the cells were run), one line per setting of the other
+    factors; a tick also shows the cell's MACs when all lines share it there.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not ablations:
+        raise NasError("no ablations to draw")
+    cols = 1 if len(ablations) == 1 else 2
+    rows = math.ceil(len(ablations) / cols)
+    fig = Figure(figsize=(6.8 * cols, 4.6 * rows), dpi=120)
+    FigureCanvasAgg(fig)
+    for i, ablation in enumerate(ablations):
+        _ablation_panel(fig.add_subplot(rows, cols, i + 1), ablation, metric)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    return out
+
+
+def _ablation_panel(ax, ablation: Ablation, metric: str) -> None:
+    df, factors = ablation.summary, list(ablation.factors)
+    mean, std = f"{metric}_mean", f"{metric}_std"
+    missing = [c for c in (*factors, mean) if c not in df.columns]
+    if missing:
+        raise NasError(f"ablation {ablation.name}: no column(s) {', '.join(missing)} in its "
+                       f"{ablation.source} (have: {', '.join(map(str, df.columns))})")
+    ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (mean ± std)")
+    ax.grid(True, axis="y", alpha=0.3)
+    if not len(df):
+        ax.set_title(ablation.name)
+        ax.text(0.5, 0.5, "no finished cells yet", transform=ax.transAxes, ha="center", color="grey")
+        return
+    x_factor, rest = factors[0], factors[1:]
+    labels = df[x_factor].astype(str)
+    categories = list(dict.fromkeys(labels))
+    position = {c: i for i, c in enumerate(categories)}
+    series = (df[rest].astype(str).apply(lambda r: ", ".join(f"{k}={v}" for k, v in r.items()), axis=1)
+              if rest else pd.Series("", index=df.index))
+    keys = list(dict.fromkeys(series))
+    for k, key in enumerate(keys):
+        sel = (series == key).to_numpy()
+        xs = labels[sel].map(position).to_numpy(float) + (k - (len(keys) - 1) / 2) * 0.08
+        yerr = pd.to_numeric(df[std], errors="coerce")[sel].fillna(0) if std in df.columns else None
+        ax.errorbar(xs, pd.to_numeric(df[mean])[sel], yerr=yerr, fmt="o-", capsize=4, markersize=5,
+                    linewidth=1.4, label=key or metric)
+    ticks = []
+    for c in categories:
+        macs = pd.to_numeric(df.loc[labels == c, "macs"], errors="coerce").dropna().unique() \
+            if "macs" in df.columns else []
+        ticks.append(f"{c}\n{macs[0] / 1e6:.2f}M MACs" if len(macs) == 1 else c)
+    ax.set_xticks(range(len(categories)), ticks, fontsize=8)
+    ax.set_xlim(-0.5, len(categories) - 0.5)
+    ax.set_xlabel(x_factor)
+    seeds = pd.to_numeric(df["n_seeds"], errors="coerce").dropna() if "n_seeds" in df.columns else []
+    over = (f", {int(min(seeds))}" + (f"-{int(max(seeds))}" if max(seeds) != min(seeds) else "")
+            + " seeds") if len(seeds) else ""
+    ax.set_title(f"{ablation.name} ({len(df)} cells{over})", fontsize=11)
+    if rest:
+        ax.legend(fontsize=8, framealpha=0.9, loc="best")
