@@ -289,6 +289,37 @@ def _ablate_args(p: argparse.ArgumentParser) -> None:
                         " budget (data.root=, train.epochs=, device=)")
 
 
+EPILOG_PARETO = """examples:
+  nas pareto --experiment nas                        # the latest search: pareto-<search>.png
+  nas pareto --experiment nas --search nightly --out front.png
+  nas pareto --experiment nas --tracking-uri sqlite:////data/mlflow.db
+
+Reads the MLflow store (--tracking-uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db): the
+search's parent run and its trial runs. Draws validation accuracy vs MACs and vs params (each
+with its front as a staircase, the paper nets starred) and prints the front under the search's
+objectives. dashboards/pareto.ipynb draws the same figure.
+"""
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from nas.dashboard import format_front, front_table, load_search, pareto_figure
+
+    search = load_search(args.tracking_uri, args.experiment, args.search)
+    out = pareto_figure(search, args.out or f"pareto-{search.name}.png")
+    print(search.describe())
+    print(f"Pareto front ({','.join(o.name for o in search.objectives)}):")
+    print(format_front(front_table(search)))
+    print(f"\nfigure: {out}")
+    return 0
+
+
+def _pareto_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", required=True, help="MLflow experiment of the search (nas run's mlflow.experiment)")
+    p.add_argument("--search", metavar="SEARCH_NAME", help="search name (default: the latest search)")
+    p.add_argument("--out", metavar="PNG", help="figure path (default: pareto-<search>.png)")
+    p.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+
+
 def _summary_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("assignments", nargs="*", metavar="key=value",
                    help="preset=NAME or spec=PATH, then overrides: width= resolution= num_classes="
@@ -307,6 +338,8 @@ COMMANDS: dict[str, Command] = {
             _run_args),
     "ablate": (cmd_ablate, "paper ablations: cells x seeds on Ray, mean ± std beside the paper's numbers",
                EPILOG_ABLATE, _ablate_args),
+    "pareto": (cmd_pareto, "a search's accuracy vs MACs / params with its Pareto front, from MLflow",
+               EPILOG_PARETO, _pareto_args),
 }
 
 

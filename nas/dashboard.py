@@ -105,7 +105,7 @@ def _typed(values: pd.Series) -> pd.Series:
     return numbers if numbers.notna().sum() == values.notna().sum() else values
 
 
-def _artifact_csv(uri: str, run_id: str, name: str) -> pd.DataFrame | None:
+def _artifact_csv(uri: str, run_id: str, name: str, dtype=None) -> pd.DataFrame | None:
     """A CSV artifact of a run, or None while the run has not logged it yet."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -117,7 +117,7 @@ def _artifact_csv(uri: str, run_id: str, name: str) -> pd.DataFrame | None:
         if name not in {a.path for a in client.list_artifacts(run_id)}:
             return None
         with tempfile.TemporaryDirectory() as tmp:
-            return pd.read_csv(client.download_artifacts(run_id, name, tmp))
+            return pd.read_csv(client.download_artifacts(run_id, name, tmp), dtype=dtype)
     except (MlflowException, OSError):
         return None
     finally:
@@ -258,14 +258,17 @@ def format_front(front: pd.DataFrame) -> str:
 
 SUMMARY_VALUES = ("macs", "params", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std",
                   "n_seeds", "paper")
+SUMMARY_NOTES = ("cell", "status", "error", "data")
 
 
 @dataclass(frozen=True, eq=False)
 class Ablation:
-    """An ablation parent run and its per-cell summary (summary.csv's columns)."""
+    """An ablation parent run and its per-cell summary (summary.csv's columns; factor values
+    as the text `nas ablate` wrote, e.g. `true`, `0.75`)."""
 
     run_id: str
-    name: str
+    name: str  # the experiment file's name (tag nas.experiment), e.g. shufflenet_shuffle
+    run_name: str  # this run of it (tag nas.ablation), e.g. shufflenet_shuffle-20261123-124926
     factors: tuple[str, ...]
     summary: pd.DataFrame
     source: str  # "summary.csv" (logged when the ablation ended) or "children" (aggregated here)
@@ -273,32 +276,36 @@ class Ablation:
 
 def load_ablations(uri: str | None, experiment: str | None = None,
                    names: Sequence[str] | None = None, *, look_up: bool = False) -> list[Ablation]:
-    """The latest parent run of each ablation (all experiments when `experiment` is None)."""
+    """The latest run of each ablation experiment (all MLflow experiments when `experiment` is
+    None); `names` picks experiments (shufflenet_shuffle) or runs (shufflenet_shuffle-2026...)."""
     uri = resolve_uri(uri, look_up=look_up)
     parents = search_runs(uri, "tags.`nas.kind` = 'ablation'", experiment)
     where = f"experiment {experiment!r}" if experiment else "any experiment"
     if not len(parents):
         raise NasError(f"no ablation runs in {where} of {_shown(uri)}: run `nas ablate` first")
-    parents = parents.assign(_name=_column(parents, "tags.nas.ablation").fillna(
-        _column(parents, "tags.mlflow.runName")).astype(str))
-    latest = parents.drop_duplicates("_name", keep="first")  # newest first
+    run_names = _column(parents, "tags.nas.ablation").fillna(_column(parents, "tags.mlflow.runName"))
+    parents = parents.assign(_name=_column(parents, "tags.nas.experiment").fillna(run_names).astype(str),
+                             _run=run_names.astype(str))
     if names is not None:
-        unknown = [n for n in names if n not in set(latest["_name"])]
+        names = [names] if isinstance(names, str) else list(names)
+        known = set(parents["_name"]) | set(parents["_run"])
+        unknown = [n for n in names if n not in known]
         if unknown:
             raise NasError(f"no ablation {', '.join(map(repr, unknown))} in {where}; ablations: "
-                           f"{', '.join(sorted(latest['_name']))}")
-        latest = latest[latest["_name"].isin(names)]
+                           f"{', '.join(sorted(set(parents['_name'])))}")
+        parents = parents[parents["_name"].isin(names) | parents["_run"].isin(names)]
+    latest = parents.drop_duplicates("_name", keep="first")  # newest first
     out = []
     for _, parent in latest.sort_values("_name").iterrows():
         run_id = str(parent["run_id"])
         factors = tuple(f.strip() for f in str(_value(parent, "tags.nas.factors", "")).split(",") if f.strip())
-        summary = _artifact_csv(uri, run_id, "summary.csv")
+        summary = _artifact_csv(uri, run_id, "summary.csv", dtype={f: str for f in factors})
         source = "summary.csv"
         if summary is None:
             summary, source = cells_from_children(uri, run_id, factors, experiment), "children"
         if not factors:
-            factors = tuple(c for c in summary.columns if c not in SUMMARY_VALUES)
-        out.append(Ablation(run_id, str(parent["_name"]), factors, summary, source))
+            factors = tuple(c for c in summary.columns if c not in (*SUMMARY_VALUES, *SUMMARY_NOTES))
+        out.append(Ablation(run_id, str(parent["_name"]), str(parent["_run"]), factors, summary, source))
     return out
 
 
@@ -308,22 +315,26 @@ def cells_from_children(uri: str, run_id: str, factors: Sequence[str],
     children = search_runs(uri, f"tags.`mlflow.parentRunId` = '{run_id}' and "
                                 "tags.`nas.kind` = 'ablation_cell'", experiment)
     children = children[_column(children, "tags.nas.status", "").eq("COMPLETED")]
-    runs = pd.DataFrame({f: _typed(_column(children, f"params.factor.{f}")) for f in factors})
+    runs = pd.DataFrame({"cell": _column(children, "tags.nas.cell"),
+                         **{f: _column(children, f"params.factor.{f}") for f in factors}})
     for metric in ("macs", "params", "val_acc", "test_acc"):
         runs[metric] = pd.to_numeric(_column(children, f"metrics.{metric}"))
     runs = runs.iloc[::-1]  # oldest first: the order the cells were run in
     if not len(runs) or not factors:
-        return pd.DataFrame(columns=[*factors, *SUMMARY_VALUES[:-1]])
+        return pd.DataFrame(columns=["cell", *factors, *SUMMARY_VALUES[:-1]])
     grouped = runs.groupby(list(factors), sort=False, dropna=False)
-    summary = grouped.agg(macs=("macs", "first"), params=("params", "first"),
+    summary = grouped.agg(cell=("cell", "first"), macs=("macs", "first"), params=("params", "first"),
                           val_acc_mean=("val_acc", "mean"), val_acc_std=("val_acc", "std"),
                           test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
-                          n_seeds=("val_acc", "count"))
-    return summary.reset_index()
+                          n_seeds=("val_acc", "count")).reset_index()
+    return summary[["cell", *factors, *SUMMARY_VALUES[:-1]]]
 
 
-def ablation_figure(ablations: Sequence[Ablation], out: str | Path, metric: str = "val_acc") -> Path:
+def ablation_figure(ablations: Sequence[Ablation], out: str | Path, metric: str = "test_acc") -> Path:
     """One panel per ablation: `metric` mean ± std over seeds per cell.
+
+    Test accuracy by default: an ablation selects nothing, so the test number is the one to
+    report (beside the paper's); `val_acc` draws the validation split instead.
 
     x is the first factor (in the order the cells were run), one line per setting of the other
     factors; a tick also shows the cell's MACs when all lines share it there.
@@ -383,6 +394,6 @@ def _ablation_panel(ax, ablation: Ablation, metric: str) -> None:
     seeds = pd.to_numeric(df["n_seeds"], errors="coerce").dropna() if "n_seeds" in df.columns else []
     over = (f", {int(min(seeds))}" + (f"-{int(max(seeds))}" if max(seeds) != min(seeds) else "")
             + " seeds") if len(seeds) else ""
-    ax.set_title(f"{ablation.name} ({len(df)} cells{over})", fontsize=11)
+    ax.set_title(f"{ablation.name}: {len(df)} cells{over}", fontsize=11)
     if rest:
         ax.legend(fontsize=8, framealpha=0.9, loc="best")
