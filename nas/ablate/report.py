@@ -101,8 +101,12 @@ def display_frame(exp: Experiment, summary: pd.DataFrame, n_seeds: int) -> pd.Da
 def format_report(exp: Experiment, summary: pd.DataFrame, *, n_seeds: int, caption: str) -> str:
     """Title, what was measured, the table, then where the paper column comes from."""
     lines = [f"{exp.name}: {exp.description}".rstrip(": "), caption, ""]
-    with pd.option_context("display.max_colwidth", 60, "display.width", 250):
-        lines.append(display_frame(exp, summary, n_seeds).to_string(index=False))
+    table = display_frame(exp, summary, n_seeds)
+    paper = table.columns[-1]
+    width = max(len(paper), *(len(v) for v in table[paper]))
+    with pd.option_context("display.max_colwidth", 80, "display.width", 250):  # paper text left-aligned
+        text = table.to_string(index=False, formatters={paper: lambda v: f"{v:<{width}}"})
+        lines += [line.rstrip() for line in text.splitlines()]
     if exp.paper:
         lines += ["", f"paper column: {exp.paper.source}" + (f"; {exp.paper.metric}" if exp.paper.metric else "")]
         if exp.paper.effect:
