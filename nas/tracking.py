@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -137,6 +138,12 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def param_name(key: str) -> str:
+    """MLflow names allow only alphanumerics and `_-. :/`: spec paths `stages.*.shuffle` and
+    `stages[2].groups` become `stages.all.shuffle` and `stages_2_.groups`."""
+    return re.sub(r"[^\w\-. :/]", "_", key.replace("*", "all"))
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
@@ -193,7 +200,7 @@ class Tracker:
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+        items = [Param(param_name(k), str(v)[:6000]) for k, v in flatten(params).items()]
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i:i + 100])
 

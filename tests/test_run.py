@@ -196,3 +196,21 @@ def test_run_help_shows_examples(capsys):
         main(["run", "--help"])
     out = capsys.readouterr().out
     assert "nas run preset=mobilenet_v1" in out and "train.epochs=" in out
+
+
+def test_run_logs_wildcard_spec_overrides_under_mlflow_safe_names(tmp_path, monkeypatch):
+    """`model.stages.*.kernel=5` is a valid override; MLflow refuses `*` in a param name."""
+    import mlflow
+
+    from nas.config import load_run_config
+    from nas.run import run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = load_run_config(["preset=dsc_cnn", "model.stages.*.kernel=5", "data.name=synthetic",
+                           "data.synthetic_shape=[1,28,28]", "data.val_size=20",
+                           "data.synthetic_train=80", "data.synthetic_test=20",
+                           "train.epochs=1", "train.batch_size=20", "progress=false"])
+    done = run(cfg)
+    params = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(done.run_id).data.params
+    assert params["model.stages.all.kernel"] == "5"

@@ -9,7 +9,6 @@ seed: tags `nas.kind=ablation_cell`, `nas.ablation`, `nas.cell=<label>`, `nas.st
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,10 @@ from nas.ablate.units import Unit
 from nas.config import MlflowConfig
 from nas.schema import to_dict
 from nas.spec import spec_to_yaml
-from nas.tracking import NullTracker, Tracker, environment_tags, flatten
+from nas.tracking import NullTracker, Tracker, environment_tags
 
 EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s")
 TERMINAL = {"COMPLETED": "FINISHED", "INVALID": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED"}
-
-
-def param_name(key: str) -> str:
-    """MLflow names allow only alphanumerics and `_-. :/`: spec paths `stages.*.shuffle` and
-    `stages[2].groups` become `stages.all.shuffle` and `stages_2_.groups`."""
-    return re.sub(r"[^\w\-. :/]", "_", key.replace("*", "all"))
 
 
 class AblationRecorder:
@@ -73,7 +66,7 @@ class AblationRecorder:
                 for key in ("resume", "progress", "mlflow", "output_dir"):
                     cfg.pop(key, None)
                 params.update(cfg)
-            child.log_params({param_name(k): v for k, v in flatten(params).items()})
+            child.log_params(params)
         if unit.spec is not None:
             child.log_text(spec_to_yaml(unit.spec), "spec.yaml")
             child.log_metrics({"macs": unit.macs, "params": unit.params})
