@@ -65,3 +65,22 @@ def cifar10_root() -> Path:
             raise
     shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+SEARCH_STORE_ARGS = ["--space", "shufflenet", "--budget", "smoke", "--trials", "4", "--name", "tiny",
+                     "--no-progress", "data.name=synthetic", "data.val_size=64",
+                     "data.synthetic_train=320", "data.synthetic_test=64", "train.batch_size=64"]
+
+
+@pytest.fixture(scope="session")
+def search_store(tmp_path_factory) -> Path:
+    """A folder where a tiny real `nas search` ran (search `tiny`, MLflow experiment `nas`):
+    mlflow.db, mlartifacts/, searches/tiny/. Shared by the dashboard, `nas pareto` and MLflow UI
+    tests; they only read it (or write beside it)."""
+    workdir = tmp_path_factory.mktemp("search_store")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run([sys.executable, "-m", "nas.cli", "search", *SEARCH_STORE_ARGS], cwd=workdir,
+                          capture_output=True, text=True, timeout=900, env=env)
+    if done.returncode:
+        pytest.fail(f"the tiny search failed ({done.returncode}): {done.stderr[-3000:]}")
+    return workdir
