@@ -164,10 +164,25 @@ def _key(d: dict, key: str):
     return d[key] if key in d else d[key.encode()]
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """The CIFAR python batches are pickles of dicts, lists, bytes and numpy arrays: only numpy's
+    array reconstruction may be imported, so a planted batch file cannot run code."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")} | {
+        (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it would import {module}.{name}; data batches hold"
+                                         " arrays only")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            return _ArraysOnly(f, encoding="bytes").load()
     except Exception as exc:
         raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
 

@@ -4,8 +4,8 @@ Bad input (fast, in-process through `nas.cli.main` plus a few real processes): m
 wrong types, unknown keys, empty/binary/huge files, duplicate keys, Python-object tags and
 absurd sizes given to `nas summary spec=`, `nas search --space` and `nas run` (--config and
 key=value) -> exit 2 with one `error: ...` line, no traceback, no model built, no data loaded.
-Unsafe files: YAML tags that would run code and pickle-bearing checkpoints are refused (and the
-code does not run); the sources use only the safe loaders.
+Unsafe files: YAML tags that would run code, pickle-bearing checkpoints and planted CIFAR batch
+pickles are refused (and the code does not run); the sources use only the safe loaders.
 Preflight: an unwritable or full output folder and an unreachable or silent MLflow server make
 `nas run` and `nas search` exit 2 with one line within seconds.
 Kill -9 (slow): `nas search` killed while trials run, then `--resume`: every trial finished
@@ -19,6 +19,7 @@ NaN (slow): a search whose every trial diverges records them FAILED and finishes
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import signal
 import socket
@@ -215,7 +216,8 @@ def test_console_script_refuses_without_traceback(workdir):
 
 
 def test_sources_load_yaml_and_checkpoints_safely():
-    """Every YAML load goes through the safe loaders, every torch.load is weights_only."""
+    """Every YAML load goes through the safe loaders, every torch.load is weights_only, no
+    unrestricted pickle.load."""
     for path in (REPO / "nas").rglob("*.py"):
         text = path.read_text()
         for line in text.splitlines():
@@ -225,6 +227,7 @@ def test_sources_load_yaml_and_checkpoints_safely():
             if "torch.load(" in line:
                 assert "weights_only=True" in line, f"{path}: {line.strip()}"
             assert "OmegaConf.load(" not in line, f"{path}: OmegaConf.load is not strict: {line}"
+            assert not re.search(r"\bpickle\.loads?\(", line), f"{path}: unrestricted unpickling: {line}"
 
 
 class _RunsCode:
@@ -262,6 +265,22 @@ def test_pickle_bearing_checkpoint_is_refused(workdir, capsys):
     torch.save({"epoch": 1, "extra": _RunsCode(marker)}, ckpt)
     assert main([*args, "resume=true"]) == 2
     assert "holds pickled Python objects" in one_line_error(capsys)
+    assert not marker.exists()
+
+
+def test_planted_cifar_batch_cannot_run_code(workdir, capsys):
+    """CIFAR's python batches are pickles: only numpy array reconstruction may be imported."""
+    folder = workdir / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    marker = workdir / "PWNED"
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": _RunsCode(marker), "labels": [0]}, f)
+    code = main(["run", "preset=dsc_cnn", f"data.root={workdir / 'data'}", "data.download=false",
+                 "mlflow.enabled=false", "progress=false"])
+    assert code == 2
+    message = one_line_error(capsys)
+    assert "data_batch_1" in message and "data batches hold arrays only" in message, message
     assert not marker.exists()
 
 
