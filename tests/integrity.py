@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -126,21 +127,24 @@ def check_store(workdir: str | Path, name: str, experiment: str = "nas",
             **{k.lower(): int(v) for k, v in counts.items()}}
 
 
+def query_live_db(db: Path, sql: str) -> list[tuple]:
+    """Rows of `sql` on a SQLite file another process may be writing, opened read-only so a
+    test can watch a running search; empty while the file is absent or not yet readable."""
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute(sql).fetchall()
+    except sqlite3.Error:
+        return []
+
+
 def completed_before(folder: Path) -> dict[int, list[float]]:
     """{trial number: objective values} of the COMPLETE trials in a (possibly live) study,
     read with plain SQL so a kill can be timed against it; empty while the study is absent."""
-    import sqlite3
-
-    db = folder / "optuna.db"
-    if not db.exists():
-        return {}
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            rows = con.execute(
-                "select t.number, v.objective, v.value from trials t join trial_values v"
-                " on v.trial_id = t.trial_id where t.state = 'COMPLETE'").fetchall()
-    except sqlite3.Error:
-        return {}
+    rows = query_live_db(folder / "optuna.db",
+                         "select t.number, v.objective, v.value from trials t join trial_values v"
+                         " on v.trial_id = t.trial_id where t.state = 'COMPLETE'")
     values: dict[int, dict[int, float]] = {}
     for number, objective, value in rows:
         values.setdefault(number, {})[objective] = value

@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from integrity import assert_none_lost, check_store, completed_before
+from integrity import assert_none_lost, check_store, completed_before, query_live_db
 
 pytestmark = pytest.mark.slow
 
@@ -86,16 +85,9 @@ def cluster_nodes(address: str) -> list[dict]:
 
 def trial_nodes(db: Path) -> dict[int, tuple[str, str]]:
     """{trial: (node id, MLflow status)} for child runs that have reported a first epoch."""
-    if not db.exists():
-        return {}
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            rows = con.execute(
-                "select t.value, n.value, r.status from runs r"
-                " join tags t on t.run_uuid = r.run_uuid and t.key = 'nas.trial'"
-                " join tags n on n.run_uuid = r.run_uuid and n.key = 'nas.node'").fetchall()
-    except sqlite3.Error:
-        return {}
+    rows = query_live_db(db, "select t.value, n.value, r.status from runs r"
+                             " join tags t on t.run_uuid = r.run_uuid and t.key = 'nas.trial'"
+                             " join tags n on n.run_uuid = r.run_uuid and n.key = 'nas.node'")
     return {int(trial): (node, status) for trial, node, status in rows}
 
 

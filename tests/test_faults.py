@@ -23,7 +23,6 @@ import pickle
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from integrity import assert_none_lost, check_store, completed_before
+from integrity import assert_none_lost, check_store, completed_before, query_live_db
 from nas.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,15 +108,21 @@ BAD_SPECS = {  # file content -> a fragment the one-line error must contain
 }
 
 
+def refused_with(workdir: Path, capsys, case: str, text: str, argv) -> str:
+    """Write `text` as the case's YAML file, run the CLI on it, and return its one-line error
+    after checking the exit code 2 and that no YAML tag ran code."""
+    path = workdir / f"{case}.yaml"
+    path.write_text(text)
+    assert main(argv(path)) == 2
+    assert not (workdir / "PWNED").exists()
+    return one_line_error(capsys)
+
+
 @pytest.mark.parametrize("case", list(BAD_SPECS))
 def test_bad_spec_file_is_one_line_exit_2(workdir, capsys, nothing_built, case):
     text, expected = BAD_SPECS[case]
-    path = workdir / f"{case}.yaml"
-    path.write_text(text)
-    assert main(["summary", f"spec={path}"]) == 2
-    message = one_line_error(capsys)
+    message = refused_with(workdir, capsys, case, text, lambda path: ["summary", f"spec={path}"])
     assert expected in message or re.search(expected, message), message
-    assert not (workdir / "PWNED").exists()
 
 
 def test_binary_and_oversized_files_are_refused_unread(workdir, capsys, nothing_built):
@@ -155,13 +160,11 @@ BAD_SPACES = {
 @pytest.mark.parametrize("case", list(BAD_SPACES))
 def test_bad_search_space_file_is_one_line_exit_2(workdir, capsys, nothing_built, case):
     text, expected = BAD_SPACES[case]
-    path = workdir / f"{case}.yaml"
-    path.write_text(text)
     started = time.perf_counter()
-    code = main(["search", "--space", str(path), "--budget", "smoke", "--trials", "1", "--no-progress"])
-    assert code == 2
-    assert expected in one_line_error(capsys)
-    assert time.perf_counter() - started < 30 and not (workdir / "PWNED").exists()
+    message = refused_with(workdir, capsys, case, text, lambda path: [
+        "search", "--space", str(path), "--budget", "smoke", "--trials", "1", "--no-progress"])
+    assert expected in message, message
+    assert time.perf_counter() - started < 30
     assert not (workdir / "searches").exists() or not any((workdir / "searches").iterdir())
 
 
@@ -360,13 +363,8 @@ def test_preflight_fails_fast_with_one_line(workdir, capsys, monkeypatch, nothin
 
 def _running_children(db: Path) -> int:
     """Runs RUNNING in the MLflow store, minus the search's parent."""
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            return con.execute("select count(*) from runs where status = 'RUNNING'").fetchone()[0] - 1
-    except sqlite3.Error:
-        return 0
+    rows = query_live_db(db, "select count(*) from runs where status = 'RUNNING'")
+    return rows[0][0] - 1 if rows else 0
 
 
 def search_cmd(*args: str) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from integrity import query_live_db
 from nas.pareto import pareto_mask
 
 pytestmark = pytest.mark.slow
@@ -113,13 +113,8 @@ def test_infeasible_limit_spends_no_training(workdir):
 
 
 def _completed(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as con:
-            return con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    rows = query_live_db(db, "select count(*) from trials where state = 'COMPLETE'")
+    return rows[0][0] if rows else 0
 
 
 def test_killed_search_resumes_without_losing_or_duplicating(workdir):
