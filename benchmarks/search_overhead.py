@@ -72,7 +72,11 @@ def overhead_part(args: argparse.Namespace, workdir: Path) -> None:
 
     budget = "smoke" if args.quick else "cpu"
     print(f"== part 1: per-trial overhead, budget {budget}, {args.trials} trials ==", flush=True)
-    outcome, wall, uri = _search(workdir, "overhead", budget, args.trials, _data_args(args))
+    # one trial per core unless told: the search's own default, stated here so the idle share
+    # below divides by the slots the search really had
+    concurrency = max(1, args.concurrency or os.cpu_count() or 1)
+    outcome, wall, uri = _search(workdir, "overhead", budget, args.trials, _data_args(args),
+                                 concurrency=concurrency)
     client = MlflowClient(uri)
     rows = []
     for _, trial in outcome.trials.iterrows():
@@ -95,7 +99,6 @@ def overhead_part(args: argparse.Namespace, workdir: Path) -> None:
     print(format_table(["trial", "status", "epochs", "wall s", "train s", "overhead"],
                        [[r.trial, r.status, r.epochs, f"{r.wall_s:.1f}", f"{r.train_s:.1f}",
                          f"{r.overhead:.1%}"] for r in df.itertuples()], align="rlrrrr"))
-    concurrency = max(1, int(args.concurrency or 2))
     span = df["end"].max() - df["start"].min()
     idle = 1 - df["wall_s"].sum() / (concurrency * span)
     share = df["overhead"]

@@ -3,30 +3,51 @@ kill at any moment leaves either the previous checkpoint or the new one, never h
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
 from nas.errors import NasError
 
 
-def save_atomic(state: dict[str, Any], path: str | Path) -> None:
+def _write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """`write(f)` into a temp file beside `path`, synced, then renamed over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_atomic(state: dict[str, Any], path: str | Path) -> None:
+    _write_atomic(path, lambda f: torch.save(state, f))
+
+
+def write_json_atomic(data: dict[str, Any], path: str | Path) -> None:
+    """A search's or ablation's state file: a kill leaves the old one or the new one, whole."""
+    _write_atomic(path, lambda f: f.write(json.dumps(data, indent=1, default=str).encode()))
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise NasError(f"cannot read {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise NasError(f"cannot read {path}: not a state file (a {type(data).__name__})")
+    return data
 
 
 def load(path: str | Path) -> dict[str, Any]:

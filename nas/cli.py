@@ -228,8 +228,6 @@ $NAS_FAIL_CELLS="label,label@seed" makes those cells fail (fault-injection tests
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from nas.errors import NasError
-
     rest = argparse.ArgumentParser(prog="nas ablate")
     _ablate_options(rest)
     rest.add_argument("words", nargs="*")

@@ -107,12 +107,12 @@ def check_size(net: NetPlan) -> Count:
     """The plan's count, or SpecError (one line, naming the largest part) when the network is
     over MAX_PARAMS, MAX_MACS or MAX_MAP: refused before any tensor is allocated."""
     counted = count_plan(net)
-    for what, total, cap, hint in (
-            ("parameters", counted.params, MAX_PARAMS, "width, channels, repeats or head sizes"),
-            ("multiply-adds per image", counted.macs, MAX_MACS,
-             "input.resolution, width, channels or repeats")):
+    for what, attr, cap, hint in (
+            ("parameters", "params", MAX_PARAMS, "width, channels, repeats or head sizes"),
+            ("multiply-adds per image", "macs", MAX_MACS, "input.resolution, width, channels or repeats")):
+        total = getattr(counted, attr)
         if total > cap:
-            worst = max(counted.parts, key=lambda p: p.params if what == "parameters" else p.macs)
+            worst = max(counted.parts, key=lambda part: getattr(part, attr))
             raise SpecError(f"the network has {total:.3g} {what}, over the {cap:.0e} cap (most in"
                             f" {_field(worst.name)}); lower {hint}")
     elements, where = largest_map(net)

@@ -20,8 +20,9 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from nas import pareto
 from nas.errors import NasError
-from nas.pareto import Objective, parse_objectives, pareto_front, plot_front
+from nas.pareto import Objective, parse_objectives, pareto_front, plot_front, reference_points
 from nas.tracking import tracking_uri
 
 TRIAL_METRICS = ("macs", "params", "val_acc", "latency_ms")
@@ -52,23 +53,34 @@ def resolve_uri(uri: str | None = None, *, look_up: bool = False) -> str:
 
 
 @contextlib.contextmanager
+def _env_restored(name: str, value: str | None = None) -> Iterator[None]:
+    """$name set to `value` (None: left as is) for the block, then put back as it was."""
+    saved = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+@contextlib.contextmanager
 def _using(uri: str) -> Iterator[None]:
     """`mlflow.search_runs` reads the global tracking URI (and sets $MLFLOW_TRACKING_URI):
     point it at `uri` for the call and put both back, so later writers in this process are
     not redirected."""
     import mlflow
 
-    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
     saved = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved)
-        if saved_env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+    with _env_restored("MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved)
 
 
 def search_runs(uri: str, filter_string: str, experiment: str | None = None) -> pd.DataFrame:
@@ -111,20 +123,14 @@ def _artifact_csv(uri: str, run_id: str, name: str, dtype=None) -> pd.DataFrame 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    quiet = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no bar per small CSV
     try:
-        if name not in {a.path for a in client.list_artifacts(run_id)}:
-            return None
-        with tempfile.TemporaryDirectory() as tmp:
-            return pd.read_csv(client.download_artifacts(run_id, name, tmp), dtype=dtype)
+        with _env_restored("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):  # no bar per small CSV
+            if name not in {a.path for a in client.list_artifacts(run_id)}:
+                return None
+            with tempfile.TemporaryDirectory() as tmp:
+                return pd.read_csv(client.download_artifacts(run_id, name, tmp), dtype=dtype)
     except (MlflowException, OSError):
         return None
-    finally:
-        if quiet is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = quiet
 
 
 # ---------------------------------------------------------------- searches
@@ -226,15 +232,13 @@ def pareto_figure(search: Search, out: str | Path, panels: Sequence[str] = PANEL
     from matplotlib import image
 
     df = search.trials
-    refs = df[df["reference"] != ""]
-    refs = refs.assign(name=refs["reference"],
-                       val_acc=refs["val_acc"].where(refs["status"] == "COMPLETED"))
+    refs = reference_points(df)
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         pictures = []
         for x in panels:
             what = {"macs": "MACs", "params": "parameters"}.get(x, x)
-            png = plot_front(df, x=x, y="val_acc", presets=refs[["name", x, "val_acc"]] if len(refs) else None,
+            png = plot_front(df, x=x, y="val_acc", presets=None if refs is None else refs[["name", x, "val_acc"]],
                              title=f"{search.name}: validation accuracy vs {what}",
                              out=Path(tmp) / f"{x}.png")
             pictures.append(image.imread(png))
@@ -246,12 +250,8 @@ def pareto_figure(search: Search, out: str | Path, panels: Sequence[str] = PANEL
 
 
 def format_front(front: pd.DataFrame) -> str:
-    """The front table for a terminal."""
-    from nas.table import format_table
-
-    rows = [[int(r["trial"]), f"{r['macs'] / 1e6:.2f}M", f"{r['params'] / 1e6:.3f}M",
-             f"{r['val_acc']:.4f}", r["reference"] or "-"] for _, r in front.iterrows()]
-    return format_table(["trial", "MACs", "params", "val_acc", "reference"], rows, align="rrrrl")
+    """The front table for a terminal, with the reference (paper) name of each point."""
+    return pareto.format_front(front, "reference", [r or "-" for r in front["reference"]])
 
 
 # ---------------------------------------------------------------- ablations

@@ -443,6 +443,12 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 2048) -> torch.T
     return out
 
 
+def to_device(data: DataBundle, device: torch.device) -> DataBundle:
+    """Every split moved to `device` once, before training: batches are then indexed there."""
+    move = lambda s: Split(s.images.to(device), s.labels.to(device))
+    return dataclasses.replace(data, train=move(data.train), val=move(data.val), test=move(data.test))
+
+
 def resize_bundle(data: DataBundle, size: int) -> DataBundle:
     """Every split resized to size x size; mean/std stay those of the original images."""
     if data.resolution == size:

@@ -234,6 +234,24 @@ def default_reference(df: pd.DataFrame, objectives: list[Objective]) -> list[flo
 
 # ---------------------------------------------------------------- plot
 
+def reference_points(trials: pd.DataFrame) -> pd.DataFrame | None:
+    """The paper presets evaluated in a search (`reference` column) as `plot_front` presets:
+    name, their counts, and val_acc only where they completed (a pruned one shows no accuracy)."""
+    refs = trials[trials["reference"].fillna("") != ""]
+    if not len(refs):
+        return None
+    return refs.assign(name=refs["reference"], val_acc=refs["val_acc"].where(refs["status"] == "COMPLETED"))
+
+
+def format_front(front: pd.DataFrame, label: str, labels: Sequence[str]) -> str:
+    """The front as a terminal table: trial, MACs, params, val_acc and one `label` column."""
+    from nas.table import format_table, millions
+
+    rows = [[int(r["trial"]), millions(r["macs"]), f"{r['params'] / 1e6:.3f}M", f"{r['val_acc']:.4f}", text]
+            for (_, r), text in zip(front.iterrows(), labels)]
+    return format_table(["trial", "MACs", "params", "val_acc", label], rows, align="rrrrl")
+
+
 def _axis(name: str) -> tuple[float, str]:
     return _AXES.get(name, (1.0, name))
 

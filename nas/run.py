@@ -21,7 +21,7 @@ from nas.schema import to_dict
 from nas.spec import NetSpec, load_spec, spec_to_yaml
 from nas.table import format_table
 from nas.tracking import NullTracker, Tracker, environment_tags, preflight
-from nas.train import TrainResult, check_config, evaluate, train
+from nas.train import EPOCH_METRICS, TrainResult, check_config, evaluate, train
 
 
 def resolve_spec(cfg: RunConfig, data: DataBundle | None = None) -> NetSpec:
@@ -102,7 +102,7 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
         model = build_model(spec).to(device)
 
         def report(metrics: dict[str, Any]) -> None:
-            tracker.log_metrics({k: metrics[k] for k in ("train_loss", "val_acc", "lr", "img_per_s")},
+            tracker.log_metrics({k: metrics[k] for k in EPOCH_METRICS},
                                 step=metrics["epoch"])
 
         result = train(model, data, cfg.train, report, data_cfg=cfg.data, precision=precision,

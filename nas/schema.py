@@ -30,11 +30,14 @@ MAX_INT = 2**62  # YAML ints are unbounded; nothing in a spec or config comes ne
 SHOW_CHARS = 60
 
 
-def show(value: Any) -> str:
-    """`repr(value)` cut to a readable length: an error line stays one short line even for a
-    400-digit number or a megabyte string."""
-    text = repr(value)
+def clip(text: str) -> str:
+    """`text` cut to a readable length: an error line stays one short line even for a 400-digit
+    number, a megabyte string or such a key."""
     return text if len(text) <= SHOW_CHARS else f"{text[:SHOW_CHARS - 20]}... ({len(text):,} chars)"
+
+
+def show(value: Any) -> str:
+    return clip(repr(value))
 
 
 def _type_name(tp: Any) -> str:
@@ -117,8 +120,7 @@ def from_dict(cls: type[T], data: Any, path: str = "", root: str = "spec") -> T:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         key_str = str(key)
-        shown = key_str if len(key_str) <= SHOW_CHARS else f"{key_str[:40]}... ({len(key_str):,} chars)"
-        field_path = f"{path}.{shown}" if path else shown
+        field_path = f"{path}.{clip(key_str)}" if path else clip(key_str)
         if key_str not in fields:
             raise SpecError(
                 f"{field_path} is not a field of {where}{suggest(key_str, fields)}"

@@ -25,6 +25,7 @@ from nas.device import Precision, synchronize
 from nas.errors import NasError
 
 Report = Callable[[dict[str, Any]], None]
+EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s")  # what report() gets each epoch, as logged
 NAN_CHECK_EVERY = 50  # steps between finiteness checks (each one syncs an accelerator)
 
 

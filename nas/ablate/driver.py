@@ -10,7 +10,6 @@ the rest.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,10 +24,10 @@ from nas.ablate.experiment import Experiment, load_experiment
 from nas.ablate.recorder import AblationRecorder
 from nas.ablate.report import format_report, result_row, results_frame, summary_frame
 from nas.ablate.units import ResolvedData, Unit, build_units, check_overrides, load_key, resolve_data, run_config
+from nas.checkpoint import read_json, write_json_atomic
 from nas.errors import NasError
 from nas.tracking import preflight
 
-GPU_SHARE = 0.25  # default GPU fraction per cell: small CIFAR nets leave a GPU mostly idle
 DONE = ("COMPLETED", "INVALID", "FAILED")  # not re-run on --resume (FAILED is, with --retry-failed)
 
 
@@ -88,19 +87,14 @@ class State:
 
     @classmethod
     def load(cls, path: Path) -> "State":
-        try:
-            return cls(path, json.loads(path.read_text()))
-        except (OSError, ValueError) as err:
-            raise NasError(f"cannot read {path}: {err}") from None
+        return cls(path, read_json(path))
 
     @property
     def units(self) -> dict[str, dict[str, Any]]:
         return self.data["units"]
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.data, indent=1, default=str))
-        os.replace(tmp, self.path)  # atomic: a kill never leaves half a file
+        write_json_atomic(self.data, self.path)
 
 
 def _estimate_s(units: list[Unit], data: ResolvedData, test_images: int | None, concurrency: int) -> float:
@@ -245,21 +239,14 @@ def _run(settings: AblateSettings, recorder: AblationRecorder, state: State, exp
     import ray
     from tqdm.auto import tqdm
 
-    from nas.ablate.worker import run_unit
-    from nas.search.executor import init_ray
+    from nas.ablate.worker import one_line, run_unit, with_test_subset
+    from nas.search.executor import init_ray, plan_workers
 
     started = time.perf_counter()
     resources = init_ray(settings.address)
-    cpus, gpus = resources.get("CPU", 1), resources.get("GPU", 0)
-    device = todo[0].cfg.device
-    gpu_share = settings.gpus_per_cell
-    if gpu_share is None:
-        gpu_share = GPU_SHARE if gpus and device in ("auto", "cuda") else 0.0
-    by_cpu = int(cpus // settings.cpus_per_cell)
-    by_gpu = int(gpus // gpu_share) if gpu_share else by_cpu
-    concurrency = settings.concurrency or max(1, min(by_cpu, by_gpu))
-    if device == "auto":
-        device = "cuda" if gpu_share else "cpu"
+    workers = plan_workers(resources, settings.cpus_per_cell, settings.gpus_per_cell,
+                           settings.concurrency, todo[0].cfg.device)
+    cpus, gpus, concurrency, device = workers.cpus, workers.gpus, workers.concurrency, workers.device
     threads = max(1, int(settings.cpus_per_cell))
     estimate = ""
     if device == "cpu":
@@ -267,9 +254,9 @@ def _run(settings: AblateSettings, recorder: AblationRecorder, state: State, exp
     print(f"  {concurrency} at a time on {int(cpus)} CPUs / {gpus:g} GPUs ({device}){estimate}")
     print(f"  folder {state.path.parent}   MLflow {(recorder.uri or 'disabled').split('?')[0]}")
 
-    refs = {key: ray.put(bundle) for key, bundle in data.bundles.items()}
+    refs = {key: ray.put(with_test_subset(bundle, test_images)) for key, bundle in data.bundles.items()}
     task = ray.remote(run_unit).options(num_cpus=settings.cpus_per_cell,
-                                        num_gpus=gpu_share, max_retries=1)
+                                        num_gpus=workers.gpu_share, max_retries=1)
     faults = injected_faults()
     queue, pending = list(todo), {}
     counts = {"COMPLETED": 0, "FAILED": 0}
@@ -287,7 +274,7 @@ def _run(settings: AblateSettings, recorder: AblationRecorder, state: State, exp
         fail = (f"injected fault in cell {unit.cell.label} seed {unit.seed}"
                 if unit.cell.label in faults or unit.key in faults else None)
         ref = task.remote(unit.cfg, unit.spec, refs[load_key(unit.cfg)], device=device,
-                          threads=threads, test_images=test_images, fail=fail)
+                          threads=threads, fail=fail)
         pending[ref] = unit
 
     try:
@@ -300,7 +287,7 @@ def _run(settings: AblateSettings, recorder: AblationRecorder, state: State, exp
             try:
                 result = ray.get(ready[0])
             except Exception as err:  # the worker process died (twice): record it, go on
-                result = {"status": "FAILED", "error": " ".join(f"worker lost: {err}".split())[:1000],
+                result = {"status": "FAILED", "error": "worker lost: " + one_line(err),
                           "epochs": 0, "history": []}
             _record(recorder, state, exp, unit, result)
             counts[result["status"]] = counts.get(result["status"], 0) + 1

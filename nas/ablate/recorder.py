@@ -18,8 +18,8 @@ from nas.config import MlflowConfig
 from nas.schema import to_dict
 from nas.spec import spec_to_yaml
 from nas.tracking import NullTracker, Tracker, environment_tags
+from nas.train import EPOCH_METRICS
 
-EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s")
 TERMINAL = {"COMPLETED": "FINISHED", "INVALID": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED"}
 
 
@@ -67,9 +67,9 @@ class AblationRecorder:
                     cfg.pop(key, None)
                 params.update(cfg)
             child.log_params(params)
-        if unit.spec is not None:
-            child.log_text(spec_to_yaml(unit.spec), "spec.yaml")
-            child.log_metrics({"macs": unit.macs, "params": unit.params})
+            if unit.spec is not None:  # a reopened run has them already
+                child.log_text(spec_to_yaml(unit.spec), "spec.yaml")
+                child.log_metrics({"macs": unit.macs, "params": unit.params})
         child.set_tags({"nas.status": "RUNNING" if unit.valid else "INVALID"})
         return child.run_id
 

@@ -20,18 +20,15 @@ from nas.data import DataBundle, Split, resize_bundle, split_indices
 TEST_SUBSET_SEED = 0x7E57  # fixed: every cell and seed is tested on the same images
 
 
-def test_subset(split: Split, n: int | None, num_classes: int) -> Split:
-    """A fixed, class-balanced subset of the test split (None or >= its size: all of it)."""
-    if n is None or n >= len(split):
-        return split
-    _, idx = split_indices(split.labels.cpu(), n, None, TEST_SUBSET_SEED, num_classes)
-    idx = idx.to(split.images.device)
-    return Split(split.images.index_select(0, idx), split.labels.index_select(0, idx))
-
-
-def _to_device(data: DataBundle, device: torch.device) -> DataBundle:
-    move = lambda s: Split(s.images.to(device), s.labels.to(device))
-    return dataclasses.replace(data, train=move(data.train), val=move(data.val), test=move(data.test))
+def with_test_subset(data: DataBundle, n: int | None) -> DataBundle:
+    """The bundle with a fixed, class-balanced subset of its test split (None or >= its size:
+    all of it); chosen once by the driver, so workers neither receive nor resize the rest."""
+    if n is None or n >= len(data.test):
+        return data
+    _, idx = split_indices(data.test.labels.cpu(), n, None, TEST_SUBSET_SEED, data.num_classes)
+    idx = idx.to(data.test.images.device)
+    test = Split(data.test.images.index_select(0, idx), data.test.labels.index_select(0, idx))
+    return dataclasses.replace(data, test=test)
 
 
 def one_line(err: BaseException) -> str:
@@ -39,8 +36,9 @@ def one_line(err: BaseException) -> str:
 
 
 def run_unit(cfg: RunConfig, spec: Any, data: DataBundle, *, device: str, threads: int,
-             test_images: int | None, fail: str | None = None) -> dict[str, Any]:
-    """Train `spec` on `data` as `cfg` says; `fail` is an injected fault (tests)."""
+             fail: str | None = None) -> dict[str, Any]:
+    """Train `spec` on `data` as `cfg` says, test once on `data.test` (already the ablation's
+    test subset); `fail` is an injected fault (tests)."""
     from nas.builder import build_model
     from nas.device import configure_threads, precision_for, select_device
     from nas.train import evaluate, train
@@ -55,7 +53,7 @@ def run_unit(cfg: RunConfig, spec: Any, data: DataBundle, *, device: str, thread
             configure_threads(threads)
         if fail:
             raise RuntimeError(fail)
-        bundle = _to_device(data, dev_t)
+        bundle = to_device(data, dev_t)
         if cfg.data.resize:
             bundle = resize_bundle(bundle, cfg.data.resize)
         precision = precision_for(dev_t, cfg.train.amp, cfg.train.channels_last)
@@ -63,10 +61,9 @@ def run_unit(cfg: RunConfig, spec: Any, data: DataBundle, *, device: str, thread
         model = build_model(spec).to(dev_t)
         result = train(model, bundle, cfg.train, history.append, data_cfg=cfg.data,
                        precision=precision, progress=False)
-        test = test_subset(bundle.test, test_images, bundle.num_classes)
-        test_acc = evaluate(result.model, test, bundle, cfg.train.eval_batch_size, precision)
+        test_acc = evaluate(result.model, bundle.test, bundle, cfg.train.eval_batch_size, precision)
         return {"status": "COMPLETED", "val_acc": result.val_acc, "test_acc": test_acc,
-                "test_images": len(test), "epochs": len(result.history), "history": result.history,
+                "test_images": len(bundle.test), "epochs": len(result.history), "history": result.history,
                 "wall_s": time.perf_counter() - started, "device": dev, "error": ""}
     except Exception as err:  # recorded FAILED by the driver; the other cells go on
         return {"status": "FAILED", "error": one_line(err), "traceback": traceback.format_exc()[-4000:],

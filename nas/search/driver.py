@@ -9,7 +9,6 @@ MLflow parent run id), and the results (`trials.csv`, `pareto.png`, `front/*.yam
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -23,10 +22,11 @@ import optuna
 import pandas as pd
 from ray.tune.error import TuneError
 
+from nas.checkpoint import read_json, write_json_atomic
 from nas.config import RunConfig, load_run_config
 from nas.data import load_data
 from nas.errors import NasError
-from nas.pareto import Objective, parse_objectives, pareto_mask, plot_front
+from nas.pareto import Objective, format_front, parse_objectives, pareto_mask, plot_front, reference_points
 from nas.search.budget import Budget, get_budget
 from nas.search.executor import init_ray
 from nas.search.recorder import RecorderCallback, SearchRecorder
@@ -34,7 +34,6 @@ from nas.search.searcher import SAMPLERS, Limits, OptunaSearcher
 from nas.search.trial import TrialSetup, run_trial
 from nas.space import load_space
 from nas.spec import spec_to_yaml
-from nas.table import format_table
 from nas.tracking import Tracker, environment_tags, preflight
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
@@ -42,8 +41,6 @@ FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRU
 
 
 SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency_ms")
-GPU_SHARE = 0.25  # default GPU fraction per trial: small CIFAR nets leave a GPU mostly idle
-# (measured on an H100: 4 trials sharing it train 2.2x the images/s of one)
 CPU_IMG_PER_S = 160.0  # ShuffleNet trial on one core incl. evaluation (measured on 2 cores)
 GPU_IMG_PER_S = 4000.0
 TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
@@ -113,13 +110,16 @@ def _study(folder: Path, name: str, objectives: list[Objective], settings: Searc
                                load_if_exists=resume)
 
 
-def _close_killed_trials(study: optuna.Study) -> int:
-    """Trials a kill left RUNNING never finished: mark them FAIL so they are re-sampled."""
+def _close_running_trials(study: optuna.Study, nas_status: str, error: str | None = None) -> list[int]:
+    """Trials left RUNNING by a kill (`KILLED`: not counted, so re-sampled) or by a Tune stop
+    (`FAILED` with `error`): FAIL them so the sampler's history stays whole; their numbers."""
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
     for t in stale:
-        study._storage.set_trial_user_attr(t._trial_id, "nas_status", "KILLED")
+        study._storage.set_trial_user_attr(t._trial_id, "nas_status", nas_status)
+        if error is not None:
+            study._storage.set_trial_user_attr(t._trial_id, "error", error[:2000])
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-    return len(stale)
+    return [t.number for t in stale]
 
 
 def _trained_count(study: optuna.Study) -> int:
@@ -189,7 +189,7 @@ def search(settings: SearchSettings) -> SearchOutcome:
     if settings.resume and not state_file.exists():
         raise NasError(f"nothing to resume: {state_file} does not exist")
     folder.mkdir(parents=True, exist_ok=True)
-    state = json.loads(state_file.read_text()) if settings.resume else {}
+    state = read_json(state_file) if settings.resume else {}
 
     limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
                     settings.max_params)
@@ -204,7 +204,7 @@ def search(settings: SearchSettings) -> SearchOutcome:
     if settings.references and not settings.resume:
         for ref_name, point in space.references:
             study.enqueue_trial(point, user_attrs={"reference": ref_name})
-    killed = _close_killed_trials(study) if settings.resume else 0
+    killed = len(_close_running_trials(study, "KILLED")) if settings.resume else 0
     done_before = _trained_count(study)
     remaining = max(0, settings.trials - done_before)
 
@@ -220,22 +220,17 @@ def search(settings: SearchSettings) -> SearchOutcome:
         if space.path:
             parent.log_artifact(space.path)
         state = {"parent_run_id": parent.run_id, "settings": asdict(settings)}
-        state_file.write_text(json.dumps(state, indent=2, default=str))
+        write_json_atomic(state, state_file)
     recorder = SearchRecorder(parent, cfg.mlflow.experiment, cfg.mlflow.tracking_uri, name)
     finished_numbers = {t.number: t.user_attrs.get("nas_status", "FAILED")
                         for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)}
     recorder.close_leftovers(finished_numbers)
 
     resources = init_ray(settings.address)
-    cpus, gpus = resources.get("CPU", 1), resources.get("GPU", 0)
-    gpu_share = settings.gpus_per_trial
-    if gpu_share is None:
-        gpu_share = GPU_SHARE if gpus and cfg.device in ("auto", "cuda") else 0.0
-    per_trial = {"cpu": settings.cpus_per_trial, "gpu": gpu_share}
-    by_cpu = int(cpus // settings.cpus_per_trial)
-    by_gpu = int(gpus // gpu_share) if gpu_share else by_cpu
-    concurrency = settings.concurrency or max(1, min(by_cpu, by_gpu))
-    device = cfg.device if cfg.device != "auto" else ("cuda" if gpu_share else "cpu")
+    workers = plan_workers(resources, settings.cpus_per_trial, settings.gpus_per_trial,
+                           settings.concurrency, cfg.device)
+    cpus, gpus, concurrency, device = workers.cpus, workers.gpus, workers.concurrency, workers.device
+    per_trial = {"cpu": settings.cpus_per_trial, "gpu": workers.gpu_share}
     setup = TrialSetup(str(space.path or settings.space), spec_overrides, cfg.train, cfg.data, device,
                        max(1, int(settings.cpus_per_trial)), any(o.name == "latency_ms" for o in objectives),
                        _injected_faults())
@@ -262,10 +257,14 @@ def search(settings: SearchSettings) -> SearchOutcome:
             break
         except (TuneError, RuntimeError, OSError) as err:  # e.g. Ray's memory monitor killed a worker
             reason = _last_line(err)
-            lost = _fail_running_trials(study, recorder, f"worker lost: {reason}")
+            message = f"worker lost: {reason}"
+            lost = _close_running_trials(study, "FAILED", message)
+            for number in lost:  # in MLflow too, so nothing stays RUNNING
+                if number in recorder.run_ids:
+                    recorder.finish(number, "FAILED", message[:2000])
             if attempt == TUNER_RESTARTS:
                 raise NasError(f"Ray Tune stopped {attempt + 1} times; last: {reason}") from err
-            print(f"\nRay Tune stopped ({reason[:200]}); {lost} running trial(s) recorded FAILED,"
+            print(f"\nRay Tune stopped ({reason[:200]}); {len(lost)} running trial(s) recorded FAILED,"
                   " continuing with the remaining trials")
     outcome = _results(study, objectives, recorder, parent, folder, name, to_spec, started)
     if settings.retrain_top:
@@ -308,19 +307,6 @@ def _last_line(err: BaseException) -> str:
     """Tune wraps a worker's traceback in its error text: its last line names the cause."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[-1] if lines else type(err).__name__
-
-
-def _fail_running_trials(study: optuna.Study, recorder: SearchRecorder, message: str) -> int:
-    """Trials Tune was running when it stopped: FAILED in the study and in MLflow, so nothing
-    stays RUNNING and the sampler's history stays whole."""
-    running = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
-    for t in running:
-        study._storage.set_trial_user_attr(t._trial_id, "nas_status", "FAILED")
-        study._storage.set_trial_user_attr(t._trial_id, "error", message[:2000])
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        if t.number in recorder.run_ids:
-            recorder.finish(t.number, "FAILED", message[:2000])
-    return len(running)
 
 
 def _fit(settings, run_name, study, space, objectives, to_spec, limits, budget, remaining,
@@ -409,10 +395,9 @@ def _results(study, objectives, recorder, parent, folder, name, to_spec, started
     png = None
     if len(completed):
         shown = df[df["status"].isin(["COMPLETED", "PRUNED"])]
-        refs = df[df["reference"].fillna("") != ""]
-        refs = refs.assign(name=refs["reference"], val_acc=refs["val_acc"].where(refs["status"] == "COMPLETED"))
+        refs = reference_points(df)
         png = plot_front(shown, x="macs", y="val_acc", front_mask=shown["pareto"].to_numpy(),
-                         presets=refs[["name", "macs", "val_acc"]] if len(refs) else None,
+                         presets=None if refs is None else refs[["name", "macs", "val_acc"]],
                          title=f"{name}: validation accuracy vs MACs (same budget)",
                          out=folder / "pareto.png")
         parent.log_artifact(png)
@@ -434,7 +419,5 @@ def _plain(value: Any) -> Any:
 
 
 def front_table(outcome: SearchOutcome) -> str:
-    rows = [[int(r["trial"]), f"{r['macs'] / 1e6:.2f}M", f"{r['params'] / 1e6:.3f}M",
-             f"{r['val_acc']:.4f}", f"front/trial{int(r['trial']):03d}.yaml"]
-            for _, r in outcome.front.iterrows()]
-    return format_table(["trial", "MACs", "params", "val_acc", "spec"], rows, align="rrrrl")
+    return format_front(outcome.front, "spec",
+                        [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]])

@@ -11,8 +11,9 @@ from ray.tune import Callback
 from nas.search.searcher import TRIAL_KEY, Sampled, outcome_status
 from nas.spec import NetSpec, spec_to_yaml
 from nas.tracking import Tracker
+from nas.train import EPOCH_METRICS
 
-EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s", "train_s")
+TRIAL_EPOCH_METRICS = (*EPOCH_METRICS, "train_s")  # train_s: see trial.run_trial
 
 
 class SearchRecorder:
@@ -63,7 +64,7 @@ class SearchRecorder:
         child.set_tags({"nas.status": "RUNNING"})
 
     def epoch(self, number: int, result: dict[str, Any]) -> None:
-        metrics = {k: result.get(k) for k in EPOCH_METRICS}
+        metrics = {k: result.get(k) for k in TRIAL_EPOCH_METRICS}
         if "latency_ms" in result:
             metrics["latency_ms"] = result["latency_ms"]
         child = self._child(number)

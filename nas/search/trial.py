@@ -18,7 +18,7 @@ import torch
 from nas.builder import build_model
 from nas.config import TrainConfig
 from nas.counting import count
-from nas.data import DataBundle, DataConfig, Split
+from nas.data import DataBundle, DataConfig, to_device
 from nas.device import configure_threads, precision_for, select_device, synchronize
 from nas.space import load_space
 from nas.search.searcher import TRIAL_KEY
@@ -37,11 +37,6 @@ class TrialSetup:
     threads: int
     measure_latency: bool
     fail_trials: tuple[int, ...] = ()  # fault injection for tests: these trial numbers raise
-
-
-def to_device(data: DataBundle, device: torch.device) -> DataBundle:
-    move = lambda s: Split(s.images.to(device), s.labels.to(device))
-    return replace(data, train=move(data.train), val=move(data.val), test=move(data.test))
 
 
 @torch.inference_mode()
