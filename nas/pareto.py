@@ -8,7 +8,6 @@ better for hypervolume) and the rest of the code never branches on direction.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence

@@ -200,9 +200,8 @@ def ablate(settings: AblateSettings) -> AblationOutcome:
     print(f"  data {data.note}: {len(first.train)} train, {len(first.val)} val, "
           f"{min(test_images or len(first.test), len(first.test))} test images;"
           f" budget {budget.name}: {cfg0.train.epochs} epoch(s), batch {cfg0.train.batch_size}")
-    wall_s = 0.0
     if todo:
-        wall_s = _run(settings, recorder, state, exp, todo, data, test_images)
+        _run(settings, recorder, state, exp, todo, data, test_images)
     rows = [state.units[u.key]["row"] for u in units if "row" in state.units.get(u.key, {})]
     results = results_frame(exp, rows)
     summary = summary_frame(exp, results, data.note)
@@ -235,14 +234,13 @@ def _reconcile(recorder: AblationRecorder, state: State, units: list[Unit]) -> N
 
 
 def _run(settings: AblateSettings, recorder: AblationRecorder, state: State, exp: Experiment,
-         todo: list[Unit], data: ResolvedData, test_images: int | None) -> float:
+         todo: list[Unit], data: ResolvedData, test_images: int | None) -> None:
     import ray
     from tqdm.auto import tqdm
 
     from nas.ablate.worker import one_line, run_unit, with_test_subset
     from nas.search.executor import init_ray, plan_workers
 
-    started = time.perf_counter()
     resources = init_ray(settings.address)
     workers = plan_workers(resources, settings.cpus_per_cell, settings.gpus_per_cell,
                            settings.concurrency, todo[0].cfg.device)
@@ -303,7 +301,6 @@ def _run(settings: AblateSettings, recorder: AblationRecorder, state: State, exp
         raise
     finally:
         bar.close()
-    return time.perf_counter() - started
 
 
 def _record(recorder: AblationRecorder, state: State, exp: Experiment, unit: Unit,

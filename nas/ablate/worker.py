@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from nas.config import RunConfig
-from nas.data import DataBundle, Split, resize_bundle, split_indices
+from nas.data import DataBundle, Split, resize_bundle, split_indices, to_device
 
 TEST_SUBSET_SEED = 0x7E57  # fixed: every cell and seed is tested on the same images
 

@@ -28,7 +28,7 @@ from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, format_front, parse_objectives, pareto_mask, plot_front, reference_points
 from nas.search.budget import Budget, get_budget
-from nas.search.executor import init_ray
+from nas.search.executor import init_ray, plan_workers
 from nas.search.recorder import RecorderCallback, SearchRecorder
 from nas.search.searcher import SAMPLERS, Limits, OptunaSearcher
 from nas.search.trial import TrialSetup, run_trial

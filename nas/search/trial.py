@@ -10,7 +10,7 @@ import socket
 import statistics
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
