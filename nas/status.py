@@ -1,0 +1,39 @@
+"""What happened to a point of a campaign (a search trial, an ablation cell x seed, a run).
+
+One enum for every writer and reader: trials.csv, results.csv, the `nas.status` MLflow tag,
+the Optuna user attribute and the progress line all use these values. It is a `str` enum, so
+`Status.COMPLETED == "COMPLETED"` and the values read back from CSV and MLflow compare equal.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(str, Enum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"  # trained to the end of its budget
+    PRUNED = "PRUNED"  # stopped early by the scheduler (a search's ASHA), its last rung recorded
+    FAILED = "FAILED"  # raised, diverged (NaN) or lost its worker; the error is recorded
+    INFEASIBLE = "INFEASIBLE"  # cannot or must not be trained: invalid, or over a size limit
+    DUPLICATE = "DUPLICATE"  # the same architecture was trained already; its result stands
+    KILLED = "KILLED"  # the campaign was interrupted while it ran; a resume runs it again
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def trained(self) -> bool:
+        """Training ran and produced a validation accuracy."""
+        return self in (Status.COMPLETED, Status.PRUNED)
+
+    @property
+    def untrained(self) -> bool:
+        """Recorded without spending any training (free for the trial budget)."""
+        return self in (Status.INFEASIBLE, Status.DUPLICATE)
+
+    @property
+    def mlflow_terminal(self) -> str:
+        """The MLflow run status this ends a run with."""
+        return {Status.FAILED: "FAILED", Status.KILLED: "KILLED",
+                Status.RUNNING: "RUNNING"}.get(self, "FINISHED")
