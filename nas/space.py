@@ -41,6 +41,7 @@ trials and Ray Tune's `param_space` in `nas.search.adapters`.
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import json
 import math
 import numbers
@@ -61,7 +62,6 @@ from nas.spec import (
     spec_from_dict,
 )
 
-SPACE_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
 SPACE_KEYS = ("name", "description", "base", "choices", "references")
 CHOICE_KEYS = ("options", "range", "set", "values", "when")
@@ -304,17 +304,29 @@ class SearchSpace:
 # ----------------------------------------------------------------------------- loading
 
 
+def shipped_files(package: str) -> dict[str, Path]:
+    """{name: path} of the YAML files shipped in `package` (`nas.search_spaces`,
+    `nas.experiments`): package data, so an installed copy finds them from any folder; in a
+    checkout (or `pip install -e .`) they are the repository's `search_spaces/` and
+    `experiments/` folders (pyproject.toml maps the packages onto them)."""
+    found = {}
+    for entry in importlib.resources.files(package).iterdir():
+        if entry.name.endswith(".yaml") and entry.is_file():
+            found[entry.name[: -len(".yaml")]] = Path(str(entry))  # installed unzipped: a real file
+    return dict(sorted(found.items()))
+
+
 def space_names() -> list[str]:
-    """The shipped spaces (`search_spaces/*.yaml` at the repository root)."""
-    return sorted(p.stem for p in SPACE_DIR.glob("*.yaml"))
+    """The shipped spaces (`search_spaces/*.yaml` in a checkout, `nas/search_spaces/` installed)."""
+    return list(shipped_files("nas.search_spaces"))
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """A shipped space by name (`shufflenet`), else a YAML file path."""
     text = str(name_or_path)
-    shipped = SPACE_DIR / f"{text}.yaml"
-    if "/" not in text and not text.endswith((".yaml", ".yml")) and shipped.is_file():
-        return read_space(shipped)
+    shipped = shipped_files("nas.search_spaces")
+    if "/" not in text and not text.endswith((".yaml", ".yml")) and text in shipped:
+        return read_space(shipped[text])
     path = Path(text).expanduser()
     if path.is_file():
         return read_space(path)

@@ -15,9 +15,9 @@ from typing import Any
 
 from nas.errors import NasError, SpecError
 from nas.schema import from_dict
+from nas.space import shipped_files
 from nas.spec import read_yaml
 
-EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "experiments"
 VALUE = "{value}"  # placeholder in `set` templates
 
 
@@ -216,12 +216,13 @@ def resolve_path(path: str | Path) -> Path:
     p = Path(path)
     if p.is_file() or p.suffix in (".yaml", ".yml") or "/" in str(path):
         return p
-    candidate = EXPERIMENT_DIR / f"{p}.yaml"
-    if candidate.is_file():
-        return candidate
-    names = ", ".join(sorted(x.stem for x in EXPERIMENT_DIR.glob("*.yaml")))
+    shipped = shipped_files("nas.experiments")
+    if str(p) in shipped:
+        return shipped[str(p)]
+    names = ", ".join(shipped)
     raise NasError(f"experiment {str(path)!r} not found: give a YAML path or one of {names}")
 
 
 def experiment_files() -> list[Path]:
-    return sorted(EXPERIMENT_DIR.glob("*.yaml"))
+    """The shipped experiments (`experiments/*.yaml` in a checkout, `nas/experiments/` installed)."""
+    return list(shipped_files("nas.experiments").values())
