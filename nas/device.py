@@ -12,12 +12,21 @@ import torch
 from nas.errors import NasError
 
 
-def _has_npu() -> bool:
+def torch_npu_missing() -> str | None:
+    """None when torch_npu imports (which registers the `npu` device and `torch.npu`), else why
+    not, as one line naming torch_npu and the install command."""
     try:
         importlib.import_module("torch_npu")
-    except ImportError:
-        return False
-    return bool(getattr(torch, "npu", None)) and torch.npu.is_available()  # type: ignore[attr-defined]
+    except Exception as err:  # ImportError, or a torch_npu built for another torch / CANN
+        return (f"Ascend NPUs need torch_npu, which does not import here ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else 'no message'}); install it with "
+                f"pip install 'nas[npu]' (a torch_npu release matching torch {torch.__version__}) "
+                f"and CANN")
+    return None
+
+
+def _has_npu() -> bool:
+    return torch_npu_missing() is None and torch.npu.is_available()  # type: ignore[attr-defined]
 
 
 def _has_mps() -> bool:
@@ -29,12 +38,20 @@ AUTO_ORDER = (("cuda", torch.cuda.is_available), ("npu", _has_npu), ("mps", _has
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """`auto`: cuda, then Ascend npu (when torch_npu imports), then mps, then cpu."""
+    """`auto`: cuda, then Ascend npu (when torch_npu imports), then mps, then cpu.
+
+    `npu` / `npu:N` import torch_npu first (that registers the device; without it the name does
+    not parse), and fail with one line naming torch_npu when it is missing. An index counts the
+    devices this process sees: under Ray, ASCEND_RT_VISIBLE_DEVICES / CUDA_VISIBLE_DEVICES hold
+    only the task's own, so its first is `npu:0` / `cuda:0` (nas.workers.worker_device).
+    """
     if name == "auto":
         for kind, available in AUTO_ORDER:
             if available():
                 return torch.device(kind)
         return torch.device("cpu")
+    if str(name).split(":")[0] == "npu" and (missing := torch_npu_missing()):
+        raise NasError(f"device={name!r}: {missing}")
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -42,6 +59,10 @@ def select_device(name: str = "auto") -> torch.device:
     checks = dict(AUTO_ORDER)
     if device.type in checks and not checks[device.type]():
         raise NasError(f"device={name!r} is not available on this machine; use device=auto")
+    counts = {"cuda": torch.cuda.device_count, "npu": lambda: torch.npu.device_count()}  # type: ignore[attr-defined]
+    if device.index is not None and device.type in counts and device.index >= (n := counts[device.type]()):
+        raise NasError(f"device={name!r}: this process sees {n} {device.type} device(s), numbered from 0"
+                       f" (CUDA_VISIBLE_DEVICES / ASCEND_RT_VISIBLE_DEVICES renumber them)")
     return device
 
 
