@@ -3,16 +3,32 @@ printed table, with the paper's reported numbers beside the measured ones.
 
 Accuracies are fractions in the CSVs (as in MLflow) and percent in the printed table, like the
 papers. The test accuracy is reported, never used to pick anything.
+
+Whether an effect is real: each cell gets a 95% t-interval over its completed seeds
+(`val_acc_ci95_low/high`, `test_acc_ci95_low/high`) and is compared with its **reference cell**
+by Welch's t-test on test accuracy (`p_value`). The reference level of a factor is the first
+value the experiment file lists (width 1.0, residual true, proj_act linear, ...); a cell's
+reference is the same cell with its *last* factor that is not at its reference level moved to it,
+so every comparison changes exactly one factor (groups=8 shuffle=false is compared with
+groups=8 shuffle=true, groups=8 shuffle=true with groups=3 shuffle=true). The cell with every
+factor at its reference level has no reference. The paper's direction for the same pair is read
+from the paper's cells (the first percentage in each, error flipped to accuracy; else words such
+as "higher" / "lower than linear" / "baseline" vs "slower convergence"), and `reproduced` says
+whether the measured difference has that sign at p < 0.05.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pandas as pd
 
-from nas.ablate.experiment import Experiment, show
+from nas.ablate.experiment import Cell, Experiment, show
+from nas.stats import ci95, welch_p_value
+
+ALPHA = 0.05  # the significance level `reproduced` uses
 
 RESULT_COLUMNS = ["cell", "seed", "macs", "params", "val_acc", "test_acc", "epochs", "status",
                   "error", "wall_s", "mlflow_run_id"]
@@ -45,9 +61,63 @@ def _std(values: pd.Series) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else math.nan
 
 
+def reference_cell(exp: Experiment, cell: Cell) -> Cell | None:
+    """The cell this one is compared with: its last factor not at its first (reference) level
+    moved there; None for the cell with every factor at its reference level."""
+    values = dict(cell.values)
+    for factor in reversed(exp.factors):
+        first = factor.levels[0].value
+        if show(values[factor.name]) != show(first):
+            values[factor.name] = first
+            by_values = {tuple(show(v) for v in c.values.values()): c for c in exp.cells()}
+            return by_values[tuple(show(v) for v in values.values())]
+    return None
+
+
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+_ERROR = re.compile(r"\berr(or)?\b", re.IGNORECASE)
+_UP = re.compile(r"\b(higher|better)\b", re.IGNORECASE)
+_DOWN = re.compile(r"\b(lower|worse|slower)\b", re.IGNORECASE)
+
+
+def paper_direction(exp: Experiment, label: str, reference: str) -> int | None:
+    """+1 if the paper reports higher accuracy for `label` than for `reference`, -1 if lower,
+    None if its cells do not say (no numbers or words, identical text, "not in the paper")."""
+    mine, ref = exp.paper_for(label), exp.paper_for(reference)
+    if not mine or not ref or mine == ref or "not in the paper" in mine + ref:
+        return None
+    metric = exp.paper.metric if exp.paper else ""
+    flip = -1 if (_ERROR.search(mine) or _ERROR.search(ref) or _ERROR.search(metric)) else 1
+    a, b = _PERCENT.search(mine), _PERCENT.search(ref)
+    if a and b:
+        diff = float(a.group(1)) - float(b.group(1))
+        return None if diff == 0 else flip * (1 if diff > 0 else -1)
+    if _UP.search(mine) or _DOWN.search(ref):
+        return flip
+    if _DOWN.search(mine) or _UP.search(ref):
+        return -flip
+    return None
+
+
+def _reproduced(direction: int | None, diff: float, p: float) -> str:
+    if direction is None:
+        return ""
+    if math.isnan(p):
+        return "too few seeds"
+    if p >= ALPHA:
+        return "not significant"
+    return "yes" if (diff > 0) == (direction > 0) else "opposite"
+
+
 def summary_frame(exp: Experiment, results: pd.DataFrame, data_note: str = "") -> pd.DataFrame:
-    """One row per cell: factors, MACs, params, val/test accuracy mean and std over the seeds
-    that completed, how many did, and the paper's number for the cell."""
+    """One row per cell: factors, MACs, params, val/test accuracy mean, std and 95% interval over
+    the seeds that completed, how many did, the paper's number for the cell, and the comparison
+    with its reference cell (`reference`, `test_acc_diff`, `p_value`, `paper_direction`,
+    `reproduced`; see the module docstring)."""
+    def completed(label: str) -> pd.DataFrame:  # val_acc, test_acc of the cell's completed seeds
+        done = results[(results["cell"] == label) & (results["status"] == "COMPLETED")] if len(results) else ()
+        return pd.DataFrame({k: (done[k].astype(float) if len(done) else []) for k in ("val_acc", "test_acc")})
+
     rows = []
     for cell in exp.cells():
         mine = results[results["cell"] == cell.label] if len(results) else results
@@ -66,6 +136,22 @@ def summary_frame(exp: Experiment, results: pd.DataFrame, data_note: str = "") -
                "test_acc_std": _std(done["test_acc"].astype(float)) if len(done) else math.nan,
                "n_seeds": len(done), "paper": exp.paper_for(cell.label),
                "status": status, "error": errors[0] if errors else "", "data": data_note}
+        accs = completed(cell.label)
+        for metric in ("val_acc", "test_acc"):
+            row[f"{metric}_ci95_low"], row[f"{metric}_ci95_high"] = ci95(accs[metric])
+        ref = reference_cell(exp, cell)
+        row["reference"] = ref.label if ref else ""
+        if ref is None:
+            row.update(test_acc_diff=math.nan, p_value=math.nan, paper_direction="", reproduced="")
+        else:
+            theirs = completed(ref.label)["test_acc"]
+            diff = (float(accs["test_acc"].mean() - theirs.mean())
+                    if len(accs) and len(theirs) else math.nan)
+            p = welch_p_value(accs["test_acc"], theirs)
+            direction = paper_direction(exp, cell.label, ref.label)
+            row.update(test_acc_diff=diff, p_value=p,
+                       paper_direction={1: "higher", -1: "lower", None: ""}[direction],
+                       reproduced=_reproduced(direction, diff, p))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -84,8 +170,32 @@ def _count(value: Any, scale: float, digits: int) -> str:
     return f"{float(value) / scale:.{digits}f}M"
 
 
-def display_frame(exp: Experiment, summary: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
-    """The printed table: factor columns, MACs, params, val/test % mean ± std, seeds, paper."""
+def _ci(low: float, high: float) -> str:
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return "-"
+    return f"[{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _text(value: Any) -> str:
+    """A string cell that may have come back from a CSV as NaN."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _p(p: float, reference: str, label: str) -> str:
+    """"0.012 vs shuffle=true": the p-value and the factor level of the reference cell."""
+    if not reference:
+        return "ref"
+    mine = label.split(" ")
+    where = " ".join(w for w in reference.split(" ") if w not in mine)
+    shown = "-" if p is None or math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
+    return f"{shown} vs {where}"
+
+
+def display_frame(exp: Experiment, summary: pd.DataFrame, n_seeds: int, *,
+                  stats: bool = False) -> pd.DataFrame:
+    """The printed table: factor columns, MACs, params, val/test % mean ± std, seeds, paper.
+    With `stats`, the 95% intervals, the p-value against the reference cell and whether the
+    paper's direction is reproduced come before the paper column (which stays last)."""
     paper_col = f"paper ({exp.paper.table})" if exp.paper else "paper"
     out = pd.DataFrame({f.name: summary[f.name] for f in exp.factors})
     out["MACs"] = [_count(v, 1e6, 1) for v in summary["macs"]]
@@ -94,19 +204,37 @@ def display_frame(exp: Experiment, summary: pd.DataFrame, n_seeds: int) -> pd.Da
     out["test acc %"] = [_pm(m, s) for m, s in zip(summary["test_acc_mean"], summary["test_acc_std"])]
     out["seeds"] = [f"{n}/{n_seeds}" if st != "INVALID" else "invalid"
                     for n, st in zip(summary["n_seeds"], summary["status"])]
+    if stats:
+        out["val 95% CI"] = [_ci(lo, hi) for lo, hi in zip(summary["val_acc_ci95_low"], summary["val_acc_ci95_high"])]
+        out["test 95% CI"] = [_ci(lo, hi) for lo, hi in zip(summary["test_acc_ci95_low"], summary["test_acc_ci95_high"])]
+        out["p (test)"] = [_p(p, _text(r), c) for p, r, c in
+                           zip(summary["p_value"], summary["reference"], summary["cell"])]
+        out["reproduced (paper)"] = [
+            f"{_text(r) or '-'}" + (f" ({_text(d)})" if _text(d) else "")
+            for r, d in zip(summary["reproduced"], summary["paper_direction"])]
     out[paper_col] = [p or "-" for p in summary["paper"]]
     return out
 
 
 def format_report(exp: Experiment, summary: pd.DataFrame, *, n_seeds: int, caption: str) -> str:
-    """Title, what was measured, the table, then where the paper column comes from."""
+    """Title, what was measured, the table, then where the paper column comes from and how many
+    of the paper's directions are reproduced at p < 0.05."""
     lines = [f"{exp.name}: {exp.description}".rstrip(": "), caption, ""]
-    table = display_frame(exp, summary, n_seeds)
+    table = display_frame(exp, summary, n_seeds, stats=True)
     paper = table.columns[-1]
     width = max(len(paper), *(len(v) for v in table[paper]))
     with pd.option_context("display.max_colwidth", 80, "display.width", 250):  # paper text left-aligned
         text = table.to_string(index=False, formatters={paper: lambda v: f"{v:<{width}}"})
         lines += [line.rstrip() for line in text.splitlines()]
+    lines += ["", "95% CI: t-interval of the mean over completed seeds; p (test): Welch's t-test on test "
+                  "accuracy against the same cell with one factor at its first level (ref: every factor "
+                  f"there); reproduced: the measured difference has the paper's direction at p < {ALPHA:g}"]
+    judged = [_text(r) for r in summary["reproduced"] if _text(r)]
+    if judged:
+        lines.append(f"paper's direction reproduced in {judged.count('yes')} of {len(judged)} "
+                     f"comparisons (" + ", ".join(f"{judged.count(k)} {k}" for k in
+                                                   ("yes", "not significant", "opposite", "too few seeds")
+                                                   if judged.count(k)) + ")")
     if exp.paper:
         lines += ["", f"paper column: {exp.paper.source}" + (f"; {exp.paper.metric}" if exp.paper.metric else "")]
         if exp.paper.effect:
