@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from nas.pareto import hypervolume
-from nas.search.budget import get_budget
+from nas.campaign.budget import get_budget
 from nas.search.driver import SearchSettings, search
 from nas.table import format_table
 
@@ -123,7 +123,7 @@ def _hv_curve(trials: pd.DataFrame, checkpoints: list[int], max_macs: float) -> 
 
 def hv_part(args: argparse.Namespace, workdir: Path) -> None:
     budget_name = "smoke" if args.quick else "cpu"
-    budget = get_budget(budget_name)
+    budget = get_budget("search", budget_name)
     max_macs = budget.default_max_macs or 25e6
     fidelity = [] if args.quick else [f"data.train_subset={args.hv_train_subset}",
                                       f"train.epochs={args.hv_epochs}"]

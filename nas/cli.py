@@ -7,10 +7,8 @@ import json
 import sys
 from typing import Any, Callable
 
-import yaml
-
 from nas.errors import NasError, SpecError
-from nas.spec import safe_load
+from nas.words import parse_words
 
 EPILOG_SUMMARY = """examples:
   nas summary preset=mobilenet_v2
@@ -20,24 +18,10 @@ EPILOG_SUMMARY = """examples:
 """
 
 
-def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """`key=value` words -> dict; values are YAML scalars (0.5, true, relu6, [1, 2])."""
-    result: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise SpecError(f"{item!r} is not key=value (e.g. preset=mobilenet_v2 width=0.5)")
-        try:
-            result[key] = safe_load(raw) if raw else ""  # 1e9 is a number here too
-        except yaml.YAMLError:
-            result[key] = raw
-    return result
-
-
 def spec_from_assignments(values: dict[str, Any]):
     """`preset=NAME` or `spec=PATH` plus overrides -> NetSpec."""
     from nas.presets import load_preset
-    from nas.spec import load_spec
+    from nas.loading import load_spec
 
     values = dict(values)
     preset, spec_path = values.pop("preset", None), values.pop("spec", None)
@@ -73,7 +57,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from nas.counting import count
     from nas.table import format_table
 
-    spec = spec_from_assignments(parse_assignments(args.assignments))
+    spec = spec_from_assignments(parse_words(args.words))
     counted = count(spec)
     if args.json:
         print(json.dumps(counted.as_dict()))
@@ -112,19 +96,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nas.config import load_run_config
     from nas.schema import to_dict
 
-    cfg = load_run_config(args.assignments, args.config)
+    cfg = load_run_config(args.words, args.config)
     if args.show_config:
+        import yaml
+
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
     from nas.run import run, summary_table
 
     outcome = run(cfg)
     print(summary_table(outcome, cfg))
+    _mlflow_hint(cfg.mlflow.tracking_uri, cfg.mlflow.experiment, cfg.mlflow.enabled)
     return 0
 
 
+def _mlflow_hint(uri: str | None, experiment: str, enabled: bool = True) -> None:
+    """The `mlflow ui` command and the link to the experiment's training runs."""
+    if not enabled:
+        return
+    from nas import mlflow_layout
+
+    hint = getattr(mlflow_layout, "experiment_hint", None)
+    if hint is not None:
+        print(hint(uri, experiment))
+    else:
+        print("MLflow: mlflow ui --backend-store-uri sqlite:///mlflow.db")
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("assignments", nargs="*", metavar="key=value", help="config overrides (see below)")
+    p.add_argument("words", nargs="*", metavar="key=value", help="config overrides (see below)")
     p.add_argument("--config", metavar="FILE", help="YAML file merged over the defaults")
     p.add_argument("--show-config", action="store_true", help="print the merged config and exit")
 
@@ -148,28 +148,19 @@ search, a child per trial; front members tagged pareto=true).
 def cmd_search(args: argparse.Namespace) -> int:
     from nas.search.driver import SearchSettings, front_table, search
 
-    limits: dict[str, float] = {}
-    overrides = []
-    for item in args.assignments:
-        key, _, value = item.partition("=")
-        if key in ("max_macs", "max_params"):
-            try:
-                limits[key] = float(value)
-            except ValueError:
-                raise SpecError(f"{key}={value!r} must be a number, e.g. {key}=20e6") from None
-        else:
-            overrides.append(item)
     settings = SearchSettings(
         space=args.space, trials=args.trials, name=args.name, resume=args.resume,
         objectives=args.objectives, sampler=args.sampler, seed=args.seed, budget=args.budget,
         address=args.address, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, asha=not args.no_asha,
-        retrain_top=args.retrain_top, output_dir=args.output_dir, overrides=overrides,
-        progress=not args.no_progress, references=not args.no_references, **limits)
+        gpus_per_trial=args.gpus_per_trial, accelerator=args.accelerator, per_trial=args.per_trial,
+        concurrency=args.concurrency, asha=not args.no_asha,
+        retrain_top=args.retrain_top, output_dir=args.output_dir, overrides=list(args.words),
+        progress=not args.no_progress, references=not args.no_references)
     outcome = search(settings)
-    counts = outcome.trials["status"].value_counts().to_dict() if len(outcome.trials) else {}
+    from nas.campaign.progress import summary_line
+
     print(f"\nsearch {outcome.name} finished in {outcome.wall_s / 60:.1f} min: "
-          + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
+          + summary_line(list(outcome.trials["status"]) if len(outcome.trials) else []))
     print("Pareto front (validation accuracy vs MACs):")
     print(front_table(outcome))
     if outcome.retrained is not None and len(outcome.retrained):
@@ -177,12 +168,26 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(outcome.retrained.to_string(index=False))
     print(f"\nfiles: {outcome.folder}/trials.csv, pareto.png, front/*.yaml"
           f"  (retrain one: nas run spec={outcome.folder}/front/<file> train.epochs=..)")
-    print("MLflow: mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    _campaign_hint(settings.overrides)
     return 0
 
 
+def _campaign_hint(words: list[str]) -> None:
+    """The MLflow hint for a search or ablation run with these `key=value` words."""
+    values = parse_words(words)
+    _mlflow_hint(values.get("mlflow.tracking_uri"), values.get("mlflow.experiment", "nas"),
+                 values.get("mlflow.enabled", True) is not False)
+
+
+def _accelerator_args(p: argparse.ArgumentParser, per: str) -> None:
+    p.add_argument("--accelerator", default="auto", choices=("auto", "cuda", "npu", "cpu"),
+                   help="where points train (auto: what the Ray cluster has: GPU, else NPU, else CPU)")
+    p.add_argument(f"--per-{per}", type=float, default=None, dest=f"per_{per}",
+                   help=f"accelerator share per {per} (fractions share a device; default 0.25)")
+
+
 def _search_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("assignments", nargs="*", metavar="key=value",
+    p.add_argument("words", nargs="*", metavar="key=value",
                    help="nas run keys (data.root=, device=, train.*) and max_macs= / max_params=")
     p.add_argument("--space", required=True, help="search space name or YAML path")
     p.add_argument("--trials", type=int, default=50, help="trials to train (infeasible samples are free)")
@@ -196,7 +201,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", type=float, default=None,
-                   help="fractions share a GPU (default: 0.25 when Ray sees GPUs, else 0)")
+                   help="same as --accelerator cuda --per-trial SHARE (0: train on CPUs)")
+    _accelerator_args(p, "trial")
     p.add_argument("--concurrency", type=int, help="trials at once (default: what resources allow)")
     p.add_argument("--no-asha", action="store_true", help="train every trial to the full budget")
     p.add_argument("--retrain-top", type=int, default=0, help="retrain the K best front members")
@@ -228,10 +234,6 @@ $NAS_FAIL_CELLS="label,label@seed" makes those cells fail (fault-injection tests
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    rest = argparse.ArgumentParser(prog="nas ablate")
-    _ablate_options(rest)
-    rest.add_argument("words", nargs="*")
-    args = rest.parse_intermixed_args(args.words, namespace=args)
     if args.list:
         from nas.ablate.experiment import experiment_files, load_experiment
 
@@ -249,15 +251,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     settings = AblateSettings(
         experiment=names[0], seeds=args.seeds, budget=args.budget, name=args.name,
         resume=args.resume, address=args.address, cpus_per_cell=args.cpus_per_cell,
-        gpus_per_cell=args.gpus_per_cell, concurrency=args.concurrency, test_images=args.test_images,
+        gpus_per_cell=args.gpus_per_cell, accelerator=args.accelerator, per_cell=args.per_cell,
+        concurrency=args.concurrency, test_images=args.test_images,
         output_dir=args.output_dir, overrides=[w for w in args.words if "=" in w],
-        progress=not args.no_progress,
-        retry_failed=args.retry_failed)
+        progress=not args.no_progress, retry_failed=args.retry_failed)
     outcome = ablate(settings)
     print()
     print(outcome.report)
     print(f"\nfiles: {outcome.folder}/results.csv, summary.csv   ({outcome.wall_s / 60:.1f} min)")
-    print("MLflow: mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    _campaign_hint(settings.overrides)
     return 0
 
 
@@ -270,7 +272,8 @@ def _ablate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
     p.add_argument("--cpus-per-cell", type=float, default=1.0, help="CPUs per cell x seed (threads)")
     p.add_argument("--gpus-per-cell", type=float, default=None,
-                   help="fractions share a GPU (default: 0.25 when Ray sees GPUs, else 0)")
+                   help="same as --accelerator cuda --per-cell SHARE (0: train on CPUs)")
+    _accelerator_args(p, "cell")
     p.add_argument("--concurrency", type=int, help="cells at once (default: what resources allow)")
     p.add_argument("--test-images", type=int,
                    help="test images per cell, fixed and class-balanced (default: the budget's; 0: all)")
@@ -281,8 +284,7 @@ def _ablate_options(p: argparse.ArgumentParser) -> None:
 
 def _ablate_args(p: argparse.ArgumentParser) -> None:
     _ablate_options(p)
-    # REMAINDER, re-parsed intermixed in cmd_ablate: options may follow the experiment
-    p.add_argument("words", nargs=argparse.REMAINDER, metavar="EXPERIMENT [key=value ...]",
+    p.add_argument("words", nargs="*", metavar="EXPERIMENT [key=value ...]",
                    help="experiments/NAME.yaml, a path or NAME; then nas run keys on top of the"
                         " budget (data.root=, train.epochs=, device=)")
 
@@ -319,7 +321,7 @@ def _pareto_args(p: argparse.ArgumentParser) -> None:
 
 
 def _summary_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("assignments", nargs="*", metavar="key=value",
+    p.add_argument("words", nargs="*", metavar="key=value",
                    help="preset=NAME or spec=PATH, then overrides: width= resolution= num_classes="
                         " in_channels= or any field path (head.dropout=0.1, stages.2.groups=4)")
     p.add_argument("--json", action="store_true", help='print {"params": .., "macs": ..} only')
@@ -345,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas", description="Declarative efficient-CNN specs, training, search and ablations.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  nas presets\n  nas summary preset=mobilenet_v2 width=0.5\n",
+        epilog="examples:\n  nas presets\n  nas summary preset=mobilenet_v2 width=0.5\n"
+               "  nas run preset=shufflenet_v1_g3 width=0.5\n  nas search --space shufflenet --trials 50\n"
+               "  nas ablate shufflenet_shuffle\n",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (func, help_text, epilog, add_args) in COMMANDS.items():
@@ -356,11 +360,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str]) -> argparse.Namespace:
+    """One rule for every sub-command: options and `key=value` words in any order
+    (`nas search --space x a=1 --trials 3 b=2`)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if not argv or argv[0].startswith("-") or argv[0] not in COMMANDS:
+        return parser.parse_args(argv)  # top-level help, or argparse's error for a bad command
+    sub = parser._subparsers._group_actions[0].choices[argv[0]]  # noqa: SLF001 - the sub-parser
+    args = sub.parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else list(argv))
     if not getattr(args, "func", None):
-        parser.print_help()
+        build_parser().print_help()
         return 2
     try:
         return args.func(args)

@@ -18,7 +18,8 @@ from omegaconf.errors import OmegaConfBaseException
 from nas.data import DataConfig
 from nas.errors import NasError, SpecError
 from nas.schema import from_dict, to_dict
-from nas.spec import read_yaml
+from nas.words import parse_words
+from nas.yaml_io import read_yaml
 
 
 @dataclass(frozen=True)
@@ -84,41 +85,96 @@ def _to_container(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+# ----------------------------------------------------------------------------- layers
+
+def nest(settings: dict[str, Any]) -> dict[str, Any]:
+    """{"data.resize": 24, "model.stages.*.block": "conv"} -> nested config layers (spec paths
+    under `model` stay flat keys: they contain dots, stars and [i])."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key.startswith("model."):
+            out.setdefault("model", {})[key[len("model."):]] = value
+            continue
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise NasError(f"{key}= conflicts with {'.'.join(parents)}= given as a value")
+        node[leaf] = value
+    return out
+
+
+def merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge, later layers win (mappings merge, anything else replaces)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge(out[key], value)
+            else:
+                out[key] = dict(value) if isinstance(value, dict) else value
+    return out
+
+
+def _file_layer(config_file: str) -> dict[str, Any]:
+    path = Path(config_file)
+    if not path.is_file():
+        raise NasError(f"--config {config_file}: no such file")
+    data = read_yaml(path)  # safe, strict, one-line errors (OmegaConf.load is neither)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise NasError(f"--config {config_file}: must be a mapping of keys (train:, data:,"
+                       f" ...), got {type(data).__name__}")
+    return data
+
+
 def load_run_config(assignments: list[str] | None = None, config_file: str | None = None,
                     base: dict[str, Any] | None = None) -> RunConfig:
-    """Merge defaults < `base` < config file < `key=value` words into a checked RunConfig."""
+    """Merge defaults < `base` < config file < `key=value` words into a checked RunConfig:
+    the one place a run config is validated (unknown keys get the closest match)."""
+    layers = [to_dict(RunConfig()), base or {}]
+    if config_file:
+        layers.append(_file_layer(config_file))
+    layers.append(nest(parse_words(assignments)))
     try:
-        layers = [OmegaConf.create(to_dict(RunConfig()))]
-        if base:
-            layers.append(OmegaConf.create(base))
-        if config_file:
-            path = Path(config_file)
-            if not path.is_file():
-                raise NasError(f"--config {config_file}: no such file")
-            data = read_yaml(path)  # safe, strict, one-line errors (OmegaConf.load is neither)
-            if data is None:
-                data = {}
-            if not isinstance(data, dict):
-                raise NasError(f"--config {config_file}: must be a mapping of keys (train:, data:,"
-                               f" ...), got {type(data).__name__}")
-            layers.append(OmegaConf.create(data))
-        if assignments:
-            for item in assignments:
-                if "=" not in item:
-                    raise NasError(f"{item!r} is not key=value (e.g. train.epochs=10)")
-            model_items = [a for a in assignments if a.startswith("model.")]
-            other = [a for a in assignments if not a.startswith("model.")]
-            layers.append(OmegaConf.from_dotlist(other))
-            if model_items:  # spec paths may contain [i] or dots: keep them as flat keys
-                model = {}
-                for item in model_items:
-                    key, raw = item.split("=", 1)
-                    model[key[len("model."):]] = _to_container(OmegaConf.from_dotlist([f"v={raw}"]))["v"]
-                layers.append(OmegaConf.create({"model": model}))
-        merged = _to_container(OmegaConf.merge(*layers))
+        merged = _to_container(OmegaConf.merge(*(OmegaConf.create(layer) for layer in layers)))
     except OmegaConfBaseException as err:
         raise NasError(f"bad configuration: {str(err).splitlines()[0]}") from None
     try:
         return from_dict(RunConfig, merged, root="the config")
     except SpecError as err:
         raise NasError(str(err)) from None
+
+
+# ----------------------------------------------------------------------------- config -> spec
+
+SIZE_KEYS = ("width", "resolution", "num_classes", "in_channels")
+
+
+def spec_overrides(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
+    """The spec overrides a run config stands for: `model.*` field paths, then width and the
+    input/output sizes (those default to the data set's when `data` is given). The one
+    function run, search, retrain and ablate build their specs with."""
+    overrides: dict[str, Any] = dict(cfg.model)
+    sizes = {"width": cfg.width, "resolution": cfg.resolution, "num_classes": cfg.num_classes,
+             "in_channels": cfg.in_channels}
+    if data is not None:
+        sizes["resolution"] = cfg.resolution or data.resolution
+        sizes["num_classes"] = cfg.num_classes or data.num_classes
+        sizes["in_channels"] = cfg.in_channels or data.channels
+    overrides.update({k: v for k, v in sizes.items() if v is not None})
+    return overrides
+
+
+def resolve_spec(cfg: RunConfig, data: Any = None) -> Any:
+    """The preset or spec file of `cfg` with its overrides (a checked NetSpec)."""
+    import nas
+
+    if (cfg.preset is None) == (cfg.spec is None):
+        raise NasError("give exactly one of preset=NAME or spec=PATH (see `nas presets`)")
+    overrides = spec_overrides(cfg, data)
+    if cfg.preset is not None:
+        return nas.load_preset(cfg.preset, **overrides)
+    return nas.load_spec(cfg.spec, **overrides)

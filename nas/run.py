@@ -1,4 +1,9 @@
-"""`nas run`: config -> data -> spec -> model -> train -> test once -> MLflow -> summary."""
+"""`nas run`: one Job executed in this process, recorded in MLflow as it trains.
+
+config -> data -> spec -> `nas.job.execute` (train, test once) -> MLflow -> summary table.
+The run's folder `OUTPUT_DIR/<spec name>-<config hash>` holds its checkpoint, which
+`resume=true` continues (the MLflow run id is stored in it, so the same run goes on).
+"""
 
 from __future__ import annotations
 
@@ -7,69 +12,81 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from nas import checkpoint
-from nas.builder import build_model
-from nas.config import RunConfig
-from nas.counting import Count, count
-from nas.data import DataBundle, load_data
-from nas.device import configure_threads, precision_for, select_device
+from nas import mlflow_layout as ml
+from nas.config import RunConfig, resolve_spec
 from nas.errors import NasError
-from nas.presets import load_preset
+from nas.job import Job, JobResult, RunFiles, execute
 from nas.schema import to_dict
-from nas.spec import NetSpec, load_spec, spec_to_yaml
+from nas.status import Status
 from nas.table import format_table
 from nas.tracking import NullTracker, Tracker, environment_tags, preflight
-from nas.train import EPOCH_METRICS, TrainResult, check_config, evaluate, train
 
-
-def resolve_spec(cfg: RunConfig, data: DataBundle | None = None) -> NetSpec:
-    """The preset or spec file with the model overrides; sizes default to the data set's."""
-    overrides: dict[str, Any] = dict(cfg.model)
-    dims = {"width": cfg.width, "resolution": cfg.resolution, "num_classes": cfg.num_classes,
-            "in_channels": cfg.in_channels}
-    if data is not None:
-        dims = {"resolution": cfg.resolution or data.resolution,
-                "num_classes": cfg.num_classes or data.num_classes,
-                "in_channels": cfg.in_channels or data.channels, "width": cfg.width}
-    overrides.update({k: v for k, v in dims.items() if v is not None})
-    if (cfg.preset is None) == (cfg.spec is None):
-        raise NasError("give exactly one of preset=NAME or spec=PATH (see `nas presets`)")
-    if cfg.preset is not None:
-        return load_preset(cfg.preset, **overrides)
-    return load_spec(cfg.spec, **overrides)
+TEST_SET_NOTE = "reported once at the end, never used for selection"
 
 
 @dataclass
 class RunOutcome:
-    spec: NetSpec
-    counted: Count
-    result: TrainResult
-    test_acc: float | None
+    spec: Any  # NetSpec
+    counted: Any  # Count
+    result: JobResult
     run_id: str | None
     run_dir: Path
-    device: str
     wall_s: float
+    model: Any = None
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.result.test_acc
+
+    @property
+    def device(self) -> str:
+        return self.result.device
 
 
-def _params(cfg: RunConfig, data: DataBundle) -> dict[str, Any]:
+def run_params(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
+    """The config as MLflow params (what changes the result), with the data sizes."""
     params = to_dict(cfg)
-    for key in ("resume", "progress"):
-        params.pop(key)
-    params["data_sizes"] = {k: data.describe()[k] for k in ("train", "val", "test")}
+    for key in ("resume", "progress", "mlflow", "output_dir"):
+        params.pop(key, None)
+    if data is not None:
+        params["data_sizes"] = {k: data.describe()[k] for k in ("train", "val", "test")}
     return params
+
+
+def _tracker(cfg: RunConfig, spec: Any, previous_run_id: str | None, parent_run_id: str | None,
+             tags: dict[str, str] | None) -> Tracker | NullTracker:
+    if not cfg.mlflow.enabled:
+        return NullTracker()
+    return Tracker(cfg.mlflow.experiment, cfg.mlflow.run_name or spec.name, uri=cfg.mlflow.tracking_uri,
+                   run_id=previous_run_id, parent_run_id=parent_run_id, tags=tags)
+
+
+def _describe_run(tracker: Tracker | NullTracker, cfg: RunConfig, data: Any, spec: Any, counted: Any,
+                  device: str, tags: dict[str, str] | None) -> None:
+    from nas.spec import spec_to_yaml
+
+    tracker.log_params(run_params(cfg, data))
+    tracker.set_tags({**environment_tags(), ml.DEVICE: device, ml.KIND: ml.KIND_RUN,
+                      ml.SELECTION_METRIC: ml.VAL_ACC, ml.TEST_SET: TEST_SET_NOTE, ml.SPEC: spec.name,
+                      **(tags or {})})
+    tracker.log_text(spec_to_yaml(spec), "spec.yaml")
+    tracker.log_metrics({ml.PARAMS: counted.params, ml.MACS: counted.macs})
 
 
 def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
         parent_run_id: str | None = None) -> RunOutcome:
     """Train one network as configured; MLflow records it FINISHED or FAILED with the error.
     `tags` and `parent_run_id` place the run under a search (its retraining of a front member)."""
+    from nas.counting import count
+    from nas.data import load_data
+    from nas.device import select_device
+    from nas.spec import spec_to_dict, spec_to_yaml
+    from nas.train import check_config
+
     started = time.perf_counter()
     preflight(cfg.mlflow.tracking_uri, {"output_dir": cfg.output_dir}, tracking=cfg.mlflow.enabled)
     device = select_device(cfg.device)
-    threads = configure_threads(cfg.train.threads) if device.type == "cpu" else None
-    precision = precision_for(device, cfg.train.amp, cfg.train.channels_last)
     check_config(cfg.train)  # refuse bad settings and a bad spec before loading any data
     resolve_spec(cfg)
     data = load_data(cfg.data, device)
@@ -82,45 +99,30 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
         previous_run_id = checkpoint.load(ckpt).get("extra", {}).get("mlflow_run_id")
     elif ckpt.exists():
         ckpt.unlink()  # a fresh run with the same config starts over
-    tracker: Tracker | NullTracker = NullTracker()
-    if cfg.mlflow.enabled:
-        tracker = Tracker(cfg.mlflow.experiment, cfg.mlflow.run_name or spec.name,
-                          uri=cfg.mlflow.tracking_uri, run_id=previous_run_id,
-                          parent_run_id=parent_run_id, tags=tags)
+    tracker = _tracker(cfg, spec, previous_run_id, parent_run_id, tags)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     try:
         if previous_run_id is None:
-            tracker.log_params(_params(cfg, data))
-            tracker.set_tags({**environment_tags(), "device": str(device), "cpu_threads": threads,
-                              "nas.kind": "run", "nas.selection_metric": "val_acc",
-                              "nas.test_set": "reported once at the end, never used for selection",
-                              "nas.spec": spec.name, **(tags or {})})
-            tracker.log_text(spec_to_yaml(spec), "spec.yaml")
-            tracker.log_metrics({"params": counted.params, "macs": counted.macs})
-        torch.manual_seed(cfg.train.seed)
-        model = build_model(spec).to(device)
-
-        def report(metrics: dict[str, Any]) -> None:
-            tracker.log_metrics({k: metrics[k] for k in EPOCH_METRICS},
-                                step=metrics["epoch"])
-
-        result = train(model, data, cfg.train, report, data_cfg=cfg.data, precision=precision,
-                       checkpoint_path=ckpt, resume=cfg.resume,
-                       extra_state={"mlflow_run_id": tracker.run_id}, progress=cfg.progress)
-        test_acc = evaluate(result.model, data.test, data, cfg.train.eval_batch_size, precision)
-        wall = time.perf_counter() - started
-        tracker.log_metrics({"val_acc": result.val_acc, "test_acc": test_acc, "wall_time_s": wall,
-                             "params": counted.params, "macs": counted.macs},
-                            step=cfg.train.epochs)
-        tracker.end("FINISHED")
+            _describe_run(tracker, cfg, data, spec, counted, str(device), tags)
+        job = Job(spec_to_dict(spec), cfg, device=str(device))
+        report = lambda m: tracker.log_metrics({k: m[k] for k in ml.EPOCH_METRICS}, step=m["epoch"])
+        files = RunFiles(ckpt, cfg.resume, {"mlflow_run_id": tracker.run_id})
+        outcome = execute(job, data, report, files=files, progress=cfg.progress)
     except KeyboardInterrupt:
         tracker.end("KILLED", "interrupted; continue with resume=true")
         raise
-    except BaseException as err:
-        tracker.end("FAILED", f"{type(err).__name__}: {err}")
-        raise
-    return RunOutcome(spec, counted, result, test_acc, tracker.run_id, run_dir, str(device), wall)
+    result = outcome.result
+    wall = time.perf_counter() - started
+    if result.status is not Status.COMPLETED:
+        if result.traceback:
+            tracker.log_text(result.traceback, "traceback.txt")
+        tracker.end("FAILED", result.error)
+        raise NasError(result.error)
+    tracker.log_metrics({ml.VAL_ACC: result.val_acc, ml.TEST_ACC: result.test_acc, ml.WALL_TIME_S: wall,
+                         ml.PARAMS: counted.params, ml.MACS: counted.macs}, step=cfg.train.epochs)
+    tracker.end("FINISHED")
+    return RunOutcome(spec, counted, result, tracker.run_id, run_dir, wall, outcome.model)
 
 
 def summary_table(outcome: RunOutcome, cfg: RunConfig) -> str:

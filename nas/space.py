@@ -53,14 +53,9 @@ from typing import Any, Mapping, Protocol, Sequence
 
 from nas.errors import SpecError
 from nas.schema import from_dict, suggest
-from nas.spec import (
-    OVERRIDE_ALIASES,
-    NetSpec,
-    apply_overrides,
-    checked,
-    read_yaml,
-    spec_from_dict,
-)
+from nas.loading import checked
+from nas.spec import OVERRIDE_ALIASES, NetSpec, apply_overrides, spec_from_dict
+from nas.yaml_io import read_yaml
 
 
 SPACE_KEYS = ("name", "description", "base", "choices", "references")
@@ -234,6 +229,15 @@ class SearchSpace:
         labels = self.labels()
         raise SpecError(f"{self.name}: unknown choice {label!r}{suggest(label, labels)}"
                         f" (choices: {', '.join(labels)})")
+
+    def chosen_paths(self) -> dict[str, str]:
+        """Every spec field path a choice may set -> the choice's label (what a search's
+        `key=value` words must leave alone)."""
+        out: dict[str, str] = {}
+        for c in self.choices:
+            paths = list(c.targets) + [p for values in c.values.values() for p in values]
+            out.update({_normal_path(p): c.label for p in paths})
+        return out
 
     def sample(self, sampler: Sampler) -> dict[str, Any]:
         """One architecture: choices in order, skipping those whose `when` fails."""

@@ -18,10 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nas.ablate.budget import get_budget
+from nas.campaign.budget import get_budget
 from nas.ablate.experiment import experiment_files, load_experiment
 from nas.ablate.report import display_frame, summary_frame
-from nas.ablate.units import build_units, check_overrides, resolve_data
+from nas.ablate.grid import build_grid as build_units, check_overrides, resolve_data
 from nas.cli import main
 from nas.data import DataConfig, DataError, Loader, load_data
 from nas.errors import NasError, SpecError
@@ -74,7 +74,7 @@ def test_every_experiment_parses_with_its_grid_and_paper_numbers():
 def test_every_cell_builds_at_the_ci_shapes():
     """All cells of all files are valid nets on the synthetic stand-in (1x28x28 for the 1-channel
     file), and the factor really changes the net it says it changes."""
-    smoke = get_budget("smoke")
+    smoke = get_budget("ablation", "smoke")
     counts = {}
     for path in experiment_files():
         exp = load_experiment(path)
@@ -167,7 +167,7 @@ def test_invalid_factor_value_is_a_one_line_cell_error_before_training(tmp_path)
     path.write_text("name: bad_groups\nbase: {preset: shufflenet_v1_g3}\n"
                     "factors: [{name: groups, set: model.stages.*.groups, values: [3, 5]}]\n")
     exp = load_experiment(path)
-    smoke = get_budget("smoke")
+    smoke = get_budget("ablation", "smoke")
     units = build_units(exp, smoke, SYNTH, (0, 1), resolve_data(exp, smoke, SYNTH))
     by_label = {u.key: u for u in units}
     assert by_label["groups=3@0"].valid and by_label["groups=3@1"].valid
@@ -215,7 +215,7 @@ def _fake_cifar10(root: Path, per_class: int = 12) -> None:
 def test_one_channel_experiment_falls_back_to_grayscale_cifar(tmp_path):
     _fake_cifar10(tmp_path)
     exp = load_experiment("dsc_cnn_act_conv")
-    smoke = get_budget("smoke")
+    smoke = get_budget("ablation", "smoke")
     words = [f"data.root={tmp_path}", "data.download=false"]
     data = resolve_data(exp, smoke, words)
     assert data.note == "cifar10 (grayscale) (fallback: fashion_mnist, mnist not found)"

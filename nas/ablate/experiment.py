@@ -16,7 +16,7 @@ from typing import Any
 from nas.errors import NasError, SpecError
 from nas.schema import from_dict
 from nas.space import shipped_files
-from nas.spec import read_yaml
+from nas.yaml_io import read_yaml
 
 VALUE = "{value}"  # placeholder in `set` templates
 
@@ -178,7 +178,7 @@ def load_experiment(path: str | Path) -> Experiment:
 
 
 def _resolve(raw: ExperimentFile, path: Path) -> Experiment:
-    from nas.ablate.budget import BUDGETS
+    from nas.campaign.budget import ABLATION_BUDGETS as BUDGETS
 
     if not 1 <= len(raw.factors) <= 2:
         raise SpecError(f"factors: give one or two factors (got {len(raw.factors)})")

@@ -1,4 +1,4 @@
-"""From an experiment to units of work: one (cell, seed) each, with its checked config and spec.
+"""From an experiment to its grid of points: one (cell, seed) each, with its checked config and spec.
 
 Config layers, lowest first: `nas run` defaults < the experiment's `base` < the budget < a data
 fallback (when the base data set is absent) < the cell's factor settings and seed, then the
@@ -13,16 +13,19 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from nas.ablate.budget import Budget
 from nas.ablate.experiment import Cell, Experiment
-from nas.config import RunConfig, load_run_config
+from nas.campaign.budget import Budget
+from nas.config import RunConfig, load_run_config, merge, nest
+from nas.words import word_keys
 from nas.data import DataBundle, DataConfig, DataError, load_data
 from nas.errors import NasError, SpecError
 
 
 @dataclass(frozen=True)
-class Unit:
-    key: str  # "label@seed": the unit's name in the state file and NAS_FAIL_CELLS
+class CellRun:
+    """One point of an ablation: a cell of the grid trained with one seed."""
+
+    key: str  # "label@seed": its name in the state file and NAS_FAIL_CELLS
     cell: Cell
     seed: int
     cfg: RunConfig | None
@@ -36,47 +39,15 @@ class Unit:
         return self.error is None
 
 
-def unit_key(label: str, seed: int) -> str:
+def point_key(label: str, seed: int) -> str:
     return f"{label}@{seed}"
-
-
-def nest(settings: dict[str, Any]) -> dict[str, Any]:
-    """{"data.resize": 24, "model.stages.*.block": "conv"} -> nested config layers
-    (spec paths under `model` stay flat keys: they contain dots and stars)."""
-    out: dict[str, Any] = {}
-    for key, value in settings.items():
-        if key.startswith("model."):
-            out.setdefault("model", {})[key[len("model."):]] = value
-            continue
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
-def merge(*layers: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge, later layers win (mappings merge, anything else replaces)."""
-    out: dict[str, Any] = {}
-    for layer in layers:
-        for key, value in layer.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = merge(out[key], value)
-            else:
-                out[key] = dict(value) if isinstance(value, dict) else value
-    return out
-
-
-def override_keys(overrides: list[str]) -> list[str]:
-    return [item.partition("=")[0] for item in overrides]
 
 
 def check_overrides(exp: Experiment, overrides: list[str]) -> None:
     owned = {k for f in exp.factors for lv in f.levels for k in lv.settings} | {"train.seed"}
     if "preset" in owned or "spec" in owned:
         owned |= {"preset", "spec"}
-    for key in override_keys(overrides):
+    for key in word_keys(overrides):
         if key in owned:
             what = "use --seeds" if key == "train.seed" else "it is a factor of this ablation"
             raise NasError(f"{key}= cannot be overridden in ablation {exp.name!r}: {what}")
@@ -84,7 +55,7 @@ def check_overrides(exp: Experiment, overrides: list[str]) -> None:
 
 def run_config(exp: Experiment, budget: Budget, overrides: list[str], *, data: dict[str, Any] | None = None,
                cell: Cell | None = None, seed: int | None = None) -> RunConfig:
-    layers = [exp.base, budget.run_settings(), {"data": data or {}}, {"progress": False}]
+    layers = [exp.base, budget.run_layer(), {"data": data or {}}]
     if cell is not None:
         layers.append(nest(cell.settings))
     if seed is not None:
@@ -114,7 +85,7 @@ def resolve_data(exp: Experiment, budget: Budget, overrides: list[str]) -> Resol
     Fallbacks apply only when the command line leaves `data.name` alone; the note says which
     data set was used and which were missing.
     """
-    user_named = "data.name" in override_keys(overrides)
+    user_named = "data.name" in word_keys(overrides)
     candidates = [{}] + ([] if user_named else [dict(f) for f in exp.data_fallbacks])
     missing: list[str] = []
     first_error: DataError | None = None
@@ -140,11 +111,12 @@ def sized(bundle: DataBundle, cfg: RunConfig) -> DataBundle:
     return dataclasses.replace(bundle, resolution=cfg.data.resize) if cfg.data.resize else bundle
 
 
-def build_units(exp: Experiment, budget: Budget, overrides: list[str], seeds: tuple[int, ...],
-                data: ResolvedData) -> list[Unit]:
-    """Every cell x seed with its config, spec and counts; a bad cell becomes an invalid unit."""
+def build_grid(exp: Experiment, budget: Budget, overrides: list[str], seeds: tuple[int, ...],
+               data: ResolvedData) -> list[CellRun]:
+    """Every cell x seed with its config, spec and counts; a bad cell gets its one-line error
+    (recorded INFEASIBLE before any training)."""
+    from nas.config import resolve_spec
     from nas.counting import count
-    from nas.run import resolve_spec
     from nas.train import check_config
 
     units = []
@@ -159,8 +131,8 @@ def build_units(exp: Experiment, budget: Budget, overrides: list[str], seeds: tu
             counted = count(spec)
         except (NasError, SpecError) as err:
             error = " ".join(str(err).split())
-            units += [Unit(unit_key(cell.label, s), cell, s, None, error=error) for s in seeds]
+            units += [CellRun(point_key(cell.label, s), cell, s, None, error=error) for s in seeds]
             continue
-        units += [Unit(unit_key(cell.label, s), cell, s, c, spec, counted.macs, counted.params)
+        units += [CellRun(point_key(cell.label, s), cell, s, c, spec, counted.macs, counted.params)
                   for s, c in zip(seeds, cfgs)]
     return units

@@ -1,48 +1,50 @@
-"""`nas search`: sample architectures with Optuna, run them as Ray Tune trials with ASHA,
-record everything in MLflow from this process, and report the Pareto front.
+"""`nas search`: sample architectures with Optuna, run them as Ray Tune trials with early
+stopping, record everything in MLflow from this process, and report the Pareto front.
 
 Durable state of a search lives in `<output_dir>/<name>/`: `optuna.db` (the study: every
-sampled architecture and its outcome, the sampler's history), `search.json` (settings and the
-MLflow parent run id), and the results (`trials.csv`, `pareto.png`, `front/*.yaml`).
-`--resume` reopens the study, closes what a kill left RUNNING, and runs the remaining trials.
+sampled architecture and its outcome, the sampler's history), `search.json` (settings, the
+MLflow parent run id, the trials the driver closed after a kill or a lost worker), and the
+results (`trials.csv`, `pareto.png`, `front/*.yaml`). `--resume` reopens the study, closes what
+a kill left RUNNING, and runs the remaining trials.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
 import optuna
-import pandas as pd
 from ray.tune.error import TuneError
 
-from nas.checkpoint import read_json, write_json_atomic
-from nas.config import RunConfig, load_run_config
-from nas.data import load_data
+from nas import faults
+from nas import mlflow_layout as ml
+from nas.campaign import estimate
+from nas.campaign.budget import Budget, get_budget
+from nas.campaign.progress import Progress
+from nas.campaign.recorder import CampaignRecorder
+from nas.campaign.state import State, open_state
+from nas.config import RunConfig, load_run_config, spec_overrides
+from nas.words import split_words, word_keys
 from nas.errors import NasError
-from nas.pareto import Objective, format_front, parse_objectives, pareto_mask, plot_front, reference_points
-from nas.search.budget import Budget, get_budget
-from nas.search.executor import init_ray, plan_workers
+from nas.pareto import Objective, parse_objectives, pareto_mask
 from nas.search.recorder import RecorderCallback, SearchRecorder
+from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
+                                trials_frame, write_front)
 from nas.search.searcher import SAMPLERS, Limits, OptunaSearcher
 from nas.search.trial import TrialSetup, run_trial
-from nas.space import load_space
-from nas.spec import spec_to_yaml
-from nas.tracking import Tracker, environment_tags, preflight
+from nas.space import SearchSpace, load_space
+from nas.status import Status
+from nas.tracking import preflight
+
+__all__ = ["SearchSettings", "SearchOutcome", "front_table", "search"]
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                    optuna.trial.TrialState.FAIL)
-
-
 SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency_ms")
-CPU_IMG_PER_S = 160.0  # ShuffleNet trial on one core incl. evaluation (measured on 2 cores)
-GPU_IMG_PER_S = 4000.0
+LIMIT_KEYS = ("max_macs", "max_params")
 TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
 
 
@@ -60,7 +62,9 @@ class SearchSettings:
     max_params: float | None = None
     address: str | None = None
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # None: GPU_SHARE when the cluster has GPUs, else 0
+    gpus_per_trial: float | None = None  # kept: --per-trial with --accelerator cuda
+    accelerator: str = "auto"  # auto | cuda | npu | cpu
+    per_trial: float | None = None  # accelerator share per trial (None: the default share)
     concurrency: int | None = None
     asha: bool = True
     retrain_top: int = 0
@@ -69,36 +73,86 @@ class SearchSettings:
     progress: bool = True
     references: bool = True  # evaluate the space's reference points (paper nets) first
 
+    def accelerator_share(self) -> tuple[str, float | None]:
+        """(--accelerator, --per-trial), with --gpus-per-trial read as cuda (0: the CPU)."""
+        if self.gpus_per_trial is not None and self.per_trial is None:
+            return ("cuda" if self.gpus_per_trial > 0 else "cpu"), self.gpus_per_trial
+        return self.accelerator, self.per_trial
+
 
 @dataclass
-class SearchOutcome:
+class Search:
+    """A search being run: what every step after the set-up reads."""
+
+    settings: SearchSettings
     name: str
     folder: Path
-    trials: pd.DataFrame
-    front: pd.DataFrame
-    parent_run_id: str | None
-    wall_s: float
-    retrained: pd.DataFrame | None = None
+    state: State
+    cfg: RunConfig
+    budget: Budget
+    space: SearchSpace
+    objectives: list[Objective]
+    limits: Limits
+    data: Any  # DataBundle, on the CPU: sent to the workers through Ray's object store
+    to_spec: Callable[[dict[str, Any]], Any]
+    study: optuna.Study
+    campaign: CampaignRecorder
+    recorder: SearchRecorder
+    started: float
+
+    @property
+    def closed(self) -> dict[str, dict[str, str]]:
+        return self.state.data.setdefault("closed", {})
 
 
-def _run_config(settings: SearchSettings, budget: Budget) -> RunConfig:
-    base = {"data": {"train_subset": budget.train_subset, "val_size": budget.val_size},
-            "train": {"epochs": budget.epochs, "batch_size": budget.batch_size},
-            "progress": False}
-    return load_run_config(settings.overrides, base=base)
+def with_limits(settings: SearchSettings) -> SearchSettings:
+    """`max_macs=` / `max_params=` words into the settings (the rest stay `nas run` keys)."""
+    words, limits = split_words(settings.overrides, LIMIT_KEYS)
+    for key, value in limits.items():
+        try:
+            limits[key] = float(value)
+        except (TypeError, ValueError):
+            raise NasError(f"{key}={value!r} must be a number, e.g. {key}=20e6") from None
+    return SearchSettings(**{**asdict(settings), "overrides": words, **limits})
 
 
-def _check_settings(settings: SearchSettings) -> None:
+def _check_settings(settings: SearchSettings) -> list[Objective]:
     if settings.trials < 1:
         raise NasError(f"--trials {settings.trials} must be >= 1")
     if settings.sampler not in SAMPLERS:
         raise NasError(f"--sampler {settings.sampler!r} must be one of {', '.join(SAMPLERS)}")
-    if settings.cpus_per_trial <= 0 or (settings.gpus_per_trial or 0) < 0:
-        raise NasError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    if settings.cpus_per_trial <= 0 or (settings.gpus_per_trial or 0) < 0 or (settings.per_trial or 0) < 0:
+        raise NasError("--cpus-per-trial must be > 0 and --per-trial / --gpus-per-trial >= 0")
+    objectives = parse_objectives(settings.objectives)
+    unsupported = [o.name for o in objectives if o.name not in SEARCH_OBJECTIVES]
+    if unsupported:
+        raise NasError(f"--objectives: {', '.join(unsupported)} cannot be searched on; use "
+                       f"{', '.join(SEARCH_OBJECTIVES)} (val_acc is the validation split's accuracy)")
+    return objectives
+
+
+def refuse_chosen_keys(space: SearchSpace, words: list[str]) -> None:
+    """A `key=value` word that sets what the space chooses would be silently overwritten by
+    every sample (or overwrite it): refused with one line naming the word and the choice."""
+    chosen = space.chosen_paths()
+    for key in word_keys(words):
+        path = key[len("model."):] if key.startswith("model.") else key
+        for target, label in chosen.items():
+            if _paths_overlap(path, target):
+                raise NasError(f"{key}= cannot be set in a search over {space.name!r}: the space's"
+                               f" choice {label!r} sets {target}; drop the word, or fix the choice"
+                               " in a copy of the space file")
+
+
+def _paths_overlap(a: str, b: str) -> bool:
+    """'stages.*.groups' vs 'stages.2.groups' (or a prefix of one another): the same field."""
+    norm = lambda p: p.replace("[", ".").replace("]", "").split(".")
+    pa, pb = norm(a), norm(b)
+    return all(x == y or "*" in (x, y) for x, y in zip(pa, pb))
 
 
 def _study(folder: Path, name: str, objectives: list[Objective], settings: SearchSettings,
-           resume: bool, planned_trials: int) -> optuna.Study:
+           planned_trials: int) -> optuna.Study:
     """The durable study; `planned_trials` is the first run's --trials, so a resumed NSGA-II
     keeps its population size."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -107,200 +161,178 @@ def _study(folder: Path, name: str, objectives: list[Objective], settings: Searc
     directions = ["maximize" if o.direction == "max" else "minimize" for o in objectives]
     return optuna.create_study(study_name=name, storage=storage, directions=directions,
                                sampler=SAMPLERS[settings.sampler](settings.seed, planned_trials),
-                               load_if_exists=resume)
+                               load_if_exists=settings.resume)
 
 
-def _close_running_trials(study: optuna.Study, nas_status: str, error: str | None = None) -> list[int]:
-    """Trials left RUNNING by a kill (`KILLED`: not counted, so re-sampled) or by a Tune stop
-    (`FAILED` with `error`): FAIL them so the sampler's history stays whole; their numbers."""
-    stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
-    for t in stale:
-        study._storage.set_trial_user_attr(t._trial_id, "nas_status", nas_status)
-        if error is not None:
-            study._storage.set_trial_user_attr(t._trial_id, "error", error[:2000])
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-    return [t.number for t in stale]
+def _setup(settings: SearchSettings, started: float) -> Search:
+    objectives = _check_settings(settings)
+    import torch
+
+    budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
+    cfg = load_run_config(settings.overrides, base=budget.run_layer())
+    preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
+    budget = budget.with_epochs(cfg.train.epochs)
+    space = load_space(settings.space)  # read once: the workers get specs, never this file
+    refuse_chosen_keys(space, settings.overrides)
+    name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    folder = Path(settings.output_dir) / name
+    state = open_state(folder, "search.json", what="search", resume=settings.resume)
+    from nas.data import load_data
+
+    data = load_data(cfg.data, "cpu")
+    overrides = spec_overrides(cfg, data)
+    planned = int(state.data.get("settings", {}).get("trials", settings.trials))
+    study = _study(folder, name, objectives, settings, planned)
+    campaign = CampaignRecorder(cfg.mlflow, name, state.data.get("parent_run_id"))
+    limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
+                    settings.max_params)
+    return Search(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
+                  lambda params: space.to_spec(params, **overrides), study, campaign,
+                  SearchRecorder(campaign, name), started)
 
 
-def _trained_count(study: optuna.Study) -> int:
-    """Trials that ran (completed, pruned or failed while training): infeasible ones are free."""
-    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
-               if t.user_attrs.get("nas_status") not in ("INFEASIBLE", "DUPLICATE", "KILLED"))
+def _start_records(s: Search) -> int:
+    """A fresh search: its parent run, the reference points queued first. A resumed one:
+    trials a kill left RUNNING closed KILLED (re-sampled). Returns how many were killed."""
+    if not s.settings.resume:
+        if s.settings.references:
+            for ref_name, point in s.space.references:
+                s.study.enqueue_trial(point, user_attrs={"reference": ref_name})
+        s.campaign.start_parent(ml.KIND_SEARCH, {
+            "search": {**asdict(s.settings), "overrides": " ".join(s.settings.overrides)},
+            "budget": asdict(s.budget), "limits": asdict(s.limits),
+            "data_sizes": {k: s.data.describe()[k] for k in ("train", "val", "test")}},
+            {ml.SPACE: s.space.name, ml.OBJECTIVES: s.settings.objectives, ml.BUDGET: s.budget.name,
+             ml.SELECTION_METRIC: "val_acc (validation split carved from train)"})
+        if s.space.path and Path(s.space.path).is_file():
+            s.campaign.parent.log_artifact(s.space.path)
+        s.state.data.update({"parent_run_id": s.campaign.parent.run_id, "settings": asdict(s.settings)})
+        s.state.save()
+        return 0
+    killed = _close_running_trials(s, Status.KILLED)
+    finished = {t.number: status_of(t, s.closed)[0]
+                for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)}
+    s.recorder.close_leftovers(finished)
+    return len(killed)
 
 
-def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict[int, str]) -> pd.DataFrame:
-    """One row per trial: status, objectives, choices, MLflow run id (pandas-readable CSV)."""
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        status = t.user_attrs.get("nas_status", {optuna.trial.TrialState.RUNNING: "RUNNING"}.get(t.state, "FAILED"))
-        row: dict[str, Any] = {"trial": t.number, "status": status,
-                               "macs": t.user_attrs.get("macs"), "params": t.user_attrs.get("params"),
-                               "val_acc": t.user_attrs.get("val_acc"), "epochs": t.user_attrs.get("epochs"),
-                               "error": t.user_attrs.get("error", ""),
-                               "reference": t.user_attrs.get("reference", ""),
-                               "node": t.user_attrs.get("node", ""),
-                               "duplicate_of": t.user_attrs.get("duplicate_of")}
-        if status == "COMPLETED" and t.values is not None:
-            row.update({o.name: v for o, v in zip(objectives, t.values)})
-        row.update({f"choice.{k}": v for k, v in t.params.items()})
-        row["mlflow_run_id"] = run_ids.get(t.number, "")
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _close_running_trials(s: Search, status: Status, error: str = "") -> list[int]:
+    """Trials left RUNNING by a kill (KILLED: not counted, so re-sampled) or by a Tune stop
+    (FAILED with `error`): FAILed in the study (public `tell`), their status kept in the state."""
+    stale = [t.number for t in s.study.get_trials(deepcopy=False)
+             if t.state == optuna.trial.TrialState.RUNNING]
+    for number in stale:
+        s.study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        s.closed[str(number)] = {"status": status.value, "error": error[:2000]}
+    if stale:
+        s.state.save()
+    return stale
 
 
-def _injected_faults() -> tuple[int, ...]:
-    """$NAS_FAIL_TRIALS="2,5": those trial numbers raise inside the worker (fault-injection tests)."""
-    raw = os.environ.get("NAS_FAIL_TRIALS", "")
-    return tuple(int(v) for v in raw.split(",") if v.strip())
+def _trained_count(s: Search) -> int:
+    """Trials that ran (completed, pruned or failed while training): free ones do not count."""
+    statuses = [status_of(t, s.closed)[0]
+                for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)]
+    return sum(1 for st in statuses if not st.untrained and st is not Status.KILLED)
 
 
-def _estimate(budget: Budget, trials: int, concurrency: int, img_per_s: float, asha: bool) -> float:
-    mean_epochs = budget.epochs
-    if asha:  # geometric rungs: a 1/rf share of trials reaches each next rung
-        epochs, share, total, prev = budget.grace_epochs, 1.0, 0.0, 0
-        while epochs < budget.epochs:
-            total += share * (epochs - prev)
-            prev, share, epochs = epochs, share / budget.reduction_factor, epochs * budget.reduction_factor
-        mean_epochs = total + share * (budget.epochs - prev)
-    images = (budget.train_subset or 45000) + budget.val_size / 3
-    return trials * mean_epochs * images / max(img_per_s, 1e-9) / max(concurrency, 1)
+def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
+    print(f"search {s.name}: space {s.space.name}, {remaining} trials to run"
+          f" ({_trained_count(s)} done before{', ' + str(killed) + ' killed ones re-sampled' if killed else ''}),"
+          f" {workers.describe()}")
+    asha = (f", ASHA from {s.budget.grace_epochs} epoch(s), keep 1/{s.budget.reduction_factor}"
+            if s.settings.asha else "")
+    print(f"  budget {s.budget.name}: {len(s.data.train)} train images, val {len(s.data.val)},"
+          f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives};"
+          f" limits {s.limits.max_macs or '-'} MACs, {s.limits.max_params or '-'} params")
+    print(f"  folder {s.folder}   MLflow {(s.campaign.uri or 'disabled').split('?')[0]}"
+          f" (experiment {s.cfg.mlflow.experiment})")
+
+
+def mean_epochs(budget: Budget, asha: bool) -> float:
+    """Epochs an average trial trains: geometric rungs keep a 1/rf share at each next rung."""
+    if not asha:
+        return float(budget.epochs)
+    epochs, share, total, prev = budget.grace_epochs, 1.0, 0.0, 0
+    while epochs < budget.epochs:
+        total += share * (epochs - prev)
+        prev, share, epochs = epochs, share / budget.reduction_factor, epochs * budget.reduction_factor
+    return total + share * (budget.epochs - prev)
+
+
+def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
+    """Measured, not assumed: a few training steps of a typical feasible sample on this machine."""
+    from nas.space import RandomSampler
+
+    specs = []
+    for seed in range(24):
+        try:
+            spec = s.to_spec(s.space.sample(RandomSampler(seed)))
+        except NasError:
+            continue
+        from nas.counting import count
+
+        macs = count(spec).macs
+        if s.limits.max_macs is None or macs <= s.limits.max_macs:
+            specs.append((macs, spec))
+    if not specs or workers.kind != "cpu":
+        return
+    specs.sort(key=lambda pair: pair[0])
+    typical = specs[len(specs) // 2][1]
+    rate = estimate.measure_rate(typical, s.cfg.train.batch_size, threads=max(1, int(s.settings.cpus_per_trial)))
+    epochs = mean_epochs(s.budget, s.settings.asha)
+    work = [estimate.Work(m, len(s.data.train), epochs, int(len(s.data.val) * epochs)) for m, _ in specs]
+    per_trial = estimate.estimate_s(work, rate, 1) / len(work)
+    total = per_trial * remaining / max(workers.concurrency, 1)
+    print(f"  estimated time: {estimate.describe(total)} (measured here: {per_trial:.0f} s per"
+          f" trial, {workers.concurrency} at a time)")
 
 
 def search(settings: SearchSettings) -> SearchOutcome:
+    from nas.workers import init_ray, plan_workers
+
     started = time.perf_counter()
-    _check_settings(settings)
-    import torch
+    s = _setup(with_limits(settings), started)
+    killed = _start_records(s)
+    accelerator, share = s.settings.accelerator_share()
+    workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
+                           cpus_each=s.settings.cpus_per_trial, concurrency=s.settings.concurrency)
+    setup = TrialSetup(s.cfg, workers.kind, max(1, int(s.settings.cpus_per_trial)),
+                       any(o.name == "latency_ms" for o in s.objectives), faults.failing_trials())
+    remaining = max(0, s.settings.trials - _trained_count(s))
+    _plan_line(s, remaining, killed, workers)
+    _estimate_line(s, remaining, workers)
+    _run_tuner(s, workers, setup)
+    outcome = _results(s)
+    if s.settings.retrain_top:
+        from nas.search.retrain import retrain_front
 
-    budget = get_budget(settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
-    cfg = _run_config(settings, budget)
-    preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir})  # seconds, not hours in
-    budget = replace(budget, epochs=cfg.train.epochs, grace_epochs=min(budget.grace_epochs, cfg.train.epochs))
-    objectives = parse_objectives(settings.objectives)
-    unsupported = [o.name for o in objectives if o.name not in SEARCH_OBJECTIVES]
-    if unsupported:
-        raise NasError(f"--objectives: {', '.join(unsupported)} cannot be searched on; use "
-                       f"{', '.join(SEARCH_OBJECTIVES)} (val_acc is the validation split's accuracy)")
-    space = load_space(settings.space)
-    name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    folder = Path(settings.output_dir) / name
-    state_file = folder / "search.json"
-    if state_file.exists() and not settings.resume:
-        raise NasError(f"search {name!r} exists in {folder}; add --resume to continue it or pick another --name")
-    if settings.resume and not state_file.exists():
-        raise NasError(f"nothing to resume: {state_file} does not exist")
-    folder.mkdir(parents=True, exist_ok=True)
-    state = read_json(state_file) if settings.resume else {}
+        outcome.retrained = retrain_front(outcome, s.settings, s.campaign, s.cfg.mlflow.experiment)
+    s.campaign.parent.end("FINISHED")
+    return outcome
 
-    limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
-                    settings.max_params)
-    data = load_data(cfg.data, "cpu")
-    spec_overrides = {"resolution": cfg.resolution or data.resolution,
-                      "num_classes": cfg.num_classes or data.num_classes,
-                      "in_channels": cfg.in_channels or data.channels}
-    to_spec = lambda params: space.to_spec(params, **spec_overrides)
 
-    planned = int(state.get("settings", {}).get("trials", settings.trials))
-    study = _study(folder, name, objectives, settings, settings.resume, planned)
-    if settings.references and not settings.resume:
-        for ref_name, point in space.references:
-            study.enqueue_trial(point, user_attrs={"reference": ref_name})
-    killed = len(_close_running_trials(study, "KILLED")) if settings.resume else 0
-    done_before = _trained_count(study)
-    remaining = max(0, settings.trials - done_before)
-
-    parent = Tracker(cfg.mlflow.experiment, name, uri=cfg.mlflow.tracking_uri,
-                     run_id=state.get("parent_run_id"))
-    if not settings.resume:
-        parent.log_params({"search": {**asdict(settings), "overrides": " ".join(settings.overrides)},
-                           "budget": asdict(budget), "limits": asdict(limits),
-                           "data_sizes": {k: data.describe()[k] for k in ("train", "val", "test")}})
-        parent.set_tags({**environment_tags(), "nas.kind": "search", "nas.space": space.name,
-                         "nas.objectives": settings.objectives,
-                         "nas.selection_metric": "val_acc (validation split carved from train)"})
-        if space.path:
-            parent.log_artifact(space.path)
-        state = {"parent_run_id": parent.run_id, "settings": asdict(settings)}
-        write_json_atomic(state, state_file)
-    recorder = SearchRecorder(parent, cfg.mlflow.experiment, cfg.mlflow.tracking_uri, name)
-    finished_numbers = {t.number: t.user_attrs.get("nas_status", "FAILED")
-                        for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)}
-    recorder.close_leftovers(finished_numbers)
-
-    resources = init_ray(settings.address)
-    workers = plan_workers(resources, settings.cpus_per_trial, settings.gpus_per_trial,
-                           settings.concurrency, cfg.device)
-    cpus, gpus, concurrency, device = workers.cpus, workers.gpus, workers.concurrency, workers.device
-    per_trial = {"cpu": settings.cpus_per_trial, "gpu": workers.gpu_share}
-    setup = TrialSetup(str(space.path or settings.space), spec_overrides, cfg.train, cfg.data, device,
-                       max(1, int(settings.cpus_per_trial)), any(o.name == "latency_ms" for o in objectives),
-                       _injected_faults())
-
-    print(f"search {name}: space {space.name}, {remaining} trials to run"
-          f" ({done_before} done before{', ' + str(killed) + ' killed ones re-sampled' if killed else ''}),"
-          f" {concurrency} at a time on {int(cpus)} CPUs / {gpus:g} GPUs")
-    print(f"  budget {budget.name}: {len(data.train)} train images, val {len(data.val)},"
-          f" {cfg.train.epochs} epochs" + (f", ASHA from {budget.grace_epochs} epoch(s), keep 1/{budget.reduction_factor}"
-                                       if settings.asha else "") +
-          f"; objectives {settings.objectives}; limits {limits.max_macs or '-'} MACs, {limits.max_params or '-'} params")
-    img_per_s = CPU_IMG_PER_S * settings.cpus_per_trial if device == "cpu" else GPU_IMG_PER_S
-    print(f"  estimated time: {_estimate(budget, remaining, concurrency, img_per_s, settings.asha) / 60:.1f} min"
-          f" (at ~{img_per_s:.0f} img/s per trial)")
-    print(f"  folder {folder}   MLflow {parent.uri.split('?')[0]} (experiment {cfg.mlflow.experiment})")
-
+def _run_tuner(s: Search, workers: Any, setup: TrialSetup) -> None:
+    """Tune runs the remaining trials; when it stops (a worker killed by Ray's memory monitor,
+    a lost node), the trials it was running are FAILED and it runs again, up to 3 times."""
     for attempt in range(TUNER_RESTARTS + 1):
-        remaining = max(0, settings.trials - _trained_count(study))
+        remaining = max(0, s.settings.trials - _trained_count(s))
         if not remaining:
-            break
+            return
         try:
-            _fit(settings, f"ray-{attempt}", study, space, objectives, to_spec, limits, budget,
-                 remaining, concurrency, per_trial, setup, data, recorder, folder)
-            break
-        except (TuneError, RuntimeError, OSError) as err:  # e.g. Ray's memory monitor killed a worker
+            _fit(s, f"ray-{attempt}", remaining, workers, setup)
+            return
+        except (TuneError, RuntimeError, OSError) as err:
             reason = _last_line(err)
             message = f"worker lost: {reason}"
-            lost = _close_running_trials(study, "FAILED", message)
+            lost = _close_running_trials(s, Status.FAILED, message)
             for number in lost:  # in MLflow too, so nothing stays RUNNING
-                if number in recorder.run_ids:
-                    recorder.finish(number, "FAILED", message[:2000])
+                if number in s.recorder.children:
+                    s.recorder.finish(number, Status.FAILED, message[:2000])
             if attempt == TUNER_RESTARTS:
                 raise NasError(f"Ray Tune stopped {attempt + 1} times; last: {reason}") from err
             print(f"\nRay Tune stopped ({reason[:200]}); {len(lost)} running trial(s) recorded FAILED,"
                   " continuing with the remaining trials")
-    outcome = _results(study, objectives, recorder, parent, folder, name, to_spec, started)
-    if settings.retrain_top:
-        outcome.retrained = retrain_front(outcome, settings, parent, cfg.mlflow.experiment)
-    parent.end("FINISHED")
-    return outcome
-
-
-def retrain_front(outcome: "SearchOutcome", settings: SearchSettings, parent: Tracker,
-                  experiment: str) -> pd.DataFrame:
-    """Retrain the K best front members from scratch at the full `nas run` budget and log the
-    test accuracy beside the search-time validation accuracy: the number a paper reports."""
-    from nas.run import run
-
-    best = outcome.front.sort_values("val_acc", ascending=False).head(settings.retrain_top)
-    rows = []
-    for _, row in best.iterrows():
-        number = int(row["trial"])
-        path = outcome.folder / "front" / f"trial{number:03d}.yaml"
-        print(f"retraining trial {number} at the full budget: nas run spec={path}")
-        cfg = load_run_config([*settings.overrides, f"spec={path}", f"mlflow.experiment={experiment}",
-                               f"mlflow.run_name={outcome.name}-retrain-t{number:03d}"])
-        done = run(cfg, parent_run_id=parent.run_id,
-                   tags={"nas.kind": "retrain", "nas.trial": str(number),
-                         "nas.retrain_of": str(row["mlflow_run_id"])})
-        retrained = {"retrain_val_acc": done.result.val_acc, "retrain_test_acc": done.test_acc,
-                     "retrain_epochs": cfg.train.epochs}
-        if row["mlflow_run_id"]:
-            for key, value in retrained.items():
-                if value is not None:
-                    parent.client.log_metric(row["mlflow_run_id"], key, float(value))
-        rows.append({"trial": number, "macs": row["macs"], "search_val_acc": row["val_acc"], **retrained})
-    table = pd.DataFrame(rows)
-    table.to_csv(outcome.folder / "retrained.csv", index=False)
-    parent.log_artifact(outcome.folder / "retrained.csv")
-    return table
 
 
 def _last_line(err: BaseException) -> str:
@@ -309,54 +341,45 @@ def _last_line(err: BaseException) -> str:
     return lines[-1] if lines else type(err).__name__
 
 
-def _fit(settings, run_name, study, space, objectives, to_spec, limits, budget, remaining,
-         concurrency, per_trial, setup, data, recorder, folder) -> None:
+def _progress(s: Search, remaining: int) -> tuple[Progress, Callable, Callable]:
+    import numpy as np
+
+    points: list[list[float]] = []  # objective values of completed trials, for the front size
+    directions = [o.direction for o in s.objectives]
+    front = lambda: f"front {int(pareto_mask(np.array(points), directions).sum()) if points else 0}"
+    bar = Progress(remaining, "trials", enabled=s.settings.progress, extra=front)
+
+    def on_done(status: Status, result: dict) -> None:
+        if status is Status.COMPLETED:
+            points.append([float(result.get(o.name, float("nan"))) for o in s.objectives])
+        bar.done(status)
+
+    def on_free(sampled) -> None:
+        s.recorder.infeasible(sampled)
+        bar.done(sampled.status, trained=False)
+
+    return bar, on_done, on_free
+
+
+def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSetup) -> None:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=remaining, desc="trials", unit="trial", disable=not settings.progress,
-               dynamic_ncols=True)
-    counts = {"COMPLETED": 0, "PRUNED": 0, "FAILED": 0, "INFEASIBLE": 0, "DUPLICATE": 0}
-    live = {"running": 0}
-    points: list[list[float]] = []  # objective values of completed trials, for the front size
-
-    def show() -> None:
-        front = int(pareto_mask(np.array(points), [o.direction for o in objectives]).sum()) if points else 0
-        bar.set_postfix_str(f"running {live['running']} completed {counts['COMPLETED']} pruned"
-                            f" {counts['PRUNED']} failed {counts['FAILED']} infeasible"
-                            f" {counts['INFEASIBLE']} duplicate {counts['DUPLICATE']} front {front}")
-
-    def on_start() -> None:
-        live["running"] += 1
-        show()
-
-    def on_done(status: str, result: dict) -> None:
-        counts[status] = counts.get(status, 0) + 1
-        live["running"] = max(0, live["running"] - 1)
-        if status == "COMPLETED":
-            points.append([float(result.get(o.name, float("nan"))) for o in objectives])
-        bar.update()
-        show()
-
-    def on_infeasible(sampled) -> None:
-        recorder.infeasible(sampled)
-        counts[sampled.status] += 1
-        show()
-
-    searcher = OptunaSearcher(study, space, objectives, to_spec, limits, budget.epochs, remaining,
-                              on_infeasible)
-    scheduler = (ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=budget.epochs,
-                               grace_period=budget.grace_epochs, reduction_factor=budget.reduction_factor)
-                 if settings.asha else FIFOScheduler())
-    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=data), per_trial)
+    bar, on_done, on_free = _progress(s, remaining)
+    searcher = OptunaSearcher(s.study, s.space, s.objectives, s.to_spec, s.limits, s.budget.epochs,
+                              remaining, on_free)
+    scheduler = (ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=s.budget.epochs,
+                               grace_period=s.budget.grace_epochs, reduction_factor=s.budget.reduction_factor)
+                 if s.settings.asha else FIFOScheduler())
+    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
+                                    workers.resources())
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
-                                    max_concurrent_trials=concurrency, reuse_actors=True),
+                                    max_concurrent_trials=workers.concurrency, reuse_actors=True),
         run_config=tune.RunConfig(
-            name=run_name, storage_path=str((folder / "ray").resolve()), verbose=0,
-            callbacks=[RecorderCallback(recorder, to_spec, budget.epochs, on_done, on_start)],
+            name=run_name, storage_path=str((s.folder / "ray").resolve()), verbose=0,
+            callbacks=[RecorderCallback(s.recorder, s.budget.epochs, on_done, bar.started)],
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
@@ -366,58 +389,18 @@ def _fit(settings, run_name, study, space, objectives, to_spec, limits, budget, 
         bar.close()
 
 
-def _results(study, objectives, recorder, parent, folder, name, to_spec, started) -> SearchOutcome:
-    df = trials_frame(study, objectives, recorder.run_ids)
-    completed = df[df["status"] == "COMPLETED"] if len(df) else df
-    front = completed.iloc[0:0]
-    if len(completed):
-        values = completed[[o.name for o in objectives]].to_numpy(dtype=float)
-        mask = pareto_mask(values, [o.direction for o in objectives])
-        df["pareto"] = False
-        df.loc[completed.index[mask], "pareto"] = True
-        front = df[df["pareto"]].sort_values("macs")
-    else:
-        df["pareto"] = False
-    csv = folder / "trials.csv"
+def _results(s: Search) -> SearchOutcome:
+    df = trials_frame(s.study, s.objectives, s.recorder.run_ids, s.closed)
+    front = mark_front(df, s.objectives) if len(df) else df
+    csv = s.folder / "trials.csv"
     df.to_csv(csv, index=False)
-    front_dir = folder / "front"
-    front_dir.mkdir(exist_ok=True)
-    for _, row in front.iterrows():
-        params = {c[len("choice."):]: _plain(row[c]) for c in df.columns
-                  if c.startswith("choice.") and not _missing(row[c])}
-        spec = to_spec(params)
-        path = front_dir / f"trial{int(row['trial']):03d}.yaml"
-        path.write_text(spec_to_yaml(spec.replace(name=f"{name}-t{int(row['trial']):03d}")))
-        if row["mlflow_run_id"]:
-            parent.client.set_tag(row["mlflow_run_id"], "pareto", "true")
-            parent.client.log_artifact(row["mlflow_run_id"], str(path))
-    parent.log_artifact(csv)
-    png = None
-    if len(completed):
-        shown = df[df["status"].isin(["COMPLETED", "PRUNED"])]
-        refs = reference_points(df)
-        png = plot_front(shown, x="macs", y="val_acc", front_mask=shown["pareto"].to_numpy(),
-                         presets=None if refs is None else refs[["name", "macs", "val_acc"]],
-                         title=f"{name}: validation accuracy vs MACs (same budget)",
-                         out=folder / "pareto.png")
-        parent.log_artifact(png)
-    for path in front_dir.glob("*.yaml"):
-        parent.log_artifact(path, "front")
+    write_front(front, s.folder, s.name, s.to_spec, s.campaign)
+    s.campaign.parent.log_artifact(csv)
+    png = draw_front(df, s.objectives, s.folder, s.name) if len(df) else None
+    if png is not None:
+        s.campaign.parent.log_artifact(png)
     counts = df["status"].value_counts().to_dict() if len(df) else {}
-    parent.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} |
-                       {"front_size": len(front), "wall_time_s": time.perf_counter() - started})
-    return SearchOutcome(name, folder, df, front, parent.run_id, time.perf_counter() - started)
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars from pandas -> Python values for the spec."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def front_table(outcome: SearchOutcome) -> str:
-    return format_front(outcome.front, "spec",
-                        [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]])
+    wall = time.perf_counter() - s.started
+    s.campaign.parent.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} |
+                                  {"front_size": len(front), ml.WALL_TIME_S: wall})
+    return SearchOutcome(s.name, s.folder, df, front, s.campaign.parent.run_id, wall)

@@ -18,11 +18,13 @@ from nas.counting import count
 from nas.errors import SpecError
 from nas.pareto import Objective
 from nas.search.adapters import OptunaSampler
+from nas.search.trial import COSTS_KEY, SPEC_KEY, TRIAL_KEY
 from nas.space import SearchSpace
-from nas.spec import NetSpec
+from nas.spec import NetSpec, spec_to_dict
+from nas.status import Status
 
-TRIAL_KEY = "_nas_trial"  # the Optuna trial number, carried in each Ray trial's config
 MAX_CONSECUTIVE_INFEASIBLE = 500
+STATUS_ATTR = "nas_status"  # the trial's nas.status.Status, as an Optuna user attribute
 
 
 # Optuna >= 5 stores constraints on the trial (`set_constraint`); older releases take a
@@ -89,16 +91,20 @@ class Sampled:
     duplicate_of: int | None = None  # an earlier trial trained this exact architecture
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         """Why it was not trained: INFEASIBLE (invalid or over a limit) or DUPLICATE."""
-        return "INFEASIBLE" if self.duplicate_of is None else "DUPLICATE"
+        return Status.INFEASIBLE if self.duplicate_of is None else Status.DUPLICATE
 
 
 def architecture_key(params: dict[str, Any]) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
-TRAINED = ("COMPLETED", "PRUNED")
+def trial_status(trial: optuna.trial.FrozenTrial) -> Status:
+    """The nas status a trial was given (RUNNING while Optuna says so, FAILED if none)."""
+    if STATUS_ATTR in trial.user_attrs:
+        return Status(trial.user_attrs[STATUS_ATTR])
+    return Status.RUNNING if trial.state == optuna.trial.TrialState.RUNNING else Status.FAILED
 
 
 class OptunaSearcher(Searcher):
@@ -118,7 +124,7 @@ class OptunaSearcher(Searcher):
         # same numbers, so NSGA-II's re-proposals of them are recorded DUPLICATE, not retrained
         self.trained: dict[tuple, int] = {
             architecture_key(t.params): t.number for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("nas_status") in TRAINED}
+            if STATUS_ATTR in t.user_attrs and trial_status(t).trained}
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # objectives are ours; Ray's single metric only drives ASHA
@@ -161,10 +167,12 @@ class OptunaSearcher(Searcher):
         set_constraints(trial, sampled.violations)
         self.live[trial_id] = trial
         self.remaining -= 1
-        return {**sampled.params, TRIAL_KEY: trial.number}
+        costs = {"macs": sampled.macs, "params": sampled.n_params}
+        return {**sampled.params, TRIAL_KEY: trial.number, SPEC_KEY: spec_to_dict(sampled.spec),
+                COSTS_KEY: costs}
 
     def _tell_infeasible(self, trial: optuna.trial.Trial, sampled: Sampled) -> None:
-        trial.set_user_attr("nas_status", sampled.status)
+        trial.set_user_attr(STATUS_ATTR, sampled.status.value)
         if sampled.duplicate_of is not None:
             trial.set_user_attr("duplicate_of", sampled.duplicate_of)
             trial.set_user_attr("macs", sampled.macs)
@@ -188,28 +196,27 @@ class OptunaSearcher(Searcher):
         if trial is None:
             return
         status = outcome_status(result, error, self.max_epochs)
-        trial.set_user_attr("nas_status", status)
-        if status not in TRAINED:  # a failure may be transient (a lost worker): may be retried
+        trial.set_user_attr(STATUS_ATTR, status.value)
+        if not status.trained:  # a failure may be transient (a lost worker): may be retried
             self.trained.pop(architecture_key(trial.params), None)
         if result:
             trial.set_user_attr("epochs", int(result.get("epoch", 0)))
-            if result.get("node"):
-                trial.set_user_attr("node", result["node"])
+            for key in ("node", "device"):
+                if result.get(key):
+                    trial.set_user_attr(key, result[key])
             if result.get("nas_error"):
                 trial.set_user_attr("error", result["nas_error"])
-        if status == "COMPLETED":
+        if status is Status.COMPLETED:
             self.study.tell(trial, [float(result[o.name]) for o in self.objectives])
-        elif status == "PRUNED":
+        elif status is Status.PRUNED:
             trial.set_user_attr("val_acc", result.get("val_acc"))
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
-def outcome_status(result: dict | None, error: bool, max_epochs: int) -> str:
+def outcome_status(result: dict | None, error: bool, max_epochs: int) -> Status:
     """COMPLETED (all epochs), PRUNED (stopped early by ASHA) or FAILED (raised, NaN, lost)."""
-    if error or not result or result.get("nas_error"):
-        return "FAILED"
-    if result.get("val_acc") is None:
-        return "FAILED"
-    return "COMPLETED" if int(result.get("epoch", 0)) >= max_epochs else "PRUNED"
+    if error or not result or result.get("nas_error") or result.get("val_acc") is None:
+        return Status.FAILED
+    return Status.COMPLETED if int(result.get("epoch", 0)) >= max_epochs else Status.PRUNED

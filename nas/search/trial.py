@@ -1,120 +1,74 @@
-"""What one search trial runs, inside a Ray worker: build the sampled net, train, report.
+"""A search trial inside a Ray Tune worker: a thin adapter from Tune to `nas.job.execute`.
 
-Exceptions are caught and reported as a final `nas_error` result, so the driver records the
-trial FAILED with its message and Ray's retries stay reserved for lost workers.
+The worker gets the spec by value in its Tune config (the driver built it from the sampled
+choices), so a worker on another host never reads the driver's disk. Every epoch is reported
+to Tune with the trial's fixed costs (MACs, params, latency, node) so the scheduler can compare
+trials on every objective; a failed job ends with one `nas_error` result.
 """
 
 from __future__ import annotations
 
-import socket
-import statistics
 import time
-import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
+from nas.config import RunConfig
+from nas.job import Job, execute
 
-from nas.builder import build_model
-from nas.config import TrainConfig
-from nas.counting import count
-from nas.data import DataBundle, DataConfig, to_device
-from nas.device import configure_threads, precision_for, select_device, synchronize
-from nas.space import load_space
-from nas.search.searcher import TRIAL_KEY
-from nas.train import train
+TRIAL_KEY = "_nas_trial"  # the Optuna trial number, carried in each Ray trial's config
+SPEC_KEY = "_nas_spec"  # the trial's spec as a dict, carried in its config (by value)
+COSTS_KEY = "_nas_costs"  # {"macs": .., "params": ..}: known before training
 
 
 @dataclass(frozen=True)
 class TrialSetup:
-    """Everything a worker needs besides the sampled choices (picklable, small)."""
+    """What every trial shares (picklable, small): the run config and where to train."""
 
-    space: str
-    spec_overrides: dict[str, Any]
-    train: TrainConfig
-    data: DataConfig
-    device: str
+    cfg: RunConfig
+    device: str  # the worker plan's kind: cpu | cuda | npu
     threads: int
     measure_latency: bool
     fail_trials: tuple[int, ...] = ()  # fault injection for tests: these trial numbers raise
 
 
-@torch.inference_mode()
-def latency_ms(model: torch.nn.Module, shape: tuple[int, ...], device: torch.device,
-               repeats: int = 15) -> float:
-    """Median forward time of one batch-1 image on the trial's device (MACs are not speed for
-    depthwise and grouped convs)."""
-    model.eval()
-    x = torch.zeros(shape, device=device)
-    for _ in range(3):
-        model(x)
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        model(x)
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    model.train()
-    return statistics.median(times)
-
-
-def node_id() -> str:
-    """The Ray node running this trial (its hex id; the hostname outside Ray), so a search on a
-    cluster records where each trial ran (`nas.node` tag, trials.csv `node`)."""
-    try:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-    except Exception:  # not inside a Ray worker
-        return socket.gethostname()
-
-
 class _FromRay(BaseException):
-    """Carries Ray's own control-flow exceptions (a trial stopped by ASHA) past `except Exception`."""
+    """Carries Ray's own control-flow exceptions (a trial stopped by ASHA) past `execute`."""
 
 
-def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: DataBundle) -> None:
+def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
     from ray import tune
 
-    params = {k: v for k, v in config.items() if k != TRIAL_KEY}
-    node = node_id()
+    from nas.workers import worker_device
+
+    number = config[TRIAL_KEY]
+    costs = dict(config.get(COSTS_KEY) or {})
+    clock = {"start": time.perf_counter(), "reporting": 0.0}
+
+    def report(metrics: dict[str, Any]) -> None:
+        """`train_s`: time spent training and validating so far, without Tune's reporting, so
+        the overhead benchmark can split trial time into training and framework."""
+        begun = time.perf_counter()
+        train_s = begun - clock["start"] - clock["reporting"]
+        try:
+            tune.report({**metrics, **costs, "train_s": train_s})
+        except BaseException as err:
+            raise _FromRay(err) from err
+        finally:
+            clock["reporting"] += time.perf_counter() - begun
+
+    fail = f"injected fault in trial {number}" if number in setup.fail_trials else None
+    job = Job(config[SPEC_KEY], setup.cfg, device=None, threads=setup.threads, test=False,
+              measure_latency=setup.measure_latency, fail=fail)
     try:
-        device = select_device(setup.device)
-        if device.type == "cpu":
-            configure_threads(setup.threads)
-        if config.get(TRIAL_KEY) in setup.fail_trials:
-            raise RuntimeError(f"injected fault in trial {config[TRIAL_KEY]}")
-        spec = load_space(setup.space).to_spec(params, **setup.spec_overrides)
-        counted = count(spec)
-        torch.manual_seed(setup.train.seed)
-        model = build_model(spec).to(device)
-        bundle = to_device(data, device)
-        fixed = {"macs": counted.macs, "params": counted.params, "node": node}
-        if setup.measure_latency:
-            res = spec.input.resolution
-            fixed["latency_ms"] = latency_ms(model, (1, spec.input.channels, res, res), device)
-        precision = precision_for(device, setup.train.amp, setup.train.channels_last)
-
-        clock = {"start": time.perf_counter(), "reporting": 0.0}
-
-        def report(metrics: dict[str, Any]) -> None:
-            """`train_s`: time spent training and validating so far, without Tune's reporting, so
-            the overhead benchmark can split trial time into training and framework."""
-            begun = time.perf_counter()
-            train_s = begun - clock["start"] - clock["reporting"]
-            try:
-                tune.report({**metrics, **fixed, "train_s": train_s})
-            except BaseException as err:
-                raise _FromRay(err) from err
-            finally:
-                clock["reporting"] += time.perf_counter() - begun
-
-        train(model, bundle, setup.train, report, data_cfg=setup.data, precision=precision,
-              progress=False)
+        job = replace(job, device=worker_device(setup.device))
+        result = execute(job, data, report).result
     except _FromRay as wrapped:
         raise wrapped.args[0] from None
-    except Exception as err:  # recorded FAILED by the driver, the search goes on
-        message = f"{type(err).__name__}: {err}".strip()
-        tune.report({"nas_error": message[:2000], "traceback": traceback.format_exc()[-4000:],
-                     "epoch": 0, "val_acc": 0.0, "node": node})  # ASHA needs its metric in every result
+    except Exception as err:  # noqa: BLE001 - the device could not be had: the trial FAILED
+        from nas.job import JobResult, node_id, one_line
+        from nas.status import Status
+
+        result = JobResult(Status.FAILED, node=node_id(), error=one_line(err))
+    if result.error:  # recorded FAILED by the driver, the search goes on
+        tune.report({"nas_error": result.error, "traceback": result.traceback, "epoch": 0,
+                     "val_acc": 0.0, "node": result.node, "device": result.device, **costs})

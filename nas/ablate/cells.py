@@ -1,0 +1,141 @@
+"""Running an ablation's points on Ray: each cell x seed is one Ray task executing its Job
+(local Ray by default, a cluster with `--address`); the driver alone records the results."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from nas.ablate.grid import CellRun, load_key
+from nas.campaign import estimate
+from nas.campaign.progress import Progress
+from nas.data import DataBundle, Split, split_indices
+from nas import faults
+from nas.ablate.report import result_row
+from nas.job import Job, JobResult, execute, one_line
+from nas.status import Status
+
+TEST_SUBSET_SEED = 0x7E57  # fixed: every cell and seed is tested on the same images
+
+
+def with_test_subset(data: DataBundle, n: int | None) -> DataBundle:
+    """The bundle with a fixed, class-balanced subset of its test split (None or >= its size:
+    all of it); chosen once by the driver, so workers neither receive nor resize the rest."""
+    if n is None or n >= len(data.test):
+        return data
+    _, idx = split_indices(data.test.labels.cpu(), n, None, TEST_SUBSET_SEED, data.num_classes)
+    idx = idx.to(data.test.images.device)
+    test = Split(data.test.images.index_select(0, idx), data.test.labels.index_select(0, idx))
+    return dataclasses.replace(data, test=test)
+
+
+def run_cell(job: Job, data: DataBundle, kind: str) -> JobResult:
+    """Inside the Ray task: the device Ray assigned, then the job."""
+    from nas.workers import worker_device
+
+    try:
+        job = dataclasses.replace(job, device=worker_device(kind))
+    except Exception as err:  # noqa: BLE001 - e.g. torch_npu missing on this node
+        from nas.job import node_id, one_line
+
+        return JobResult(Status.FAILED, node=node_id(), error=one_line(err))
+    return execute(job, data).result
+
+
+def _estimate_line(a: Any, todo: list[CellRun], workers: Any, threads: int) -> str:
+    if workers.kind != "cpu":
+        return ""
+    typical = sorted(todo, key=lambda p: p.macs or 0)[len(todo) // 2]
+    rate = estimate.measure_rate(typical.spec, typical.cfg.train.batch_size, threads=threads)
+    work = []
+    for p in todo:
+        bundle = a.data.bundles[load_key(p.cfg)]
+        n_test = min(a.test_images or len(bundle.test), len(bundle.test))
+        work.append(estimate.Work(p.macs, len(bundle.train), p.cfg.train.epochs,
+                                  len(bundle.val) * p.cfg.train.epochs + n_test))
+    return f"; estimated {estimate.describe(estimate.estimate_s(work, rate, workers.concurrency))} (measured here)"
+
+
+def _line(point: CellRun, result: JobResult) -> str:
+    if result.status is not Status.COMPLETED:
+        return f"  FAILED    {point.cell.label} seed {point.seed}: {result.error}"
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
+    return (f"  completed {point.cell.label} seed {point.seed}: val {pct(result.val_acc)}"
+            f" test {pct(result.test_acc)} in {result.wall_s:.0f}s")
+
+
+def run_cells(a: Any, todo: list[CellRun]) -> None:
+    import ray
+
+    from nas.workers import init_ray, plan_workers
+
+    accelerator, share = a.settings.accelerator_share()
+    workers = plan_workers(init_ray(a.settings.address), accelerator=accelerator, share=share,
+                           cpus_each=a.settings.cpus_per_cell, concurrency=a.settings.concurrency)
+    threads = max(1, int(a.settings.cpus_per_cell))
+    print(f"  {workers.describe()}{_estimate_line(a, todo, workers, threads)}")
+    print(f"  folder {a.state.folder}   MLflow {(a.recorder.campaign.uri or 'disabled').split('?')[0]}")
+    refs = {key: ray.put(with_test_subset(bundle, a.test_images)) for key, bundle in a.data.bundles.items()}
+    task = ray.remote(run_cell).options(**workers.task_options(), max_retries=1)
+    queue, pending = list(todo), {}
+    bar = Progress(len(todo), a.exp.name, enabled=a.settings.progress, unit="run")
+
+    def submit(point: CellRun) -> None:
+        run_id = a.recorder.start(point, a.state.points.get(point.key, {}).get("run_id"))
+        a.state.points[point.key] = {"status": Status.RUNNING.value, "run_id": run_id}
+        a.state.save()
+        pending[task.remote(job_for(point, threads), refs[load_key(point.cfg)], workers.kind)] = point
+        bar.started()
+
+    try:
+        while queue or pending:
+            while queue and len(pending) < workers.concurrency:
+                submit(queue.pop(0))
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            point = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except Exception as err:  # the worker process died (twice): record it, go on
+                result = lost(err)
+            _record(a, point, result)
+            bar.done(result.status, _line(point, result))
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        a.recorder.campaign.kill_open()
+        a.recorder.campaign.parent.end("KILLED", None)
+        print(f"\ninterrupted; continue with: nas ablate {a.exp.path} --name {a.state.folder.name} --resume")
+        raise
+    finally:
+        bar.close()
+
+
+def _record(a: Any, point: CellRun, result: JobResult) -> None:
+    """State file first (the local truth, atomic), then MLflow; the driver's reconcile mends a
+    kill between the two."""
+    if result.traceback:
+        with open(a.state.folder / "errors.log", "a") as log:
+            log.write(f"--- {point.key}\n{result.traceback}\n")
+    run_id = a.state.points.get(point.key, {}).get("run_id")
+    save_point(a, point, result, run_id)
+    a.recorder.finish(point, result)
+
+
+def save_point(a: Any, point: CellRun, result: JobResult, run_id: str | None) -> None:
+    """A finished point in the state file (its result and its results.csv row), atomically."""
+    kept = {k: v for k, v in result.metrics().items() if k != "traceback"}
+    kept["status"] = result.status.value
+    a.state.points[point.key] = {"status": result.status.value, "run_id": run_id, "result": kept,
+                                 "row": result_row(a.exp, point, kept, run_id)}
+    a.state.save()
+
+
+def job_for(point: CellRun, threads: int) -> Job:
+    from nas.spec import spec_to_dict
+
+    return Job(spec_to_dict(point.spec), point.cfg, threads=threads,
+               fail=faults.cell_fault(point.cell.label, point.seed))
+
+
+def lost(err: BaseException) -> JobResult:
+    return JobResult(Status.FAILED, error="worker lost: " + one_line(err))

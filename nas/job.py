@@ -1,0 +1,181 @@
+"""The one job runner: train this spec with this config on this data and return a result.
+
+`nas run` executes one Job in its own process; a search trial executes one in a Ray Tune
+worker; an ablation cell x seed executes one in a Ray task. The job carries everything by value
+(the spec as a dict, the run config), the data arrives as a `DataBundle` (through Ray's object
+store on a cluster), and every failure comes back the same way: a `JobResult` with
+`Status.FAILED` and a one-line `error` (a NaN loss included), never an exception, so one bad
+point never stops a campaign. Only the caller records anything (MLflow is the driver's).
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from nas.config import RunConfig
+from nas.status import Status
+
+Report = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One point to train: picklable, small, and independent of the driver's disk."""
+
+    spec: dict[str, Any]  # the NetSpec as a dict (nas.spec.spec_to_dict)
+    cfg: RunConfig
+    device: str | None = None  # None: cfg.device; a worker passes the device Ray assigned it
+    threads: int | None = None  # CPU threads (None: cfg.train.threads)
+    test: bool = True  # evaluate the test split once at the end (reporting only)
+    measure_latency: bool = False  # batch-1 forward latency on the job's device (latency_ms)
+    fail: str | None = None  # an injected fault (nas.faults): raised inside the job
+
+
+@dataclass
+class JobResult:
+    status: Status
+    val_acc: float | None = None
+    test_acc: float | None = None
+    test_images: int = 0
+    epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+    device: str = "?"
+    node: str = ""
+    latency_ms: float | None = None
+    error: str = ""
+    traceback: str = ""
+
+    def metrics(self) -> dict[str, Any]:
+        """Picklable summary for a worker to return (everything but the model)."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Outcome:
+    """What `execute` hands an in-process caller (`nas run`) besides the result."""
+
+    result: JobResult
+    model: Any = None  # the evaluated weights (EMA when train.ema)
+
+
+def one_line(err: BaseException) -> str:
+    """A user error (NasError: a NaN loss, a bad setting) is its message; anything else is
+    prefixed with its type, as a traceback's last line."""
+    from nas.errors import NasError
+
+    text = str(err) if isinstance(err, NasError) else f"{type(err).__name__}: {err}"
+    return " ".join(text.split())[:2000]
+
+
+def node_id() -> str:
+    """The Ray node running this job (its hex id; the hostname outside Ray), so a campaign on
+    a cluster records where each point ran."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - not inside a Ray worker
+        pass
+    return socket.gethostname()
+
+
+def latency_ms(model: Any, shape: tuple[int, ...], device: Any, repeats: int = 15) -> float:
+    """Median forward time of one batch-1 image on `device` (MACs are not speed for depthwise
+    and grouped convs)."""
+    import torch
+
+    from nas.device import synchronize
+
+    model.eval()
+    x = torch.zeros(shape, device=device)
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 3):
+            synchronize(device)
+            start = time.perf_counter()
+            model(x)
+            synchronize(device)
+            if i >= 3:
+                times.append((time.perf_counter() - start) * 1e3)
+    model.train()
+    return statistics.median(times)
+
+
+@dataclass
+class RunFiles:
+    """`nas run`'s checkpoint: `resume` continues it; `extra` is stored in it (MLflow run id)."""
+
+    checkpoint: Path | None = None
+    resume: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def execute(job: Job, data: Any, report: Report | None = None, *, files: RunFiles | None = None,
+            progress: bool = False) -> Outcome:
+    """Train `job` on `data` (a DataBundle, on any device) and test it once; `report(metrics)`
+    runs after every epoch and may raise a BaseException to stop the job (a scheduler's
+    early stop passes through untouched)."""
+    started = time.perf_counter()
+    result = JobResult(Status.FAILED, node=node_id())
+    try:
+        return _train(job, data, report, files or RunFiles(), progress, result, started)
+    except Exception as err:  # recorded FAILED by the caller; the campaign goes on
+        result.error, result.traceback = one_line(err), traceback.format_exc()[-4000:]
+        result.wall_s = time.perf_counter() - started
+        return Outcome(result)
+
+
+def _train(job: Job, data: Any, report: Report | None, files: RunFiles, progress: bool,
+           result: JobResult, started: float) -> Outcome:
+    import torch
+
+    from nas.builder import build_model
+    from nas.data import resize_bundle, to_device
+    from nas.device import configure_threads, precision_for, select_device
+    from nas.spec import spec_from_dict
+    from nas.train import evaluate, train
+
+    cfg = job.cfg
+    device = select_device(job.device or cfg.device)
+    result.device = str(device)
+    if device.type == "cpu":
+        configure_threads(job.threads if job.threads is not None else cfg.train.threads)
+    if job.fail:
+        raise RuntimeError(job.fail)
+    bundle = to_device(data, device)
+    if cfg.data.resize:
+        bundle = resize_bundle(bundle, cfg.data.resize)
+    spec = spec_from_dict(job.spec)
+    precision = precision_for(device, cfg.train.amp, cfg.train.channels_last)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(spec).to(device)
+    fixed: dict[str, Any] = {"node": result.node}
+    if job.measure_latency:
+        res = spec.input.resolution
+        result.latency_ms = latency_ms(model, (1, spec.input.channels, res, res), device)
+        fixed["latency_ms"] = result.latency_ms
+
+    def on_epoch(metrics: dict[str, Any]) -> None:
+        result.history.append(dict(metrics))
+        if report is not None:
+            report({**metrics, **fixed})
+
+    trained = train(model, bundle, cfg.train, on_epoch, data_cfg=cfg.data, precision=precision,
+                    checkpoint_path=files.checkpoint, resume=files.resume,
+                    extra_state=files.extra, progress=progress)
+    result.history = trained.history  # on resume: the epochs before the interruption too
+    result.val_acc, result.epochs = trained.val_acc, len(trained.history)
+    if job.test:
+        result.test_acc = evaluate(trained.model, bundle.test, bundle, cfg.train.eval_batch_size,
+                                   precision)
+        result.test_images = len(bundle.test)
+    result.status, result.wall_s = Status.COMPLETED, time.perf_counter() - started
+    return Outcome(result, trained.model)

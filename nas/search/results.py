@@ -1,0 +1,106 @@
+"""A search's results from its study: `trials.csv` (one row per trial), the Pareto front over
+all the search's objectives (tagged `pareto=true` in MLflow, `front/trialNNN.yaml`), the figure,
+and the retraining of the best front members at the full `nas run` budget."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+import pandas as pd
+
+from nas import mlflow_layout as ml
+from nas.pareto import Objective, format_front, pareto_mask, plot_front, reference_points, search_title
+from nas.search.searcher import trial_status
+from nas.status import Status
+
+
+@dataclass
+class SearchOutcome:
+    name: str
+    folder: Path
+    trials: pd.DataFrame
+    front: pd.DataFrame
+    parent_run_id: str | None
+    wall_s: float
+    retrained: pd.DataFrame | None = None
+
+
+def status_of(trial: optuna.trial.FrozenTrial, closed: dict[str, dict[str, str]]) -> tuple[Status, str]:
+    """A trial's status and error: what the driver decided when it closed it (a kill or a lost
+    worker: the campaign state's `closed`), else what the searcher recorded."""
+    entry = closed.get(str(trial.number))
+    if entry is not None:
+        return Status(entry["status"]), entry.get("error", "")
+    return trial_status(trial), trial.user_attrs.get("error", "")
+
+
+def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict[int, str],
+                 closed: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """One row per trial: status, objectives, choices, MLflow run id (pandas-readable CSV)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        status, error = status_of(t, closed)
+        attrs = t.user_attrs
+        row: dict[str, Any] = {"trial": t.number, "status": status.value, "macs": attrs.get("macs"),
+                               "params": attrs.get("params"), "val_acc": attrs.get("val_acc"),
+                               "epochs": attrs.get("epochs"), "error": error,
+                               "reference": attrs.get("reference", ""), "node": attrs.get("node", ""),
+                               "device": attrs.get("device", ""), "duplicate_of": attrs.get("duplicate_of")}
+        if status is Status.COMPLETED and t.values is not None:
+            row.update({o.name: v for o, v in zip(objectives, t.values)})
+        row.update({f"{ml.CHOICE_PREFIX}{k}": v for k, v in t.params.items()})
+        row["mlflow_run_id"] = run_ids.get(t.number, "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mark_front(df: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
+    """The `pareto` column: completed trials on the front over all the objectives."""
+    df["pareto"] = False
+    completed = df[df["status"] == Status.COMPLETED.value] if len(df) else df
+    if len(completed):
+        values = completed[[o.name for o in objectives]].to_numpy(dtype=float)
+        mask = pareto_mask(values, [o.direction for o in objectives])
+        df.loc[completed.index[mask], "pareto"] = True
+    return df[df["pareto"]].sort_values("macs")
+
+
+def choices_of(row: pd.Series) -> dict[str, Any]:
+    """The sampled choices of a trials.csv row (numpy scalars back to Python values)."""
+    missing = lambda v: v is None or (isinstance(v, float) and math.isnan(v))
+    plain = lambda v: v.item() if hasattr(v, "item") else v
+    return {c[len(ml.CHOICE_PREFIX):]: plain(row[c]) for c in row.index
+            if c.startswith(ml.CHOICE_PREFIX) and not missing(row[c])}
+
+
+def write_front(front: pd.DataFrame, folder: Path, name: str, to_spec: Callable, campaign) -> None:
+    """`front/trialNNN.yaml` per front member (retrain any with `nas run spec=...`), tagged in MLflow."""
+    from nas.spec import spec_to_yaml
+
+    front_dir = folder / "front"
+    front_dir.mkdir(exist_ok=True)
+    for _, row in front.iterrows():
+        number = int(row["trial"])
+        path = front_dir / f"trial{number:03d}.yaml"
+        path.write_text(spec_to_yaml(to_spec(choices_of(row)).replace(name=f"{name}-t{number:03d}")))
+        if row["mlflow_run_id"] and campaign.tracking:
+            campaign.parent.client.set_tag(row["mlflow_run_id"], ml.PARETO, "true")
+            campaign.parent.client.log_artifact(row["mlflow_run_id"], str(path))
+        campaign.parent.log_artifact(path, "front")
+
+
+def draw_front(df: pd.DataFrame, objectives: list[Objective], folder: Path, name: str) -> Path | None:
+    """pareto.png: the figure `nas pareto` draws from MLflow, drawn from the same trials."""
+    if not (df["status"] == Status.COMPLETED.value).any():
+        return None
+    return plot_front(df, objectives, out=folder / "pareto.png", presets=reference_points(df),
+                      title=search_title(name))
+
+
+def front_table(outcome: SearchOutcome) -> str:
+    return format_front(outcome.front, "spec",
+                        [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]])
