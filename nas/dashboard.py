@@ -9,25 +9,28 @@ search is a one-line `NasError`. Fronts come from `nas.pareto` (one front comput
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 
+from nas import mlflow_layout as layout
 from nas import pareto
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives, pareto_front, plot_front, reference_points
+from nas.status import Status
 from nas.tracking import tracking_uri
 
-TRIAL_METRICS = ("macs", "params", "val_acc", "latency_ms")
-PANELS = ("macs", "params")  # x axes of the search figure, accuracy on y
-METRIC_LABELS = {"val_acc": "validation accuracy", "test_acc": "test accuracy"}
+TRIAL_METRICS = (layout.MACS, layout.PARAMS, layout.VAL_ACC, layout.LATENCY_MS)
+PANELS = (layout.MACS, layout.PARAMS)  # x axes of the search figure, accuracy on y
+METRIC_LABELS = {layout.VAL_ACC: "validation accuracy", layout.TEST_ACC: "test accuracy"}
+DEFAULT_OBJECTIVES = f"{layout.VAL_ACC},{layout.MACS}"  # a search parent without nas.objectives
 
 
 # ---------------------------------------------------------------- store
@@ -52,55 +55,50 @@ def resolve_uri(uri: str | None = None, *, look_up: bool = False) -> str:
     return f"sqlite:///{path.resolve()}{sep}{query}"
 
 
-@contextlib.contextmanager
-def _env_restored(name: str, value: str | None = None) -> Iterator[None]:
-    """$name set to `value` (None: left as is) for the block, then put back as it was."""
-    saved = os.environ.get(name)
-    if value is not None:
-        os.environ[name] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = saved
-
-
-@contextlib.contextmanager
-def _using(uri: str) -> Iterator[None]:
-    """`mlflow.search_runs` reads the global tracking URI (and sets $MLFLOW_TRACKING_URI):
-    point it at `uri` for the call and put both back, so later writers in this process are
-    not redirected."""
-    import mlflow
-
-    saved = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    with _env_restored("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(uri)
-        try:
-            yield
-        finally:
-            mlflow.set_tracking_uri(saved)
-
-
 def search_runs(uri: str, filter_string: str, experiment: str | None = None) -> pd.DataFrame:
-    """`mlflow.search_runs` on one experiment (None: all of them), newest first."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    """The runs matching `filter_string` in one experiment (None: all of them), newest first.
 
-    with _using(uri):
-        try:
-            if experiment is not None and mlflow.get_experiment_by_name(experiment) is None:
-                names = sorted(e.name for e in mlflow.search_experiments())
+    Read through an `MlflowClient(uri)` (no global tracking URI is touched), one row per run:
+    `run_id`, `run_name`, then `tags.<key>`, `params.<key>` and `metrics.<key>` (the last
+    logged value), the columns `mlflow.search_runs` would give.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        if experiment is None:
+            ids = [e.experiment_id for e in client.search_experiments()]
+        else:
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                names = sorted(e.name for e in client.search_experiments())
                 raise NasError(f"no MLflow experiment {experiment!r} in {_shown(uri)}"
                                f" (experiments: {', '.join(names) or 'none'})")
-            runs = mlflow.search_runs(
-                experiment_names=[experiment] if experiment is not None else None,
-                search_all_experiments=experiment is None, filter_string=filter_string,
-                order_by=["attributes.start_time DESC"], output_format="pandas")
-        except MlflowException as err:
-            raise NasError(f"MLflow store {_shown(uri)}: {str(err).splitlines()[0]}") from None
-    return runs.reset_index(drop=True)
+            ids = [found.experiment_id]
+        runs, token = [], None
+        while ids:
+            page = client.search_runs(ids, filter_string, order_by=["attributes.start_time DESC"],
+                                      page_token=token)
+            runs += page
+            token = page.token
+            if not token:
+                break
+    except MlflowException as err:
+        raise NasError(f"MLflow store {_shown(uri)}: {str(err).splitlines()[0]}") from None
+    return pd.DataFrame([_row(run) for run in runs], columns=None if runs else ["run_id", "run_name"])
+
+
+def _row(run) -> dict:
+    return {"run_id": run.info.run_id, "run_name": run.info.run_name,
+            **{f"tags.{k}": v for k, v in run.data.tags.items()},
+            **{f"params.{k}": v for k, v in run.data.params.items()},
+            **{f"metrics.{k}": v for k, v in run.data.metrics.items()}}
+
+
+def _tag_is(tag: str, value: str) -> str:
+    """A search filter term: the run's tag `tag` equals `value`."""
+    return f"tags.`{tag}` = '{value}'"
 
 
 def _shown(uri: str) -> str:
@@ -124,7 +122,7 @@ def _artifact_csv(uri: str, run_id: str, name: str, dtype=None) -> pd.DataFrame 
 
     client = MlflowClient(tracking_uri=uri)
     try:
-        with _env_restored("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):  # no bar per small CSV
+        with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):  # no bar per CSV
             if name not in {a.path for a in client.list_artifacts(run_id)}:
                 return None
             with tempfile.TemporaryDirectory() as tmp:
@@ -163,11 +161,11 @@ def load_search(uri: str | None, experiment: str, name: str | None = None, *,
     search logs when it ends (while it runs, no point is marked as a reference).
     """
     uri = resolve_uri(uri, look_up=look_up)
-    parents = search_runs(uri, "tags.`nas.kind` = 'search'", experiment)
+    parents = search_runs(uri, _tag_is(layout.KIND, layout.KIND_SEARCH), experiment)
     if not len(parents):
         raise NasError(f"no search runs in experiment {experiment!r} of {_shown(uri)}: run "
                        "`nas search` first (or pick the experiment with --experiment)")
-    names = parents["tags.mlflow.runName"].astype(str)
+    names = parents["run_name"].astype(str)
     if name is not None:
         picked = parents[names == name]
         if not len(picked):
@@ -177,12 +175,12 @@ def load_search(uri: str | None, experiment: str, name: str | None = None, *,
     else:
         parent = parents.iloc[0]
     run_id = str(parent["run_id"])
-    objectives = tuple(parse_objectives(str(_value(parent, "tags.nas.objectives", "val_acc,macs"))))
-    children = search_runs(uri, f"tags.`mlflow.parentRunId` = '{run_id}' and tags.`nas.kind` = 'trial'",
-                           experiment)
-    trials = _trials(children, _artifact_csv(uri, run_id, "trials.csv"))
-    return Search(run_id, str(parent["tags.mlflow.runName"]), experiment,
-                  str(_value(parent, "tags.nas.space", "")), objectives, trials)
+    objectives = tuple(parse_objectives(str(_value(parent, f"tags.{layout.OBJECTIVES}", DEFAULT_OBJECTIVES))))
+    children = search_runs(uri, f"{_tag_is(layout.PARENT_RUN_ID, run_id)} and "
+                                f"{_tag_is(layout.KIND, layout.KIND_TRIAL)}", experiment)
+    trials = _trials(children, _artifact_csv(uri, run_id, layout.TRIALS_CSV))
+    return Search(run_id, str(parent["run_name"]), experiment,
+                  str(_value(parent, f"tags.{layout.SPACE}", "")), objectives, trials)
 
 
 def _value(row: pd.Series, key: str, default):
@@ -192,61 +190,44 @@ def _value(row: pd.Series, key: str, default):
 
 def _trials(children: pd.DataFrame, csv: pd.DataFrame | None) -> pd.DataFrame:
     """Child runs -> trials.csv-shaped rows, sorted by trial number."""
-    df = pd.DataFrame({"trial": pd.to_numeric(_column(children, "tags.nas.trial")).astype("Int64"),
-                       "status": _column(children, "tags.nas.status", "RUNNING").fillna("RUNNING")})
+    running = Status.RUNNING.value
+    df = pd.DataFrame({"trial": pd.to_numeric(_column(children, f"tags.{layout.TRIAL}")).astype("Int64"),
+                       "status": _column(children, f"tags.{layout.STATUS}", running).fillna(running)})
     for metric in TRIAL_METRICS:
-        if metric in ("macs", "params", "val_acc") or f"metrics.{metric}" in children.columns:
+        if metric != layout.LATENCY_MS or f"metrics.{metric}" in children.columns:
             df[metric] = pd.to_numeric(_column(children, f"metrics.{metric}"))
     references = {}
     if csv is not None and {"trial", "reference"} <= set(csv.columns):
         references = dict(zip(csv["trial"], csv["reference"].fillna("").astype(str)))
     df["reference"] = [references.get(t, "") for t in df["trial"]]
-    for col in sorted(c for c in children.columns if c.startswith("params.choice.")):
+    for col in sorted(c for c in children.columns if c.startswith(f"params.{layout.CHOICE_PREFIX}")):
         df[col[len("params."):]] = _typed(children[col])
     df["mlflow_run_id"] = children["run_id"].astype(str) if len(children) else pd.Series(dtype=str)
-    df["pareto"] = _column(children, "tags.pareto", "").fillna("").astype(str).eq("true")
+    df["pareto"] = _column(children, f"tags.{layout.PARETO}", "").fillna("").astype(str).eq(layout.PARETO_TRUE)
     return df.sort_values("trial", kind="mergesort").reset_index(drop=True)
 
 
 def front_table(search: Search) -> pd.DataFrame:
-    """The search's non-dominated completed trials under its own objectives, cheapest first."""
+    """The search's front (`nas.pareto.pareto_front`: the completed trials non-dominated over
+    all its objectives), cheapest first."""
     objectives = list(search.objectives)
     missing = [o.name for o in objectives if o.name not in search.trials.columns]
     if missing:
         raise NasError(f"search {search.name}: no {', '.join(missing)} metric on its trials; the "
                        f"objectives were {','.join(o.name for o in objectives)}")
-    completed = search.trials[search.trials["status"] == "COMPLETED"]
-    extra = [o.name for o in objectives if o.name not in ("macs", "params", "val_acc")]
-    columns = ["trial", "macs", "params", "val_acc", *extra, "reference",
-               *[c for c in completed.columns if c.startswith("choice.")], "mlflow_run_id"]
-    return pareto_front(completed, objectives)[columns].reset_index(drop=True)
+    trials = search.trials
+    shown = (layout.MACS, layout.PARAMS, layout.VAL_ACC)
+    columns = ["trial", *shown, *[o.name for o in objectives if o.name not in shown], "reference",
+               *[c for c in trials.columns if c.startswith(layout.CHOICE_PREFIX)], "mlflow_run_id"]
+    return pareto_front(trials, objectives)[columns].reset_index(drop=True)
 
 
 def pareto_figure(search: Search, out: str | Path, panels: Sequence[str] = PANELS) -> Path:
-    """Validation accuracy vs each of `panels` (MACs, params), side by side in one PNG.
-
-    Each panel is `nas.pareto.plot_front`: every trial by status, that panel's front (completed
-    trials non-dominated in accuracy and its x) as a staircase, the reference nets as labelled
-    stars. The panels are drawn at the same pixel size and joined without resampling.
-    """
-    from matplotlib import image
-
-    df = search.trials
-    refs = reference_points(df)
-    out = Path(out)
-    with tempfile.TemporaryDirectory() as tmp:
-        pictures = []
-        for x in panels:
-            what = {"macs": "MACs", "params": "parameters"}.get(x, x)
-            png = plot_front(df, x=x, y="val_acc", presets=None if refs is None else refs[["name", x, "val_acc"]],
-                             title=f"{search.name}: validation accuracy vs {what}",
-                             out=Path(tmp) / f"{x}.png")
-            pictures.append(image.imread(png))
-    if len({p.shape for p in pictures}) != 1:
-        raise RuntimeError(f"panels differ in size: {[p.shape for p in pictures]}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    image.imsave(out, np.concatenate(pictures, axis=1), format="png")
-    return out
+    """The search's figure, as `nas search` draws it (`nas.pareto.plot_front`): accuracy vs
+    each of `panels` (MACs, params) in one PNG, the front over all the search's objectives,
+    the reference nets starred."""
+    return plot_front(search.trials, search.objectives, out=out, panels=panels,
+                      presets=reference_points(search.trials), title=pareto.search_title(search.name))
 
 
 def format_front(front: pd.DataFrame) -> str:
@@ -279,12 +260,12 @@ def load_ablations(uri: str | None, experiment: str | None = None,
     """The latest run of each ablation experiment (all MLflow experiments when `experiment` is
     None); `names` picks experiments (shufflenet_shuffle) or runs (shufflenet_shuffle-2026...)."""
     uri = resolve_uri(uri, look_up=look_up)
-    parents = search_runs(uri, "tags.`nas.kind` = 'ablation'", experiment)
+    parents = search_runs(uri, _tag_is(layout.KIND, layout.KIND_ABLATION), experiment)
     where = f"experiment {experiment!r}" if experiment else "any experiment"
     if not len(parents):
         raise NasError(f"no ablation runs in {where} of {_shown(uri)}: run `nas ablate` first")
-    run_names = _column(parents, "tags.nas.ablation").fillna(_column(parents, "tags.mlflow.runName"))
-    parents = parents.assign(_name=_column(parents, "tags.nas.experiment").fillna(run_names).astype(str),
+    run_names = _column(parents, f"tags.{layout.ABLATION}").fillna(parents["run_name"])
+    parents = parents.assign(_name=_column(parents, f"tags.{layout.EXPERIMENT}").fillna(run_names).astype(str),
                              _run=run_names.astype(str))
     if names is not None:
         names = [names] if isinstance(names, str) else list(names)
@@ -298,9 +279,10 @@ def load_ablations(uri: str | None, experiment: str | None = None,
     out = []
     for _, parent in latest.sort_values("_name").iterrows():
         run_id = str(parent["run_id"])
-        factors = tuple(f.strip() for f in str(_value(parent, "tags.nas.factors", "")).split(",") if f.strip())
-        summary = _artifact_csv(uri, run_id, "summary.csv", dtype={f: str for f in factors})
-        source = "summary.csv"
+        factors = tuple(f.strip() for f in str(_value(parent, f"tags.{layout.FACTORS}", "")).split(",")
+                        if f.strip())
+        summary = _artifact_csv(uri, run_id, layout.SUMMARY_CSV, dtype={f: str for f in factors})
+        source = layout.SUMMARY_CSV
         if summary is None:
             summary, source = cells_from_children(uri, run_id, factors, experiment), "children"
         if not factors:
@@ -312,12 +294,12 @@ def load_ablations(uri: str | None, experiment: str | None = None,
 def cells_from_children(uri: str, run_id: str, factors: Sequence[str],
                         experiment: str | None = None) -> pd.DataFrame:
     """summary.csv rebuilt from the completed cell x seed child runs (std over seeds, ddof=1)."""
-    children = search_runs(uri, f"tags.`mlflow.parentRunId` = '{run_id}' and "
-                                "tags.`nas.kind` = 'ablation_cell'", experiment)
-    children = children[_column(children, "tags.nas.status", "").eq("COMPLETED")]
-    runs = pd.DataFrame({"cell": _column(children, "tags.nas.cell"),
-                         **{f: _column(children, f"params.factor.{f}") for f in factors}})
-    for metric in ("macs", "params", "val_acc", "test_acc"):
+    children = search_runs(uri, f"{_tag_is(layout.PARENT_RUN_ID, run_id)} and "
+                                f"{_tag_is(layout.KIND, layout.KIND_CELL)}", experiment)
+    children = children[_column(children, f"tags.{layout.STATUS}", "").eq(Status.COMPLETED)]
+    runs = pd.DataFrame({"cell": _column(children, f"tags.{layout.CELL}"),
+                         **{f: _column(children, f"params.{layout.FACTOR_PREFIX}{f}") for f in factors}})
+    for metric in (layout.MACS, layout.PARAMS, layout.VAL_ACC, layout.TEST_ACC):
         runs[metric] = pd.to_numeric(_column(children, f"metrics.{metric}"))
     runs = runs.iloc[::-1]  # oldest first: the order the cells were run in
     if not len(runs) or not factors:

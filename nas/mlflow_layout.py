@@ -9,6 +9,10 @@ run (KIND_ABLATION) with a child per cell and seed (KIND_CELL).
 
 from __future__ import annotations
 
+import json
+import shlex
+from pathlib import Path
+
 # --- tags
 KIND = "nas.kind"  # one of the KIND_* values below
 STATUS = "nas.status"  # a nas.status.Status value
@@ -33,9 +37,11 @@ PAPER = "nas.paper"
 SPEC = "nas.spec"
 SELECTION_METRIC = "nas.selection_metric"
 TEST_SET = "nas.test_set"
-PARETO = "pareto"  # "true" on front members
+PARETO = "pareto"  # PARETO_TRUE on front members
 ERROR = "error"
 PARENT_RUN_ID = "mlflow.parentRunId"
+
+PARETO_TRUE = "true"
 
 KIND_RUN = "run"
 KIND_SEARCH = "search"
@@ -58,3 +64,65 @@ LATENCY_MS = "latency_ms"
 WALL_TIME_S = "wall_time_s"
 TRAIN_S = "train_s"
 EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s")  # logged per epoch (step = epoch)
+
+# --- artifacts (of the parent runs)
+TRIALS_CSV = "trials.csv"  # a search's trials, one row per trial (with `pareto` and `reference`)
+SUMMARY_CSV = "summary.csv"  # an ablation's cells, mean and std over seeds
+
+# --- the MLflow UI: what a NAS experiment opens on
+EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's experiment type (a documentation tag only)
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."  # the UI's saved views: <prefix><key> = the view as JSON
+VIEW_KEY = "nas"  # our view's share key (?viewStateShareKey=nas)
+UI_METRICS = (VAL_ACC, TEST_ACC, MACS, PARAMS)  # the runs table's columns, in this order
+UI_DEFAULT = "http://127.0.0.1:5000"  # where `mlflow ui` serves
+
+
+def experiment_view() -> dict:
+    """The runs-table view the MLflow UI (3.x) restores from the experiment tag
+    SHARED_VIEW_PREFIX + VIEW_KEY (see `ui_link`): the UI_METRICS columns first, newest runs
+    first, grouped by KIND. Grouped rows are flat, so every trial and cell shows its values
+    without unfolding its parent; the search and ablation parents' groups start folded."""
+    columns = [f"metrics.`{m}`" for m in UI_METRICS]
+    folded = {f"tag.{KIND}.{kind}": False for kind in (KIND_SEARCH, KIND_ABLATION)}
+    return {"orderByKey": "attributes.start_time", "orderByAsc": False,
+            "selectedColumns": columns, "columnOrder": columns,
+            "groupBy": {"aggregateFunction": "max", "groupByKeys": [{"mode": "tag", "groupByData": KIND}]},
+            "groupsExpanded": folded}
+
+
+def experiment_tags() -> dict[str, str]:
+    """The tags every NAS experiment carries (set when it is created, see `tag_experiment`)."""
+    return {EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING,
+            SHARED_VIEW_PREFIX + VIEW_KEY: json.dumps(experiment_view(), separators=(",", ":"))}
+
+
+def tag_experiment(client, experiment_id: str, current: dict[str, str] | None = None) -> None:
+    """Set `experiment_tags()` on an experiment through `client` (an MlflowClient); with
+    `current` (the experiment's tags), only those that differ, so reopening costs no write."""
+    for key, value in experiment_tags().items():
+        if current is None or current.get(key) != value:
+            client.set_experiment_tag(experiment_id, key, value)
+
+
+def ui_link(experiment_id: str, base: str = UI_DEFAULT) -> str:
+    """The experiment's training runs in the MLflow UI, with the UI_METRICS columns shown:
+    `workflowType=machine_learning` skips MLflow 3's GenAI overview, `viewStateShareKey`
+    restores the view `tag_experiment` stored."""
+    return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
+            f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}")
+
+
+def ui_hint(tracking_uri: str, experiment_id: str) -> str:
+    """The lines `nas run`, `nas search` and `nas ablate` print at the end: how to open the runs.
+
+    A server store (http/https) is linked directly; a local store (sqlite, file) gets the
+    `mlflow ui` command for it and the link on `mlflow ui`'s default address.
+    """
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"MLflow UI: {ui_link(experiment_id, tracking_uri)}"
+    uri = tracking_uri.split("?")[0]  # sqlite:///x.db?timeout=60: the query is the writers' business
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_absolute():
+        uri = f"sqlite:///{Path(uri[len('sqlite:///'):]).absolute()}"  # copy-pasted from anywhere
+    return (f"MLflow UI: mlflow ui --backend-store-uri {shlex.quote(uri)}\n"
+            f"  then open {ui_link(experiment_id)}")

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from nas.errors import NasError
+from nas.mlflow_layout import MACS, PARAMS, VAL_ACC
+from nas.status import Status
 
 # Objectives whose direction is known from the name alone (the `--objectives val_acc,macs` short form).
 KNOWN_DIRECTIONS: dict[str, str] = {
@@ -32,10 +34,9 @@ _AXES: dict[str, tuple[float, str]] = {
     "accuracy": (1.0, "accuracy"),
 }
 _STATUS_STYLE = {  # status -> scatter kwargs; dark = trained to the end, light = stopped early
-    "COMPLETED": dict(color="#1b2a49", s=22, alpha=0.85, label="completed"),
-    "PRUNED": dict(color="#b8b8b8", s=16, alpha=0.9, label="pruned (ASHA)"),
+    Status.COMPLETED.value: dict(color="#1b2a49", s=22, alpha=0.85, label="completed"),
+    Status.PRUNED.value: dict(color="#b8b8b8", s=16, alpha=0.9, label="pruned (ASHA)"),
 }
-_NO_RESULT = ("FAILED", "INFEASIBLE")
 
 
 class ObjectiveError(NasError, ValueError):
@@ -139,13 +140,28 @@ def _columns(df: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     return df[list(names)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def pareto_front(df: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
-    """The non-dominated rows, cheapest first (sorted by the first 'min' objective, else the first one)."""
-    names = [o.name for o in objectives]
-    mask = pareto_mask(_columns(df, names), [o.direction for o in objectives]) if len(df) else np.zeros(0, bool)
-    front = df[mask]
+def pareto_front(df: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
+    """The front rows (`front_members`: completed, non-dominated over all `objectives`), cheapest
+    first (sorted by the first 'min' objective, else the first one)."""
+    front = df[front_members(df, objectives)]
     key = next((o for o in objectives if o.direction == "min"), objectives[0])
     return front.sort_values(key.name, ascending=key.direction == "min", kind="mergesort")
+
+
+def front_members(trials: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
+    """The one front of a search: its completed trials non-dominated over ALL its objectives.
+
+    A boolean mask aligned with `trials` (rows count as completed when there is no `status`
+    column). The search's `pareto` column, `nas pareto`'s table and the figure all use this.
+    """
+    mask = np.zeros(len(trials), dtype=bool)
+    if not len(trials):
+        return mask
+    done = (trials["status"].astype(str).str.upper() == Status.COMPLETED).to_numpy() \
+        if "status" in trials.columns else np.ones(len(trials), dtype=bool)
+    names = [o.name for o in objectives]
+    mask[done] = pareto_mask(_columns(trials[done], names), [o.direction for o in objectives])
+    return mask
 
 
 # ---------------------------------------------------------------- hypervolume (minimisation convention)
@@ -239,7 +255,7 @@ def reference_points(trials: pd.DataFrame) -> pd.DataFrame | None:
     refs = trials[trials["reference"].fillna("") != ""]
     if not len(refs):
         return None
-    return refs.assign(name=refs["reference"], val_acc=refs["val_acc"].where(refs["status"] == "COMPLETED"))
+    return refs.assign(name=refs["reference"], val_acc=refs["val_acc"].where(refs["status"] == Status.COMPLETED))
 
 
 def format_front(front: pd.DataFrame, label: str, labels: Sequence[str]) -> str:
@@ -251,117 +267,138 @@ def format_front(front: pd.DataFrame, label: str, labels: Sequence[str]) -> str:
     return format_table(["trial", "MACs", "params", "val_acc", label], rows, align="rrrrl")
 
 
+def search_title(name: str) -> str:
+    """The title of a search's figure, the same in `nas search` and `nas pareto`."""
+    return f"search {name}: validation accuracy vs cost (every trial on the same budget)"
+
+
 def _axis(name: str) -> tuple[float, str]:
     return _AXES.get(name, (1.0, name))
 
 
-def plot_front(df: pd.DataFrame, x: str = "macs", y: str = "val_acc", *, front_mask=None,
-               presets: pd.DataFrame | None = None, title: str = "", out: str | Path) -> Path:
-    """Scatter every trial, draw the front as its attainment staircase, mark the presets; write a PNG.
+def _panels(trials: pd.DataFrame, objectives: Sequence[Objective]) -> list[str]:
+    """x axes: MACs and params (when the frame has them or they are objectives), then the other
+    'min' objectives; a missing objective column fails later with its name."""
+    names = [o.name for o in objectives if o.direction == "min"]
+    first = [n for n in (MACS, PARAMS) if n in trials.columns or n in names]
+    return first + [n for n in names if n not in first]
 
-    Colours follow `status` when present (completed dark, pruned light grey); FAILED / INFEASIBLE rows
-    have no accuracy, so they appear as x marks along the bottom edge at their cost when it is known.
-    `front_mask` (aligned with `df`) defaults to the non-dominated completed rows with x minimised and
-    y maximised (directions from the known objective names). The figure is drawn on an Agg canvas
-    without pyplot, so no display and no global backend change are needed.
+
+def plot_front(trials: pd.DataFrame, objectives: Sequence[Objective] | str = "val_acc,macs", *,
+               out: str | Path, presets: pd.DataFrame | None = None, title: str = "",
+               panels: Sequence[str] | None = None, front_mask=None) -> Path:
+    """The search figure: accuracy vs each of `panels` (default MACs, params) in one PNG.
+
+    Every trial by status (completed dark, pruned grey; no accuracy: x marks on the bottom edge),
+    the front over all `objectives` (`front_members`, or `front_mask` aligned with `trials`) as
+    orange rings with its staircase in each panel, the reference nets (`presets`: name and the
+    columns) as labelled stars. One legend names the objectives the front is over. Drawn on an
+    Agg canvas without pyplot (no display, no global backend change).
     """
-    from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib import ticker, transforms
+    from matplotlib.figure import Figure
 
-    out = Path(out)
-    xs_div, x_label = _axis(x)
-    ys_div, y_label = _axis(y)
-    xy = _columns(df, [x, y]) if len(df) else np.empty((0, 2))
-    xv, yv = xy[:, 0] / xs_div, xy[:, 1] / ys_div
-    status = (df["status"].astype(str).str.upper().to_numpy() if "status" in df.columns
-              else np.full(len(df), "COMPLETED", dtype=object))
-    has_xy = np.isfinite(xv) & np.isfinite(yv)
-    no_result = np.isin(status, _NO_RESULT)
-
-    x_dir, y_dir = KNOWN_DIRECTIONS.get(x, "min"), KNOWN_DIRECTIONS.get(y, "max")
+    objectives = parse_objectives(objectives) if isinstance(objectives, str) else list(objectives)
+    y = next((o.name for o in objectives if o.direction == "max"), VAL_ACC)
+    panels = list(panels) if panels is not None else _panels(trials, objectives)
     if front_mask is None:
-        eligible = has_xy & (status == "COMPLETED")
-        front = np.zeros(len(df), dtype=bool)
-        front[eligible] = pareto_mask(np.column_stack([xv, yv])[eligible], [x_dir, y_dir])
+        front = front_members(trials, objectives)
     else:
         front = np.asarray(front_mask, dtype=bool).reshape(-1)
-        if front.shape != (len(df),):
-            raise ValueError(f"front_mask has {front.size} entries for {len(df)} rows")
-        front = front & has_xy
-
-    fig = Figure(figsize=(7.5, 5.0), dpi=120)
+        if front.shape != (len(trials),):
+            raise ValueError(f"front_mask has {front.size} entries for {len(trials)} rows")
+    status = (trials["status"].astype(str).str.upper().to_numpy() if "status" in trials.columns
+              else np.full(len(trials), Status.COMPLETED.value, dtype=object))
+    fig = Figure(figsize=(7.5 * len(panels), 5.0), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-
-    shown = has_xy & ~no_result
-    for st in np.unique(status[shown]):
-        sel = shown & (status == st)
-        style = _STATUS_STYLE.get(st, dict(color="#7a7a7a", s=16, alpha=0.8, label=st.lower()))
-        ax.scatter(xv[sel], yv[sel], marker="o", linewidths=0, zorder=2,
-                   **{**style, "label": f"{style['label']} ({int(sel.sum())})"})
-
-    preset_x = preset_y = np.empty(0)
-    if presets is not None and len(presets):
-        pxy = _columns(presets, [x, y])
-        preset_x, preset_y = pxy[:, 0] / xs_div, pxy[:, 1] / ys_div
-        names = presets["name"].astype(str).tolist() if "name" in presets.columns else [""] * len(presets)
-
-    # Axis ranges first, so failed marks and the staircase end can be placed at the edges.
-    all_x = np.concatenate([xv[np.isfinite(xv) & (shown | no_result)], preset_x[np.isfinite(preset_x)]])
-    log_x = bool(len(all_x)) and all_x.min() > 0 and all_x.max() / all_x.min() > 10
-    if log_x:
-        ax.set_xscale("log")
-
-    if front.any():
-        idx = np.flatnonzero(front)
-        order = np.lexsort((-yv[idx] if y_dir == "max" else yv[idx], xv[idx] if x_dir == "min" else -xv[idx]))
-        fx, fy = xv[idx][order], yv[idx][order]
-        edge_x = (all_x.max() if x_dir == "min" else all_x.min()) if len(all_x) else fx[-1]
-        ax.plot(np.append(fx, edge_x), np.append(fy, fy[-1]), drawstyle="steps-post", color="#d95f02",
-                linewidth=1.6, zorder=3, label="Pareto front (attainment)")
-        ax.scatter(fx, fy, s=60, facecolors="#fdb863", edgecolors="#d95f02", linewidths=1.4, zorder=4,
-                   label=f"front members ({len(idx)})")
-
-    if len(preset_x):
-        ok = np.isfinite(preset_x) & np.isfinite(preset_y)
-        if ok.any():
-            ax.scatter(preset_x[ok], preset_y[ok], marker="*", s=170, color="#1b9e77", edgecolors="black",
-                       linewidths=0.6, zorder=5, label="presets")
-        for px, py, name, good in zip(preset_x, preset_y, names, ok):
-            if good:
-                ax.annotate(name, (px, py), xytext=(6, 5), textcoords="offset points", fontsize=8,
-                            color="#0b5d45", zorder=6)
-            elif np.isfinite(px):  # cost known, accuracy not: a vertical guide at its cost
-                ax.axvline(px, color="#1b9e77", linestyle=":", linewidth=1.0, zorder=1)
-                ax.annotate(name, (px, 0.98), xycoords=("data", "axes fraction"), rotation=90, va="top",
-                            ha="right", fontsize=8, color="#0b5d45")
-
-    fails = no_result & np.isfinite(xv)
-    if fails.any():
-        trans = transforms.blended_transform_factory(ax.transData, ax.transAxes)
-        ax.scatter(xv[fails], np.full(int(fails.sum()), 0.015), transform=trans, marker="x", s=22,
-                   color="#c0392b", linewidths=1.0, zorder=2, clip_on=False,
-                   label=f"failed / infeasible, no accuracy ({int(fails.sum())})")
-
-    if log_x:
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        if all_x.max() / all_x.min() < 100:  # few decades: label 2x, 3x, 5x minor ticks too
-            ax.xaxis.set_minor_formatter(ticker.FuncFormatter(
-                lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "235" else ""))
-        else:
-            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
+    over = ", ".join(o.name for o in objectives)
+    for i, x in enumerate(panels):
+        _panel(fig.add_subplot(1, len(panels), i + 1), trials, x, y, status, front, presets,
+               f"Pareto front over {over}")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=3 if len(panels) < 2 else min(len(handles), 6),
+                   fontsize=8, frameon=False)
     if title:
-        ax.set_title(title)
-    ax.grid(True, which="major", alpha=0.3)
-    if not len(df) and not len(preset_x):
-        ax.text(0.5, 0.5, "no trials", transform=ax.transAxes, ha="center", va="center", color="grey")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize=8, framealpha=0.9)
-    fig.tight_layout()
+        fig.suptitle(title)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120, format="png")
     return out
+
+
+def _panel(ax, trials: pd.DataFrame, x: str, y: str, status: np.ndarray, front: np.ndarray,
+           presets: pd.DataFrame | None, front_label: str) -> None:
+    """One panel of `plot_front`: y (maximised) against x (minimised)."""
+    x_div, x_label = _axis(x)
+    y_div, y_label = _axis(y)
+    xy = _columns(trials, [x, y]) if len(trials) else np.empty((0, 2))
+    xv, yv = xy[:, 0] / x_div, xy[:, 1] / y_div
+    has_xy = np.isfinite(xv) & np.isfinite(yv)
+    order = {st: i for i, st in enumerate(_STATUS_STYLE)}  # completed, pruned, then the rest
+    for st in sorted(set(status[has_xy]), key=lambda st: (order.get(st, len(order)), st)):
+        sel = has_xy & (status == st)
+        style = _STATUS_STYLE.get(st, dict(color="#7a7a7a", s=16, alpha=0.8, label=st.lower()))
+        ax.scatter(xv[sel], yv[sel], marker="o", linewidths=0, zorder=2,
+                   **{**style, "label": f"{style['label']} ({int(sel.sum())})"})
+    pxy = _columns(presets, [x, y]) / [x_div, y_div] if presets is not None and len(presets) else np.empty((0, 2))
+    all_x = np.concatenate([xv[np.isfinite(xv)], pxy[:, 0][np.isfinite(pxy[:, 0])]])
+    if len(all_x) and all_x.min() > 0 and all_x.max() / all_x.min() > 10:
+        _log_x(ax, all_x)
+    on = front & has_xy
+    if on.any():
+        _staircase(ax, xv[on], yv[on], all_x.max())
+        ax.scatter(xv[on], yv[on], s=60, facecolors="#fdb863", edgecolors="#d95f02", linewidths=1.4,
+                   zorder=4, label=f"{front_label} ({int(on.sum())})")
+    if len(pxy):
+        names = presets["name"].astype(str).tolist() if "name" in presets.columns else [""] * len(pxy)
+        _presets(ax, pxy[:, 0], pxy[:, 1], names)
+    lost = np.isfinite(xv) & ~np.isfinite(yv)
+    if lost.any():
+        ax.scatter(xv[lost], np.full(int(lost.sum()), 0.015), transform=ax.get_xaxis_transform(),
+                   marker="x", s=22, color="#c0392b", linewidths=1.0, zorder=2, clip_on=False,
+                   label=f"no accuracy: failed / infeasible ({int(lost.sum())})")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(True, which="major", alpha=0.3)
+    if not len(trials) and not len(pxy):
+        ax.text(0.5, 0.5, "no trials", transform=ax.transAxes, ha="center", va="center", color="grey")
+
+
+def _staircase(ax, fx: np.ndarray, fy: np.ndarray, right: float) -> None:
+    """The attainment staircase of the front members in this plane: the best accuracy reachable
+    at this x or less, drawn to the right edge. Members below it are on the front through
+    another objective."""
+    order = np.lexsort((-fy, fx))
+    fx, fy = fx[order], np.maximum.accumulate(fy[order])
+    ax.plot(np.append(fx, max(right, fx[-1])), np.append(fy, fy[-1]), drawstyle="steps-post",
+            color="#d95f02", linewidth=1.4, zorder=3, label="front staircase: best accuracy at this cost or less")
+
+
+def _presets(ax, px: np.ndarray, py: np.ndarray, names: Sequence[str]) -> None:
+    """Reference nets: labelled stars; one with no accuracy (pruned) as a dotted line at its cost."""
+    ok = np.isfinite(px) & np.isfinite(py)
+    if ok.any():
+        ax.scatter(px[ok], py[ok], marker="*", s=170, color="#1b9e77", edgecolors="black",
+                   linewidths=0.6, zorder=5, label="paper reference nets")
+    for x, y, name, good in zip(px, py, names, ok):
+        if good:
+            ax.annotate(name, (x, y), xytext=(6, 5), textcoords="offset points", fontsize=8,
+                        color="#0b5d45", zorder=6)
+        elif np.isfinite(x):
+            ax.axvline(x, color="#1b9e77", linestyle=":", linewidth=1.0, zorder=1)
+            ax.annotate(name, (x, 0.98), xycoords=("data", "axes fraction"), rotation=90, va="top",
+                        ha="right", fontsize=8, color="#0b5d45")
+
+
+def _log_x(ax, all_x: np.ndarray) -> None:
+    """A log x axis with plain tick labels (2x, 3x, 5x minor labels over few decades)."""
+    from matplotlib import ticker
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    if all_x.max() / all_x.min() < 100:
+        ax.xaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "235" else ""))
+    else:
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)

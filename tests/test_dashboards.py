@@ -219,6 +219,20 @@ def test_ablation_from_children_while_no_summary_yet(tmp_path, monkeypatch, no_e
         dashboard.load_ablations(uri, "nas", ["nope"])
 
 
+def test_the_reading_side_names_mlflow_things_through_the_layout():
+    """Tag, param and metric names come from nas.mlflow_layout, and reading never switches
+    MLflow's global tracking URI (an MlflowClient per store)."""
+    import inspect
+    import re
+
+    from nas import pareto
+
+    source = inspect.getsource(dashboard) + inspect.getsource(pareto)
+    literals = re.findall(r"""["']((?:nas|mlflow)\.[A-Za-z_.]+|choice\.|factor\.|COMPLETED)["']""", source)
+    assert literals == []
+    assert "set_tracking_uri(" not in source and "mlflow.search_runs(" not in source
+
+
 # ----------------------------------------------------------------------------- real runs (slow)
 
 @pytest.mark.slow

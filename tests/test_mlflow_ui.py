@@ -1,12 +1,16 @@
-"""The MLflow UI shows a search: `mlflow server` on the tiny search's store, opened in headless
-Chromium (Debian's /usr/bin/chromium driven by Playwright, no browser download).
+"""The MLflow UI shows a search: the link `nas search` prints (`nas.mlflow_layout.ui_hint`) opened
+in headless Chromium (Debian's /usr/bin/chromium driven by Playwright, no browser download) on
+`mlflow server` over the tiny search's store: the trials and their val_acc / macs / params show
+without a click. Fast tests of the hint and the experiment tags come first.
 
-Skips when Chromium or Playwright is missing, unless NAS_REQUIRE_BROWSER=1 (set by .ci/run),
-where that is a failure. The screenshot lands in .nas/test-artifacts/mlflow_ui.png (git-ignored).
+The browser test skips when Chromium or Playwright is missing, unless NAS_REQUIRE_BROWSER=1 (set
+by .ci/run), where that is a failure. The screenshot lands in .nas/test-artifacts/mlflow_ui.png
+(git-ignored).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,17 +20,70 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from nas import mlflow_layout as layout
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / ".nas" / "test-artifacts" / "mlflow_ui.png"
 TIMEOUT_MS = 60_000
+
+
+# ----------------------------------------------------------------------------- hint and tags (fast)
+
+def test_ui_hint_for_a_local_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    hint = layout.ui_hint("sqlite:///mlflow.db?timeout=60", "7")
+    command, link = hint.splitlines()
+    assert command == f"MLflow UI: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}"
+    assert link.strip() == ("then open http://127.0.0.1:5000/#/experiments/7/runs"
+                            "?workflowType=machine_learning&viewStateShareKey=nas")
+    spaced = layout.ui_hint("sqlite:////data/my runs/mlflow.db", "1").splitlines()[0]
+    assert spaced.endswith("--backend-store-uri 'sqlite:////data/my runs/mlflow.db'")  # pastes into a shell
+
+
+def test_ui_hint_for_a_server():
+    assert layout.ui_hint("http://mlflow.lab:5000/", "12") == (
+        "MLflow UI: http://mlflow.lab:5000/#/experiments/12/runs?workflowType=machine_learning"
+        "&viewStateShareKey=nas")
+
+
+def test_experiment_tags_hold_the_runs_view():
+    tags = layout.experiment_tags()
+    assert tags[layout.EXPERIMENT_KIND] == "custom_model_development"
+    view = json.loads(tags[layout.SHARED_VIEW_PREFIX + layout.VIEW_KEY])
+    assert view["selectedColumns"] == ["metrics.`val_acc`", "metrics.`test_acc`", "metrics.`macs`",
+                                       "metrics.`params`"]
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": layout.KIND}]
+    assert view["groupsExpanded"] == {"tag.nas.kind.search": False, "tag.nas.kind.ablation": False}
+    assert not {"searchFilter", "runsExpanded"} & set(view)  # a filter would hide runs; MLflow ignores the other
+
+
+def test_tag_experiment_writes_only_what_differs(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("nas", artifact_location=(tmp_path / "a").as_uri())
+    layout.tag_experiment(client, experiment)
+    tags = client.get_experiment(experiment).tags
+    assert {k: tags[k] for k in layout.experiment_tags()} == layout.experiment_tags()
+
+    class Recording:
+        calls = []
+
+        def set_experiment_tag(self, *args):
+            self.calls.append(args)
+
+    layout.tag_experiment(Recording(), experiment, tags)
+    assert Recording.calls == []  # reopening an experiment costs no write
+    layout.tag_experiment(Recording(), experiment, {**tags, layout.SHARED_VIEW_PREFIX + "nas": "{}"})
+    assert [key for _, key, _ in Recording.calls] == [layout.SHARED_VIEW_PREFIX + "nas"]
+
+
+# ----------------------------------------------------------------------------- the browser (slow)
 
 
 def _unavailable(reason: str) -> None:
@@ -95,48 +152,45 @@ def mlflow_server(search_store):
         log.close()
 
 
+@pytest.mark.slow
 def test_search_runs_and_metrics_in_the_mlflow_ui(mlflow_server, chromium, search_store):
     import mlflow
-    from playwright.sync_api import sync_playwright
 
     client = mlflow.tracking.MlflowClient(f"sqlite:///{search_store / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("nas").experiment_id
-    trials = [r.info.run_name for r in client.search_runs([experiment], "tags.`nas.kind` = 'trial'")]
+    experiment = client.get_experiment_by_name("nas")
+    missing = {k: v for k, v in layout.experiment_tags().items() if experiment.tags.get(k) != v}
+    assert not missing, ("the search's experiment lacks the UI view: the writers must call "
+                         f"nas.mlflow_layout.tag_experiment when they create it (missing {sorted(missing)})")
+    trials = client.search_runs([experiment.experiment_id], f"tags.`{layout.KIND}` = '{layout.KIND_TRIAL}'")
     assert len(trials) >= 4
-    # the runs page of the experiment (MLflow 3 opens new experiments on its GenAI overview),
-    # filtered to the search: its parent run, with the trials nested under it
-    query = urllib.parse.urlencode({"workflowType": "machine_learning",
-                                    "searchFilter": "tags.`nas.search` = 'tiny'"},
-                                   quote_via=urllib.parse.quote)
+    # the link as `nas search` prints it, on this test's server instead of 127.0.0.1:5000
+    hint = layout.ui_hint(f"sqlite:///{search_store / 'mlflow.db'}", experiment.experiment_id)
+    link = re.search(r"http://\S+", hint).group(0).replace(layout.UI_DEFAULT, mlflow_server)
+    metrics = [m for m in layout.UI_METRICS if any(m in r.data.metrics for r in trials)]
+    assert {layout.VAL_ACC, layout.MACS, layout.PARAMS} <= set(metrics)
+    check_runs_page(link, chromium, [r.info.run_name for r in trials], metrics)
+    assert SCREENSHOT.stat().st_size > 20_000
+
+
+def check_runs_page(link: str, chromium: str, trials: list[str], metrics: list[str]) -> None:
+    """Open `link` and, without a click, see every trial as a row with its metric columns."""
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True,
                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 700})
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
             page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{mlflow_server}/#/experiments/{experiment}/runs?{query}")
-            page.get_by_text("tiny", exact=True).first.wait_for()
-            assistant = page.get_by_role("button", name="Close")  # the side panel hides columns
-            if assistant.count():
-                assistant.first.click()
-            # metric columns: the runs table starts with attributes only; pick them as a user does
-            page.get_by_role("button", name="Columns").click()
-            for column in ("Dataset", "Source", "Models", "val_acc", "macs", "params"):
-                page.get_by_placeholder("Search columns").fill(column)
-                item = page.locator(".du-bois-light-tree-title", has_text=re.compile(f"^{column}$")).first
-                item.wait_for()
-                page.wait_for_timeout(300)  # the tree re-renders after the filter
-                item.click()
-            page.keyboard.press("Escape")
-            page.locator("[role=row]", has_text="tiny").first.locator("button").first.click()  # expand
-            for name in trials:
+            page.goto(link)
+            for name in trials:  # rows of their own, not folded under the search's parent run
                 page.get_by_text(name, exact=True).first.wait_for()
+            page.locator("[role=gridcell][col-id*='val_acc']").first.wait_for()
             headers = [h.inner_text().strip() for h in page.locator("[role=columnheader]").all()]
-            assert {"val_acc", "macs", "params"} <= set(headers), headers
+            assert set(metrics) <= set(headers), headers
             values = [c.inner_text().strip() for c in page.locator("[role=gridcell][col-id*='val_acc']").all()]
             assert sum(bool(re.fullmatch(r"0\.\d+", v)) for v in values) >= 2, values
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
         finally:
             browser.close()
-    assert SCREENSHOT.stat().st_size > 20_000

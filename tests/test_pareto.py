@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from nas.errors import NasError
-from nas.pareto import (Objective, default_reference, hypervolume, parse_objectives, pareto_front,
-                        pareto_mask, plot_front)
+from nas.pareto import (Objective, default_reference, front_members, hypervolume, parse_objectives,
+                        pareto_front, pareto_mask, plot_front)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -295,12 +295,12 @@ def test_plot_front_with_given_mask_no_status_and_linear_axis(tmp_path):
     df = pd.DataFrame({"macs": [10e6, 12e6, 15e6, 18e6], "val_acc": [0.6, 0.7, 0.65, 0.8]})
     mask = pareto_mask(df[["val_acc", "macs"]].to_numpy(), ["max", "min"])
     assert_png(plot_front(df, front_mask=mask, out=tmp_path / "a.png"))
-    assert_png(plot_front(df.assign(params=df.macs / 50), x="params", front_mask=pd.Series(mask),
+    assert_png(plot_front(df.assign(params=df.macs / 50), panels=["params"], front_mask=pd.Series(mask),
                           out=tmp_path / "b.png"))
     with pytest.raises(ValueError, match="front_mask"):
         plot_front(df, front_mask=mask[:2], out=tmp_path / "c.png")
     with pytest.raises(ValueError, match="latency_ms"):
-        plot_front(df, x="latency_ms", out=tmp_path / "d.png")
+        plot_front(df, panels=["latency_ms"], out=tmp_path / "d.png")
 
 
 def test_plot_front_empty_and_all_failed(tmp_path):
@@ -308,3 +308,27 @@ def test_plot_front_empty_and_all_failed(tmp_path):
     assert plot_front(empty, out=tmp_path / "empty.png").read_bytes()[:8] == PNG_MAGIC
     failed = pd.DataFrame({"status": ["FAILED", "INFEASIBLE"], "macs": [1e6, 5e7], "val_acc": [np.nan, np.nan]})
     assert plot_front(failed, presets=PRESETS, out=tmp_path / "failed.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_front_members_is_the_front_over_all_objectives_of_completed_trials():
+    # (val_acc max, macs min, params min); trial 2 is off the 2-D (val_acc, macs) front, on the 3-D one
+    df = pd.DataFrame({"status": ["COMPLETED", "COMPLETED", "COMPLETED", "PRUNED", "FAILED"],
+                       "val_acc": [0.80, 0.85, 0.75, 0.99, np.nan],
+                       "macs": [10e6, 20e6, 20e6, 1e6, 1e6], "params": [500e3, 600e3, 100e3, 1e3, 1e3]})
+    three = parse_objectives("val_acc,macs,params")
+    assert front_members(df, three).tolist() == [True, True, True, False, False]
+    assert front_members(df, three[:2]).tolist() == [True, True, False, False, False]
+    assert pareto_front(df, three).index.tolist() == [0, 1, 2]  # cheapest MACs first (stable)
+    assert front_members(df.iloc[0:0], three).tolist() == []
+
+
+def test_plot_front_one_figure_with_a_panel_per_cost(tmp_path):
+    from matplotlib import image
+
+    df = fake_trials().assign(params=lambda d: d.macs / 40)
+    out = plot_front(df, "val_acc,macs,params", presets=PRESETS.assign(params=PRESETS.macs / 40),
+                     title="search t", out=tmp_path / "p.png")
+    height, width = image.imread(out).shape[:2]
+    assert (width, height) == (1800, 600)  # two 7.5 x 5 in panels, one figure at 120 dpi
+    one = image.imread(plot_front(df, parse_objectives("val_acc,macs"), panels=["macs"], out=tmp_path / "one.png"))
+    assert one.shape[:2] == (600, 900)
