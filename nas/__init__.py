@@ -5,7 +5,8 @@ from nas.builder import build_model
 from nas.counting import Count, count
 from nas.errors import NasError, SpecError
 from nas.presets import load_preset, preset_names
-from nas.spec import NetSpec, StageSpec, load_spec
+from nas.loading import load_spec
+from nas.spec import NetSpec, StageSpec
 
 __all__ = [
     "Count", "NasError", "NetSpec", "SpecError", "StageSpec", "build_model", "count",

@@ -1,4 +1,5 @@
-"""Block modules and their exact costs, one class per block type, in the `BLOCKS` registry.
+"""Block modules and their exact costs, one class per block type, each attached to its entry in
+the block registry (`nas.registry.BLOCK_TYPES`) by `@implements(name)`.
 
 Each block is built from a resolved `UnitPlan` (plain ints, no spec objects) and knows its own
 parameter and multiply-add count, so the counter never runs a forward pass. Layer names follow
@@ -7,12 +8,23 @@ timm: `conv_dw, bn1, conv_pw, bn2` (ds) and `conv_pw, bn1, conv_dw, bn2, conv_pw
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 
 import torch
 from torch import nn
 
 from nas.plan import UnitPlan
+from nas.registry import BLOCK_TYPES
+
+M = TypeVar("M", bound=type)
+
+
+def implements(name: str) -> Callable[[M], M]:
+    """Class decorator: this module class (with its static `cost`) is block type `name`."""
+    def attach(cls: M) -> M:
+        BLOCK_TYPES[name].module = cls
+        return cls
+    return attach
 
 ACT_LAYERS: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -41,22 +53,28 @@ class Cost(NamedTuple):
 ZERO = Cost(0, 0)
 
 
-def conv_cost(cin: int, cout: int, kernel: int, groups: int, out_size: int, bias: bool = False) -> Cost:
+def conv_cost(cin: int, cout: int, kernel: int, groups: int, out_size: int, *,
+              bias: bool = False) -> Cost:
     per_output = (cin // groups) * kernel * kernel
     params = cout * per_output + (cout if bias else 0)
     return Cost(params, out_size * out_size * cout * per_output)
 
 
-def bn_cost(channels: int) -> Cost:
-    return Cost(2 * channels, 0)
+def bn_cost(channels: int, present: bool = True) -> Cost:
+    return Cost(2 * channels, 0) if present else ZERO
 
 
-def linear_cost(fin: int, fout: int) -> Cost:
-    return Cost(fin * fout + fout, fin * fout)
+def linear_cost(fin: int, fout: int, bias: bool = True) -> Cost:
+    return Cost(fin * fout + (fout if bias else 0), fin * fout)
 
 
-def conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False)
+def conv(cin: int, cout: int, kernel: int, stride: int = 1, *, groups: int = 1,
+         bias: bool = False) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=bias)
+
+
+def norm(channels: int, present: bool = True) -> nn.Module:
+    return nn.BatchNorm2d(channels) if present else nn.Identity()
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -65,16 +83,18 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
+@implements("ds")
 class DepthwiseSeparable(nn.Module):
-    """MobileNetV1: dw kxk + BN + act, pw 1x1 + BN + act."""
+    """MobileNetV1: dw kxk + BN + act, pw 1x1 + BN + act. Knobs: `bn` off drops both BNs,
+    `mid_act` off the act between dw and pw, `bias` gives the pw conv a bias (seed 003's CNN)."""
 
     def __init__(self, u: UnitPlan):
         super().__init__()
         self.conv_dw = conv(u.in_ch, u.in_ch, u.kernel, u.stride, groups=u.in_ch)
-        self.bn1 = nn.BatchNorm2d(u.in_ch)
-        self.act1 = make_act(u.act)
-        self.conv_pw = conv(u.in_ch, u.out_ch, 1)
-        self.bn2 = nn.BatchNorm2d(u.out_ch)
+        self.bn1 = norm(u.in_ch, u.bn)
+        self.act1 = make_act(u.act if u.mid_act else "identity")
+        self.conv_pw = conv(u.in_ch, u.out_ch, 1, bias=u.bias)
+        self.bn2 = norm(u.out_ch, u.bn)
         self.act2 = make_act(u.act)
         self.residual = u.residual
         self.last_bn = self.bn2
@@ -86,10 +106,11 @@ class DepthwiseSeparable(nn.Module):
 
     @staticmethod
     def cost(u: UnitPlan) -> Cost:
-        return (conv_cost(u.in_ch, u.in_ch, u.kernel, u.in_ch, u.out_size) + bn_cost(u.in_ch)
-                + conv_cost(u.in_ch, u.out_ch, 1, 1, u.out_size) + bn_cost(u.out_ch))
+        return (conv_cost(u.in_ch, u.in_ch, u.kernel, u.in_ch, u.out_size) + bn_cost(u.in_ch, u.bn)
+                + conv_cost(u.in_ch, u.out_ch, 1, 1, u.out_size, bias=u.bias) + bn_cost(u.out_ch, u.bn))
 
 
+@implements("ir")
 class InvertedResidual(nn.Module):
     """MobileNetV2: 1x1 expand (skipped at t=1) + BN + act, dw kxk + BN + act, 1x1 project + BN
     (+ proj_act: identity is the paper's linear bottleneck), identity shortcut when shapes match."""
@@ -125,6 +146,7 @@ class InvertedResidual(nn.Module):
                 + bn_cost(u.out_ch))
 
 
+@implements("shuffle")
 class ShuffleUnit(nn.Module):
     """ShuffleNet v1: grouped 1x1 to out/4 + BN + act, channel shuffle, dw kxk + BN, grouped 1x1
     + BN; then add the input (same shape) or concatenate it (3x3 avg-pooled when stride 2); act."""
@@ -164,13 +186,15 @@ class ShuffleUnit(nn.Module):
                 + conv_cost(u.mid_ch, branch_out, 1, u.groups, u.out_size) + bn_cost(branch_out))
 
 
+@implements("conv")
 class ConvBlock(nn.Module):
-    """A full kxk conv + BN + act: the baseline the depthwise-separable ablations compare with."""
+    """A full kxk conv + BN + act: the baseline the depthwise-separable ablations compare with.
+    Knobs: `bn` off drops the BN, `bias` gives the conv a bias (seed 003's full-conv twin)."""
 
     def __init__(self, u: UnitPlan):
         super().__init__()
-        self.conv = conv(u.in_ch, u.out_ch, u.kernel, u.stride)
-        self.bn1 = nn.BatchNorm2d(u.out_ch)
+        self.conv = conv(u.in_ch, u.out_ch, u.kernel, u.stride, bias=u.bias)
+        self.bn1 = norm(u.out_ch, u.bn)
         self.act1 = make_act(u.act)
         self.residual = u.residual
         self.last_bn = self.bn1
@@ -181,12 +205,12 @@ class ConvBlock(nn.Module):
 
     @staticmethod
     def cost(u: UnitPlan) -> Cost:
-        return conv_cost(u.in_ch, u.out_ch, u.kernel, 1, u.out_size) + bn_cost(u.out_ch)
+        return conv_cost(u.in_ch, u.out_ch, u.kernel, 1, u.out_size, bias=u.bias) + bn_cost(u.out_ch, u.bn)
 
 
-BLOCKS: dict[str, type[nn.Module]] = {
-    "ds": DepthwiseSeparable,
-    "ir": InvertedResidual,
-    "shuffle": ShuffleUnit,
-    "conv": ConvBlock,
-}
+_MISSING = [name for name, b in BLOCK_TYPES.items() if b.module is None]
+if _MISSING:
+    raise ImportError(f"block types without a module class (@implements): {', '.join(_MISSING)}")
+
+# block name -> module class (a view of the registry, filled above)
+BLOCKS: dict[str, type[nn.Module]] = {name: b.module for name, b in BLOCK_TYPES.items()}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.blocks import BLOCKS, conv, make_act
+from nas.blocks import BLOCKS, conv, make_act, norm
+from nas.counting import count_plan
+from nas.limits import check_size
 from nas.plan import HeadPlan, NetPlan, StemPlan, plan
 from nas.spec import NetSpec
 
@@ -14,7 +16,8 @@ STAGE_POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 
 def _stem(p: StemPlan) -> nn.Sequential:
-    layers = [conv(p.in_ch, p.out_ch, p.kernel, p.stride), nn.BatchNorm2d(p.out_ch), make_act(p.act)]
+    layers = [conv(p.in_ch, p.out_ch, p.kernel, p.stride, bias=p.bias), norm(p.out_ch, p.bn),
+              make_act(p.act)]
     if p.pool:
         layers.append(nn.MaxPool2d(3, 2, 1))
     return nn.Sequential(*layers)
@@ -30,11 +33,11 @@ def _classifier(p: HeadPlan) -> nn.Sequential:
     layers: list[nn.Module] = [POOLS[p.pool](p.pool_size), nn.Flatten(1)]
     features = p.flat_features
     for width in p.hidden:
-        layers += [nn.Linear(features, width), make_act(p.act)]
+        layers += [nn.Linear(features, width, bias=p.bias), make_act(p.act)]
         features = width
     if p.dropout > 0:
         layers.append(nn.Dropout(p.dropout))
-    layers.append(nn.Linear(features, p.num_classes))
+    layers.append(nn.Linear(features, p.num_classes, bias=p.bias))
     return nn.Sequential(*layers)
 
 
@@ -77,17 +80,16 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     for m in model.modules():
-        if getattr(m, "residual", False):
+        if getattr(m, "residual", False) and isinstance(m.last_bn, nn.BatchNorm2d):
             nn.init.zeros_(m.last_bn.weight)
 
 
 def build_model(spec: NetSpec) -> Net:
     """Validate and build; raises SpecError (one line, names the field) for an invalid spec or
-    one over the size caps (`nas.counting.check_size`), before any tensor is allocated."""
-    from nas.counting import check_size
-
+    one over the size caps (`nas.limits.check_size`), before any tensor is allocated."""
     net_plan = plan(spec)
-    check_size(net_plan)
+    check_size(net_plan, count_plan(net_plan))
     return Net(net_plan)

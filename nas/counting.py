@@ -11,17 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nas.blocks import BLOCKS, ZERO, Cost, bn_cost, conv_cost, linear_cost
-from nas.errors import SpecError
 from nas.plan import HeadPlan, NetPlan, StemPlan, plan
 from nas.spec import NetSpec
-
-# Sanity caps checked from the plan before a module is allocated: every field can be within its
-# own range while the whole is absurd (width 16 at 2048 px is 11 TMACs). Far above any net here
-# (MobileNetV2 at 224: 3.5M params, 0.3 GMACs, 1.2M-element largest map).
-MAX_PARAMS = 1_000_000_000  # 4 GB of float32 weights, before gradients and optimizer state
-MAX_MACS = 1_000_000_000_000  # multiply-adds per image
-MAX_MAP = 2**30  # elements of the largest feature map of one image (4 GiB in float32)
-
 
 @dataclass(frozen=True)
 class PartCount:
@@ -45,14 +36,14 @@ class Count:
 
 
 def _stem_cost(p: StemPlan) -> Cost:
-    return conv_cost(p.in_ch, p.out_ch, p.kernel, 1, p.conv_size) + bn_cost(p.out_ch)
+    return conv_cost(p.in_ch, p.out_ch, p.kernel, 1, p.conv_size, bias=p.bias) + bn_cost(p.out_ch, p.bn)
 
 
 def _head_cost(p: HeadPlan) -> Cost:
     cost = conv_cost(p.in_ch, p.conv_ch, 1, 1, p.in_size) + bn_cost(p.conv_ch) if p.conv_ch else ZERO
     features = p.flat_features
     for width in (*p.hidden, p.num_classes):
-        cost += linear_cost(features, width)
+        cost += linear_cost(features, width, p.bias)
         features = width
     return cost
 
@@ -83,40 +74,3 @@ def count_plan(net: NetPlan) -> Count:
 def count(spec: NetSpec) -> Count:
     """Exact params and MACs of `spec` (see the module docstring for the convention)."""
     return count_plan(plan(spec))
-
-
-def _field(part: str) -> str:
-    """Summary part name -> spec field path: `s2` -> `stages[2]`."""
-    return f"stages[{part[1:]}]" if part[:1] == "s" and part[1:].isdigit() else part
-
-
-def largest_map(net: NetPlan) -> tuple[int, str]:
-    """(elements, field path) of the biggest activation one image makes (an upper bound per
-    block: its widest channel count at its input size)."""
-    sizes = [(net.stem.in_ch * net.stem.in_size**2, "input"),
-              (net.stem.out_ch * net.stem.conv_size**2, "stem")]
-    for stage in net.stages:
-        for u in stage.units:
-            sizes.append((max(u.in_ch, u.mid_ch, u.out_ch) * u.in_size**2, f"stages[{stage.index}]"))
-    if net.head.conv_ch:
-        sizes.append((net.head.conv_ch * net.head.in_size**2, "head.conv"))
-    return max(sizes)
-
-
-def check_size(net: NetPlan) -> Count:
-    """The plan's count, or SpecError (one line, naming the largest part) when the network is
-    over MAX_PARAMS, MAX_MACS or MAX_MAP: refused before any tensor is allocated."""
-    counted = count_plan(net)
-    for what, attr, cap, hint in (
-            ("parameters", "params", MAX_PARAMS, "width, channels, repeats or head sizes"),
-            ("multiply-adds per image", "macs", MAX_MACS, "input.resolution, width, channels or repeats")):
-        total = getattr(counted, attr)
-        if total > cap:
-            worst = max(counted.parts, key=lambda part: getattr(part, attr))
-            raise SpecError(f"the network has {total:.3g} {what}, over the {cap:.0e} cap (most in"
-                            f" {_field(worst.name)}); lower {hint}")
-    elements, where = largest_map(net)
-    if elements > MAX_MAP:
-        raise SpecError(f"{where} makes a {elements:.3g}-element feature map per image, over the"
-                        f" {MAX_MAP:.3g} cap; lower input.resolution, width or channels")
-    return counted

@@ -2,18 +2,23 @@
 
 This is the one place for the width-rounding rule and the small-input stride rule; the builder
 and the counter both read the plan, so a module and its count cannot disagree about a channel.
+The size caps the plan is checked against are `nas.limits`; the check itself, `checked`, is in
+`nas.loading` (it needs the counter).
 
 Width rounding: at width 1.0 channels are taken as written (and checked); otherwise a channel
 count c becomes `make_divisible(c * width, d)` (torchvision's rule: nearest multiple of d, never
 below 90% of the target), where d = lcm(channel_divisor, what the groups need): a ShuffleNet
 stage with g groups needs its output divisible by 4g (the out/4 bottleneck splits into g groups)
-and its input by g (the stride-2 concat branch has out - in channels in g groups).
+and its input by g (the stride-2 concat branch has out - in channels in g groups). A stem with
+`scaling: pow2` scales by the width rounded down to a power of two (Megvii's ShuffleNet v1).
 
 Small-input rule (`min_final_map`): walking the network from the input, the earliest stride-2
 layers (stem conv, stem pool, then each stage's first block and pool) become stride 1 until the
-final feature map is at least `min_final_map` pixels on a side. With 4 at 32x32 this is the
-common CIFAR port (MobileNetV1/V2 and ShuffleNet end on a 4x4 map); at 128-224 px it changes
-nothing, so the paper numbers hold.
+final feature map is at least `min_final_map` pixels on a side. Each preset sets the value that
+gives its family's widely used CIFAR port at 32x32: 2 for MobileNetV1 (kuangliu's port: only
+the stem stride goes, the body ends on 2x2), 4 for MobileNetV2 (the stem and 24-channel strides
+go: kuangliu / chenyaofo) and ShuffleNet (the stem conv and pool strides go: kuangliu). At
+128-224 px it changes nothing, so the paper numbers hold.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import math
 from dataclasses import dataclass
 
 from nas.errors import SpecError
-from nas.spec import MAX_CHANNELS, NetSpec, StageSpec, canonical_act, validate
+from nas.limits import MAX_CHANNELS
+from nas.registry import BLOCK_TYPES, UnitSite, canonical_act
+from nas.spec import NetSpec, StageSpec, validate
 
 
 def make_divisible(value: float, divisor: int) -> int:
@@ -59,6 +66,9 @@ class UnitPlan:
     shuffle: bool = False
     residual: bool = False  # identity shortcut added
     concat: bool = False  # shuffle: shortcut (avg-pooled when stride 2) concatenated
+    bn: bool = True  # ds/conv: BatchNorm after each conv
+    mid_act: bool = True  # ds: activation between the dw and the pw conv
+    bias: bool = False  # ds: the pw conv has a bias; conv: the conv has one
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ class StemPlan:
     in_size: int
     conv_size: int
     out_size: int
+    bn: bool = True
+    bias: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,7 @@ class HeadPlan:
     hidden: tuple[int, ...]
     dropout: float
     num_classes: int
+    bias: bool = True  # of the fully-connected layers
 
 
 @dataclass(frozen=True)
@@ -109,17 +122,25 @@ class NetPlan:
 
 
 def _out_multiple(stage: StageSpec) -> int:
-    return 4 * stage.knob("groups") if stage.block == "shuffle" else 1
+    return BLOCK_TYPES[stage.block].out_multiple(stage)
 
 
 def _in_multiple(stage: StageSpec) -> int:
-    return stage.knob("groups") if stage.block == "shuffle" else 1
+    return BLOCK_TYPES[stage.block].in_multiple(stage)
 
 
-def _scale(channels: int, spec: NetSpec, multiple: int) -> int:
-    if spec.width == 1.0:
+def _scale(channels: int, spec: NetSpec, multiple: int, width: float | None = None) -> int:
+    width = spec.width if width is None else width
+    if width == 1.0:
         return channels
-    return make_divisible(channels * spec.width, math.lcm(spec.channel_divisor, multiple))
+    return make_divisible(channels * width, math.lcm(spec.channel_divisor, multiple))
+
+
+def _stem_width(spec: NetSpec) -> float:
+    """`full`: the width; `pow2`: the width rounded down to a power of two (1.5 -> 1, 0.75 -> 0.5)."""
+    if spec.stem.scaling == "pow2":
+        return 2.0 ** math.floor(math.log2(spec.width))
+    return spec.width
 
 
 def _check_scaled(path: str, written: int, scaled: int, spec: NetSpec) -> int:
@@ -173,104 +194,68 @@ def effective_strides(spec: NetSpec) -> list[int]:
 # ----------------------------------------------------------------------------- units
 
 
-def _check_shuffle(path: str, stage_path: str, g: int, pw1_groups: int, in_ch: int, out_ch: int,
-                   concat: bool) -> None:
-    mid = out_ch // 4
-    if mid < 1 or mid % g:
-        step = 4 * g
-        low, high = max(step, out_ch // step * step), (out_ch // step + 1) * step
-        raise SpecError(
-            f"{stage_path}.groups={g} does not divide {out_ch} channels (the {mid}-channel"
-            f" bottleneck, channels/4, must split into {g} groups); use a multiple of {step},"
-            f" e.g. {low} or {high}"
-        )
-    if in_ch % pw1_groups:
-        raise SpecError(
-            f"{stage_path}.groups={g} does not divide the {in_ch} input channels of {path};"
-            f" make the previous stage's channels a multiple of {g} or set ungrouped_first: true"
-        )
-    if concat:
-        branch = out_ch - in_ch
-        if branch < 1:
-            raise SpecError(
-                f"{stage_path}.channels={out_ch} must exceed the {in_ch} input channels: a"
-                " ShuffleNet block that downsamples or widens concatenates its input"
-            )
-        if branch % g:
-            raise SpecError(
-                f"{stage_path}.groups={g} does not divide the {branch}-channel branch of {path}"
-                f" ({out_ch} out - {in_ch} in); make both channel counts multiples of {g}"
-            )
+def _unit(spec: NetSpec, stage: StageSpec, site: UnitSite, in_size: int) -> UnitPlan:
+    """One block: the common numbers here, the block's own from its registry entry's plan."""
+    out_size = conv_out_size(in_size, site.stride)
+    own = BLOCK_TYPES[stage.block].plan(stage, site)
+    return UnitPlan(path=site.path, block=stage.block, in_ch=site.in_ch, out_ch=site.out_ch,
+                    stride=site.stride, kernel=stage.kernel,
+                    act=canonical_act(stage.act or spec.act), in_size=in_size,
+                    out_size=out_size, **own)
 
 
-def _unit(spec: NetSpec, stage: StageSpec, stage_index: int, block_index: int, in_ch: int,
-          out_ch: int, stride: int, in_size: int) -> UnitPlan:
-    stage_path = f"stages[{stage_index}]"
-    path = f"{stage_path}.block{block_index}"
-    act = canonical_act(stage.act or spec.act)
-    out_size = conv_out_size(in_size, stride)
-    same_shape = stride == 1 and in_ch == out_ch
-    common = dict(path=path, block=stage.block, in_ch=in_ch, out_ch=out_ch, stride=stride,
-                  kernel=stage.kernel, act=act, in_size=in_size, out_size=out_size)
-    if stage.block == "ir":
-        t = stage.knob("expansion")
-        expand = t != 1
-        mid = int(round(in_ch * t)) if expand else in_ch
-        return UnitPlan(**common, mid_ch=mid, expand=expand,
-                        proj_act=canonical_act(stage.knob("proj_act")),
-                        residual=stage.knob("residual") and same_shape)
-    if stage.block == "shuffle":
-        g = stage.knob("groups")
-        pw1_groups = 1 if stage.knob("ungrouped_first") and block_index == 0 else g
-        concat = not same_shape
-        _check_shuffle(path, stage_path, g, pw1_groups, in_ch, out_ch, concat)
-        return UnitPlan(**common, mid_ch=out_ch // 4, groups=g, pw1_groups=pw1_groups,
-                        shuffle=stage.knob("shuffle") and g > 1,
-                        residual=stage.knob("residual") and same_shape, concat=concat)
-    return UnitPlan(**common, mid_ch=in_ch, residual=stage.knob("residual") and same_shape)
+def _stem(spec: NetSpec, strides: list[int]) -> StemPlan:
+    written = spec.stem.channels
+    out_ch = _check_scaled("stem.channels", written,
+                           _scale(written, spec, _in_multiple(spec.stages[0]), _stem_width(spec)),
+                           spec)
+    res, stride, pool = spec.input.resolution, strides[0], strides[1] == 2
+    conv_size = conv_out_size(res, stride)
+    size = conv_out_size(conv_size, 2) if pool else conv_size
+    return StemPlan(spec.input.channels, out_ch, spec.stem.kernel, stride,
+                    canonical_act(spec.stem.act or spec.act), pool, res, conv_size, size,
+                    bn=spec.stem.bn, bias=spec.stem.bias)
+
+
+def _stage(spec: NetSpec, i: int, strides: list[int], in_ch: int, size: int) -> StagePlan:
+    stages = spec.stages
+    stage = stages[i]
+    next_in = _in_multiple(stages[i + 1]) if i + 1 < len(stages) else 1
+    out_ch = _check_scaled(f"stages[{i}].channels", stage.channels,
+                           _scale(stage.channels, spec, math.lcm(_out_multiple(stage), next_in)),
+                           spec)
+    units = []
+    for b in range(stage.repeats):
+        stride = strides[2 + 2 * i] if b == 0 else 1
+        site = UnitSite(path=f"stages[{i}].block{b}", stage_path=f"stages[{i}]", block_index=b,
+                        in_ch=in_ch, out_ch=out_ch, stride=stride)
+        unit = _unit(spec, stage, site, size)
+        units.append(unit)
+        in_ch, size = out_ch, unit.out_size
+    pool = stage.pool if strides[3 + 2 * i] == 2 else "none"
+    if pool != "none":
+        size //= 2
+        if size < 1:
+            raise SpecError(
+                f"input.resolution={spec.input.resolution} is too small: the feature map"
+                f" vanishes at stages[{i}].pool; raise the resolution or set min_final_map")
+    return StagePlan(i, tuple(units), pool, out_ch, size)
 
 
 def plan(spec: NetSpec) -> NetPlan:
     """Validate `spec` and resolve it into a NetPlan (raises SpecError naming the field)."""
     validate(spec)
     strides = effective_strides(spec)
-    stages = spec.stages
-    res = spec.input.resolution
-
-    stem_ch = _check_scaled("stem.channels", spec.stem.channels,
-                            _scale(spec.stem.channels, spec, _in_multiple(stages[0])), spec)
-    stem_stride, stem_pool = strides[0], strides[1] == 2
-    conv_size = conv_out_size(res, stem_stride)
-    size = conv_out_size(conv_size, 2) if stem_pool else conv_size
-    stem = StemPlan(spec.input.channels, stem_ch, spec.stem.kernel, stem_stride,
-                    canonical_act(spec.stem.act or spec.act), stem_pool, res, conv_size, size)
-
-    in_ch = stem_ch
+    stem = _stem(spec, strides)
+    in_ch, size = stem.out_ch, stem.out_size
     stage_plans = []
-    for i, stage in enumerate(stages):
-        next_in = _in_multiple(stages[i + 1]) if i + 1 < len(stages) else 1
-        out_ch = _check_scaled(f"stages[{i}].channels", stage.channels,
-                               _scale(stage.channels, spec, math.lcm(_out_multiple(stage), next_in)), spec)
-        units = []
-        for b in range(stage.repeats):
-            stride = strides[2 + 2 * i] if b == 0 else 1
-            unit = _unit(spec, stage, i, b, in_ch, out_ch, stride, size)
-            units.append(unit)
-            in_ch, size = out_ch, unit.out_size
-        pool = stage.pool if strides[3 + 2 * i] == 2 else "none"
-        if pool != "none":
-            size //= 2
-            if size < 1:
-                raise SpecError(
-                    f"input.resolution={res} is too small: the feature map vanishes at"
-                    f" stages[{i}].pool; raise the resolution or set min_final_map"
-                )
-        stage_plans.append(StagePlan(i, tuple(units), pool, out_ch, size))
-
+    for i in range(len(spec.stages)):
+        stage_plan = _stage(spec, i, strides, in_ch, size)
+        stage_plans.append(stage_plan)
+        in_ch, size = stage_plan.out_ch, stage_plan.out_size
     conv_ch = _check_scaled("head.conv", spec.head.conv, _head_conv_channels(spec), spec)
-    head_in = conv_ch or in_ch
     hd = spec.head
     head = HeadPlan(in_ch, size, conv_ch, canonical_act(hd.act or spec.act), hd.pool,
-                    hd.pool_size, head_in * hd.pool_size**2, tuple(hd.hidden), hd.dropout,
-                    spec.num_classes)
+                    hd.pool_size, (conv_ch or in_ch) * hd.pool_size**2, tuple(hd.hidden),
+                    hd.dropout, spec.num_classes, bias=hd.bias)
     return NetPlan(spec, stem, tuple(stage_plans), head)

@@ -10,8 +10,10 @@ from typing import Any
 
 from nas.counting import Count
 from nas.errors import SpecError
+from nas.loading import checked
 from nas.schema import suggest
-from nas.spec import NetSpec, apply_overrides, checked, read_yaml, spec_from_dict
+from nas.spec import NetSpec, apply_overrides, spec_from_dict
+from nas.yaml_io import read_yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
 

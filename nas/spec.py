@@ -1,8 +1,10 @@
-"""Network specs as frozen dataclasses, loaded from and written to YAML.
+"""Network specs as frozen dataclasses, their field checks, and `key=value` overrides.
 
 A spec says *what* the network is (stem, stages of blocks with their knobs, head); `nas.plan`
 resolves it into concrete channel counts and strides; `nas.builder` and `nas.counting` consume
-the plan. Field-level checks live here and name the field path and the fix.
+the plan. Field-level checks live here and name the field path and the fix. This is the bottom
+of the model core: it imports only the registry, the caps and the YAML/schema helpers, never
+the plan, the counter or torch (`nas.loading` reads files and runs the full check).
 """
 
 from __future__ import annotations
@@ -10,35 +12,17 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nas.errors import SpecError
+from nas.limits import MAX_CHANNELS, MAX_KERNEL, MAX_REPEATS, MAX_RESOLUTION, MAX_STAGES, MAX_WIDTH
+from nas.registry import ACT_ALIASES, ACTIVATIONS, BLOCK_KNOBS, canonical_act
 from nas.schema import from_dict, show, suggest, to_dict
+from nas.yaml_io import dump_yaml
 
-ACTIVATIONS = ("relu", "relu6", "selu", "hardswish", "silu", "identity")
-ACT_ALIASES = {"linear": "identity", "none": "identity"}
-
-# Which optional knobs each block type reads, and their defaults when left empty (None).
-# Setting a knob on a block that ignores it is an error, so a typo'd ablation cannot silently
-# change nothing.
-BLOCK_KNOBS: dict[str, dict[str, Any]] = {
-    "ds": {"residual": False},
-    "ir": {"expansion": 6.0, "proj_act": "identity", "residual": True},
-    "shuffle": {"groups": 1, "shuffle": True, "residual": True, "ungrouped_first": False},
-    "conv": {"residual": False},
-}
-OPTIONAL_KNOBS = ("expansion", "groups", "proj_act", "shuffle", "residual", "ungrouped_first")
-
-# Limits that refuse absurd specs before any allocation (width 1e9, repeats 1e6).
-MAX_CHANNELS = 16384
-MAX_REPEATS = 64
-MAX_STAGES = 32
-MAX_KERNEL = 15
-MAX_RESOLUTION = 2048
-MAX_WIDTH = 16.0
+# Setting a knob on a block that ignores it is an error (the registry says which block reads
+# which), so a typo'd ablation cannot silently change nothing.
+OPTIONAL_KNOBS = tuple(dict.fromkeys(k for knobs in BLOCK_KNOBS.values() for k in knobs))
 
 
 @dataclass(frozen=True)
@@ -56,6 +40,11 @@ class StemSpec:
     stride: int = 2
     pool: str = "none"  # none | max
     act: str | None = None  # None: the network's act
+    bn: bool = True  # BatchNorm after the conv
+    bias: bool = False  # the conv has a bias (small CNNs without BN)
+    # How width scales the stem: full (c * width, rounded) | pow2 (c * the width rounded down to
+    # a power of two: Megvii's ShuffleNet v1 tables, 0.5x -> 12, 1x and 1.5x -> 24, 2x -> 48)
+    scaling: str = "full"
 
 
 @dataclass(frozen=True)
@@ -74,6 +63,9 @@ class StageSpec:
     shuffle: bool | None = None  # shuffle: channel shuffle on/off (default on)
     residual: bool | None = None  # shortcut where stride 1 and in == out (ir/shuffle on, ds/conv off)
     ungrouped_first: bool | None = None  # shuffle: first block's first 1x1 is not grouped
+    bn: bool | None = None  # ds/conv: BatchNorm after each conv (default on)
+    mid_act: bool | None = None  # ds: activation between the dw and the pw conv (default on)
+    bias: bool | None = None  # ds/conv: the pw (ds) or full (conv) conv has a bias (default off)
     pool: str = "none"  # none | max | avg: a 2x2 stride-2 pool after the stage (small CNNs)
 
     def knob(self, name: str) -> Any:
@@ -93,6 +85,7 @@ class HeadSpec:
     hidden: tuple[int, ...] = ()  # widths of hidden fully-connected layers (with act)
     dropout: float = 0.0
     act: str | None = None
+    bias: bool = True  # the fully-connected layers have biases (Megvii's ShuffleNet v1: none)
 
 
 @dataclass(frozen=True)
@@ -106,8 +99,8 @@ class NetSpec:
     width: float = 1.0  # width multiplier: scales stem, stage and (see conv_scaling) head channels
     act: str = "relu"  # default activation of stem, blocks and head
     channel_divisor: int = 8  # scaled channels round to a multiple of this (and of what groups need)
-    # The earliest stride-2 layers become stride 1 until the final feature map is at least this
-    # size. 4 gives the common CIFAR port at 32x32 and keeps every paper stride at 128-224 px.
+    # The small-input rule (`nas.plan`): the earliest stride-2 layers become stride 1 until the
+    # final feature map is at least this size (each preset sets its family's CIFAR port).
     min_final_map: int | None = None
 
     def replace(self, **changes: Any) -> "NetSpec":
@@ -115,10 +108,6 @@ class NetSpec:
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def canonical_act(name: str) -> str:
-    return ACT_ALIASES.get(name, name)
 
 
 def _check_range(path: str, value: float, low: float, high: float, hint: str = "") -> None:
@@ -184,6 +173,7 @@ def validate(spec: NetSpec) -> NetSpec:
     _check_stride("stem.stride", spec.stem.stride)
     _check_choice("stem.pool", spec.stem.pool, ("none", "max"))
     _check_act("stem.act", spec.stem.act)
+    _check_choice("stem.scaling", spec.stem.scaling, ("full", "pow2"))
     if not spec.stages:
         raise SpecError("stages is empty: add at least one stage (block, channels, repeats, stride)")
     if len(spec.stages) > MAX_STAGES:
@@ -228,91 +218,7 @@ def spec_to_dict(spec: NetSpec) -> dict[str, Any]:
 
 
 def spec_to_yaml(spec: NetSpec) -> str:
-    return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
-
-
-MAX_YAML_BYTES = 10 * 1024**2  # specs, spaces and configs are a few KB; refuse before reading
-
-
-class StrictSafeLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` (plain data only: no Python objects are constructed) that also refuses
-    a key given twice in one mapping, which plain YAML resolves silently to the last value."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, (str, int, float, bool)):
-                continue  # unhashable keys get SafeLoader's own error
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-# YAML 1.1 (PyYAML) reads `1e9` and `1e-3` as strings: a dot and a signed exponent are required.
-# Read them as numbers, as YAML 1.2 and OmegaConf do, so `lr: 1e-3` is not "must be a number".
-StrictSafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                   |[-+]?\.(?:inf|Inf|INF)
-                   |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def safe_load(text: str) -> Any:
-    """The one YAML loader: safe (data only) and strict about duplicate keys."""
-    return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Safe-load a YAML file with a one-line error for missing, huge, binary or malformed files."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: no such file")
-    try:
-        size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise SpecError(f"{path}: {size:,} bytes is too large for a YAML file"
-                            f" (at most {MAX_YAML_BYTES:,}); is it the right file?")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise SpecError(f"{path}: not a text (UTF-8) file: byte {err.start} is invalid") from None
-    except OSError as err:
-        raise SpecError(f"{path}: cannot read: {err.strerror or err}") from None
-    try:
-        return safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = " ".join(str(getattr(err, "problem", None) or err).split())
-        raise SpecError(f"{path}:{where}: malformed YAML: {problem}") from None
-
-
-def load_spec(path: str | Path, **overrides: Any) -> NetSpec:
-    """Load a spec YAML (a NetSpec mapping, or a preset file with a `spec:` section)."""
-    data = read_yaml(path)
-    if data is None:
-        raise SpecError(f"{path}: the file is empty; write a spec (see presets/ for examples)")
-    if isinstance(data, dict) and "spec" in data and "stages" not in data:
-        data = data["spec"]
-    try:
-        return checked(spec_from_dict(apply_overrides(data, overrides)))
-    except SpecError as err:
-        raise SpecError(f"{path}: {err}") from None
-
-
-def checked(spec: NetSpec) -> NetSpec:
-    """Run the full check (channel arithmetic and size caps included) so loading refuses what
-    cannot build."""
-    from nas.counting import check_size
-    from nas.plan import plan
-
-    check_size(plan(spec))
-    return spec
+    return dump_yaml(spec_to_dict(spec))
 
 
 _PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|(\d+)")

@@ -76,3 +76,24 @@ def test_dsc_cnn_matches_the_seed_layout_at_28x28():
     assert [s.out_size for s in p.stages] == [14, 7, 3]
     assert p.head.flat_features == 128 * 3 * 3  # the seed's fc1 input
     assert p.head.hidden == (128,)
+
+
+def test_dsc_cnn_is_the_seed_network_layer_by_layer():
+    model = nas.build_model(nas.load_preset("dsc_cnn"))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    # conv1 (bias), then per ds block: dw (no bias, groups=in) and pw (bias)
+    assert [(c.groups > 1, c.bias is not None) for c in convs] == [(False, True)] + [(True, False), (False, True)] * 5
+    block = model.features.s1[0]
+    assert isinstance(block.act1, nn.Identity) and isinstance(block.act2, nn.ReLU)  # nothing between dw and pw
+    plain = nas.build_model(nas.load_preset("plain_cnn"))
+    assert all(c.groups == 1 and c.bias is not None for c in plain.modules() if isinstance(c, nn.Conv2d))
+
+
+def test_shufflenet_stem_follows_megvii_tables():
+    # Megvii's stage_out_channels[1]: 12/16 at 0.5x (g=3/g=8), 24 at 1x and 1.5x, 48 at 2x
+    for g, expected in ((3, [12, 24, 24, 48]), (8, [16, 24, 24, 48])):
+        stems = [plan(nas.load_preset(f"shufflenet_v1_g{g}", width=w)).stem.out_ch for w in (0.5, 1.0, 1.5, 2.0)]
+        assert stems == expected
+    outs = [s.out_ch for s in plan(nas.load_preset("shufflenet_v1_g3", width=1.5)).stages]
+    assert outs == [360, 720, 1440]

@@ -52,7 +52,10 @@ def stages(draw):
             knobs = dict(groups=draw(st.sampled_from([1, 2, 3, 4, 8])), shuffle=draw(st.booleans()),
                          residual=draw(st.booleans()), ungrouped_first=draw(st.booleans()))
         else:
-            knobs = dict(residual=draw(st.booleans()))
+            knobs = dict(residual=draw(st.booleans()), bn=draw(st.booleans()),
+                         bias=draw(st.booleans()))
+            if block == "ds":
+                knobs["mid_act"] = draw(st.booleans())
         result.append(StageSpec(
             block=block, channels=channels, repeats=draw(st.integers(1, 3)),
             stride=draw(st.sampled_from([1, 2])), kernel=draw(st.sampled_from([1, 3, 5, 7])),
@@ -67,13 +70,15 @@ def specs(draw):
         name="random",
         input=InputSpec(channels=draw(st.sampled_from([1, 3])), resolution=draw(st.integers(16, 48))),
         stem=StemSpec(channels=draw(st.integers(4, 32)), kernel=draw(st.sampled_from([1, 3, 5])),
-                      stride=draw(st.sampled_from([1, 2])), pool=draw(st.sampled_from(["none", "max"]))),
+                      stride=draw(st.sampled_from([1, 2])), pool=draw(st.sampled_from(["none", "max"])),
+                      bn=draw(st.booleans()), bias=draw(st.booleans()),
+                      scaling=draw(st.sampled_from(["full", "pow2"]))),
         stages=draw(stages()),
         head=HeadSpec(conv=draw(st.sampled_from([0, 0, 64, 96])),
                       conv_scaling=draw(st.sampled_from(["up_only", "full", "none"])),
                       pool=draw(st.sampled_from(["avg", "max"])), pool_size=draw(st.integers(1, 3)),
                       hidden=tuple(draw(st.lists(st.integers(4, 64), max_size=2))),
-                      dropout=draw(st.sampled_from([0.0, 0.2]))),
+                      dropout=draw(st.sampled_from([0.0, 0.2])), bias=draw(st.booleans())),
         num_classes=draw(st.integers(2, 20)),
         width=draw(st.sampled_from([0.25, 0.5, 0.75, 1.0, 1.3, 2.0])),
         act=draw(ACTS),
@@ -105,3 +110,24 @@ def test_random_specs_were_mostly_valid():
     if COUNTED["valid"] + COUNTED["refused"] == 0:
         pytest.skip("property test did not run first")
     assert COUNTED["valid"] >= 200, COUNTED
+
+
+@pytest.mark.parametrize("overrides", [
+    {},  # the seed's network: no BN, no dw-pw act, biases
+    {"stem.bn": True, "stem.bias": False, "stages.*.bn": True, "stages.*.mid_act": True,
+     "stages.*.bias": False},  # the BN variant (before the seed fix)
+    {"stages.*.block": "conv", "stages.*.mid_act": None},
+    {"head.bias": False, "stages.*.residual": True},
+])
+def test_count_is_exact_for_the_bn_bias_and_mid_act_knobs(overrides):
+    spec = nas.load_preset("dsc_cnn", **overrides)
+    got = nas.count(spec)
+    assert (got.params, got.macs) == measured(spec)
+
+
+def test_the_bn_variant_of_dsc_cnn_is_one_override_away():
+    old = nas.load_preset("dsc_cnn", **{"stem.bn": True, "stem.bias": False, "stages.*.bn": True,
+                                        "stages.*.mid_act": True, "stages.*.bias": False})
+    assert nas.count(old).params == 185_322  # dsc_cnn before it became the seed's network
+    model = nas.build_model(nas.load_preset("dsc_cnn"))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())

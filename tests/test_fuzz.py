@@ -33,7 +33,8 @@ import nas
 from nas.errors import SpecError
 from nas.space import load_space as _load_space
 from nas.space import space_names
-from nas.spec import checked, spec_from_dict, spec_to_dict
+from nas.loading import checked
+from nas.spec import spec_from_dict, spec_to_dict
 
 CIFAR = {"resolution": 32, "num_classes": 10}
 FAST_VALID, FAST_INVALID = 120, 1000  # per space / in all
@@ -43,12 +44,13 @@ TOTALS: Counter = Counter()
 
 NUMERIC = {"channels", "resolution", "kernel", "stride", "repeats", "expansion", "groups", "conv",
            "pool_size", "dropout", "num_classes", "width", "channel_divisor", "min_final_map"}
-BOOLEAN = {"shuffle", "residual", "ungrouped_first"}
+BOOLEAN = {"shuffle", "residual", "ungrouped_first", "bn", "mid_act", "bias"}
 OPTIONAL = {"act", "expansion", "groups", "proj_act", "shuffle", "residual", "ungrouped_first",
-            "min_final_map"}
+            "bn", "mid_act", "bias", "min_final_map"}
 REQUIRED_IN_STAGE = ("block", "channels")
-KNOB_USERS = {"expansion": "ir", "proj_act": "ir", "groups": "shuffle", "shuffle": "shuffle",
-              "ungrouped_first": "shuffle"}
+KNOB_USERS = {"expansion": {"ir"}, "proj_act": {"ir"}, "groups": {"shuffle"},
+              "shuffle": {"shuffle"}, "ungrouped_first": {"shuffle"}, "bn": {"ds", "conv"},
+              "mid_act": {"ds"}, "bias": {"ds", "conv"}}
 HUGE = (10**9, 1e9, 10**12, 10**400, 1e300)
 
 
@@ -206,15 +208,16 @@ def corrupt(draw, data: dict) -> tuple[str, str, str]:
     if kind == "wrong_knob":
         i = draw(st.integers(0, len(data["stages"]) - 1))
         block = data["stages"][i]["block"]
-        knob = draw(st.sampled_from([k for k, user in KNOB_USERS.items() if user != block]))
+        knob = draw(st.sampled_from([k for k, users in KNOB_USERS.items() if block not in users]))
         data["stages"][i][knob] = {"expansion": 4.0, "proj_act": "relu", "groups": 2,
-                                   "shuffle": True, "ungrouped_first": True}[knob]
+                                   "shuffle": True, "ungrouped_first": True, "bn": False,
+                                   "mid_act": False, "bias": True}[knob]
         path = f"stages[{i}].{knob}"
         return kind, path, re.escape(path) + ".*does not apply"
     # groups: a shuffle stage at width 1.0 whose bottleneck (channels/4) the groups do not split
     i = draw(st.integers(0, len(data["stages"]) - 1))
     stage = data["stages"][i]
-    for key in ("expansion", "proj_act"):
+    for key in ("expansion", "proj_act", "bn", "mid_act", "bias"):
         stage.pop(key, None)
     g = draw(st.sampled_from([2, 3, 4, 8]))
     stage.update(block="shuffle", groups=g, channels=4 * (g * draw(st.integers(8, 40)) + 1))

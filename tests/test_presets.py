@@ -80,9 +80,10 @@ def test_every_preset_runs_forward_at_its_sizes(name):
 
 
 @pytest.mark.parametrize("name", [n for n in preset_names() if not n.endswith("cnn")])
-def test_cifar_rule_ends_on_a_4x4_map_and_keeps_paper_strides_at_224(name):
+def test_cifar_rule_gives_the_ports_final_map_and_keeps_paper_strides_at_224(name):
     small = plan(nas.load_preset(name, resolution=32))
-    assert small.stages[-1].out_size == 4
+    # kuangliu's MobileNetV1 ends on 2x2; the MobileNetV2 and ShuffleNet ports on 4x4
+    assert small.stages[-1].out_size == (2 if name == "mobilenet_v1" else 4)
     big = plan(nas.load_preset(name))
     assert big.stages[-1].out_size == 7  # 224 / 32: every paper stride kept
 
@@ -95,6 +96,10 @@ def test_cifar_rule_drops_the_earliest_strides_first():
     sh = plan(nas.load_preset("shufflenet_v1_g3", resolution=32))
     assert (sh.stem.stride, sh.stem.pool) == (1, False)
     assert [s.units[0].stride for s in sh.stages] == [2, 2, 2]
+    v1 = plan(nas.load_preset("mobilenet_v1", resolution=32))  # kuangliu: only the stem stride goes
+    assert v1.stem.stride == 1
+    assert [s.units[0].stride for s in v1.stages] == [1, 2, 2, 2, 2]
+    assert [s.out_size for s in v1.stages] == [32, 16, 8, 4, 2]
 
 
 def test_preset_width_rounding_keeps_groups_valid():

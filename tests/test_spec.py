@@ -60,6 +60,10 @@ def test_base_spec_builds():
     ("stages.2.channels", 48, "stages[2].channels=48 must exceed the 96 input channels"),
     ("stages", [], "stages is empty"),
     ("input.resolution", 100000, "input.resolution=100000 must be between 8 and 2048"),
+    ("stages.1.bn", False, "stages[1].bn does not apply to block 'ir' (only to ds, conv)"),
+    ("stages.2.mid_act", False, "stages[2].mid_act does not apply to block 'shuffle' (only to ds)"),
+    ("stages.0.bias", "yes", "stages[0].bias must be"),
+    ("stem.scaling", "half", "stem.scaling='half' is not one of full, pow2"),
 ])
 def test_bad_specs_give_one_line_errors(path, value, expected):
     assert expected in error_of(with_change(path, value))
@@ -129,7 +133,7 @@ def test_cli_summary_table_and_presets(capsys, tmp_path):
     assert '"params"' in capsys.readouterr().out
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
-    assert "mobilenet_v1" in out and "4,231,976" in out and "8/8 match" in out
+    assert "mobilenet_v1" in out and "4,231,976" in out and "9/9 match" in out
 
 
 def test_console_script_exit_code_for_bad_spec():
@@ -140,3 +144,11 @@ def test_console_script_exit_code_for_bad_spec():
     assert done.returncode == 2
     assert done.stderr.strip() == "error: preset mobilenet_v1: width=-1.0 must be > 0 and <= 16.0 (1.0 is the paper's net)"
     assert "Traceback" not in done.stderr
+
+
+def test_spec_layer_loads_checked_specs_from_files(tmp_path):
+    from nas.loading import checked, load_spec
+    path = tmp_path / "net.yaml"
+    path.write_text(spec_to_yaml(spec_from_dict(BASE)))
+    assert load_spec(path, width=0.5) == checked(spec_from_dict({**BASE, "width": 0.5}))
+    assert nas.load_spec is load_spec

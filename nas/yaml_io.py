@@ -1,0 +1,77 @@
+"""The one YAML loader for specs, spaces, experiments and configs: safe (plain data only), strict
+about duplicate keys, YAML 1.2 floats (`1e-3` is a number), one-line errors for bad files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import SpecError
+
+MAX_YAML_BYTES = 10 * 1024**2  # specs, spaces and configs are a few KB; refuse before reading
+
+
+class StrictSafeLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` (plain data only: no Python objects are constructed) that also refuses
+    a key given twice in one mapping, which plain YAML resolves silently to the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)):
+                continue  # unhashable keys get SafeLoader's own error
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 (PyYAML) reads `1e9` and `1e-3` as strings: a dot and a signed exponent are required.
+# Read them as numbers, as YAML 1.2 and OmegaConf do, so `lr: 1e-3` is not "must be a number".
+StrictSafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def safe_load(text: str) -> Any:
+    """The one YAML loader: safe (data only) and strict about duplicate keys."""
+    return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def dump_yaml(data: Any) -> str:
+    """Plain data as block YAML, keys in the order given."""
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Safe-load a YAML file with a one-line error for missing, huge, binary or malformed files."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise SpecError(f"{path}: {size:,} bytes is too large for a YAML file"
+                            f" (at most {MAX_YAML_BYTES:,}); is it the right file?")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not a text (UTF-8) file: byte {err.start} is invalid") from None
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read: {err.strerror or err}") from None
+    try:
+        return safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise SpecError(f"{path}:{where}: malformed YAML: {problem}") from None
