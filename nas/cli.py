@@ -114,13 +114,15 @@ def _mlflow_hint(uri: str | None, experiment: str, enabled: bool = True) -> None
     """The `mlflow ui` command and the link to the experiment's training runs."""
     if not enabled:
         return
-    from nas import mlflow_layout
+    from mlflow.tracking import MlflowClient
 
-    hint = getattr(mlflow_layout, "experiment_hint", None)
-    if hint is not None:
-        print(hint(uri, experiment))
-    else:
-        print("MLflow: mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    from nas.mlflow_layout import ui_hint
+    from nas.tracking import tracking_uri
+
+    resolved = tracking_uri(uri)
+    found = MlflowClient(tracking_uri=resolved).get_experiment_by_name(experiment)
+    if found is not None:
+        print(ui_hint(resolved, found.experiment_id))
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -153,7 +155,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         objectives=args.objectives, sampler=args.sampler, seed=args.seed, budget=args.budget,
         address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, accelerator=args.accelerator, per_trial=args.per_trial,
-        concurrency=args.concurrency, asha=not args.no_asha,
+        concurrency=args.concurrency, asha=not args.no_asha, scheduler=args.scheduler,
         retrain_top=args.retrain_top, output_dir=args.output_dir, overrides=list(args.words),
         progress=not args.no_progress, references=not args.no_references)
     outcome = search(settings)
@@ -205,6 +207,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     _accelerator_args(p, "trial")
     p.add_argument("--concurrency", type=int, help="trials at once (default: what resources allow)")
     p.add_argument("--no-asha", action="store_true", help="train every trial to the full budget")
+    p.add_argument("--scheduler", default="auto",
+                   help="early stopping: auto (moasha with several objectives, else asha) | moasha | asha")
     p.add_argument("--retrain-top", type=int, default=0, help="retrain the K best front members")
     p.add_argument("--output-dir", default="searches")
     p.add_argument("--no-progress", action="store_true")

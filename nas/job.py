@@ -126,14 +126,15 @@ def execute(job: Job, data: Any, report: Report | None = None, *, files: RunFile
     started = time.perf_counter()
     result = JobResult(Status.FAILED, node=node_id())
     try:
-        return _train(job, data, report, files or RunFiles(), progress, result, started)
+        return _train(job, data, report, files=files or RunFiles(), progress=progress, result=result,
+                      started=started)
     except Exception as err:  # recorded FAILED by the caller; the campaign goes on
         result.error, result.traceback = one_line(err), traceback.format_exc()[-4000:]
         result.wall_s = time.perf_counter() - started
         return Outcome(result)
 
 
-def _train(job: Job, data: Any, report: Report | None, files: RunFiles, progress: bool,
+def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progress: bool,
            result: JobResult, started: float) -> Outcome:
     import torch
 

@@ -15,6 +15,7 @@ from typing import Any
 from nas import checkpoint
 from nas import mlflow_layout as ml
 from nas.config import RunConfig, resolve_spec
+from nas.data import load_data
 from nas.errors import NasError
 from nas.job import Job, JobResult, RunFiles, execute
 from nas.schema import to_dict
@@ -62,8 +63,8 @@ def _tracker(cfg: RunConfig, spec: Any, previous_run_id: str | None, parent_run_
                    run_id=previous_run_id, parent_run_id=parent_run_id, tags=tags)
 
 
-def _describe_run(tracker: Tracker | NullTracker, cfg: RunConfig, data: Any, spec: Any, counted: Any,
-                  device: str, tags: dict[str, str] | None) -> None:
+def _describe_run(tracker: Tracker | NullTracker, cfg: RunConfig, data: Any, *, spec: Any,
+                  counted: Any, device: str, tags: dict[str, str] | None) -> None:
     from nas.spec import spec_to_yaml
 
     tracker.log_params(run_params(cfg, data))
@@ -79,7 +80,6 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
     """Train one network as configured; MLflow records it FINISHED or FAILED with the error.
     `tags` and `parent_run_id` place the run under a search (its retraining of a front member)."""
     from nas.counting import count
-    from nas.data import load_data
     from nas.device import select_device
     from nas.spec import spec_to_dict, spec_to_yaml
     from nas.train import check_config
@@ -104,7 +104,7 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
     (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     try:
         if previous_run_id is None:
-            _describe_run(tracker, cfg, data, spec, counted, str(device), tags)
+            _describe_run(tracker, cfg, data, spec=spec, counted=counted, device=str(device), tags=tags)
         job = Job(spec_to_dict(spec), cfg, device=str(device))
         report = lambda m: tracker.log_metrics({k: m[k] for k in ml.EPOCH_METRICS}, step=m["epoch"])
         files = RunFiles(ckpt, cfg.resume, {"mlflow_run_id": tracker.run_id})

@@ -34,8 +34,9 @@ and that the first option of every choice (with its conditions met) builds. Othe
 networks that do not build (a ShuffleNet group count that does not divide a width): a search
 samples such points and records them as infeasible.
 
-Searchers sample through the `Sampler` protocol: `RandomSampler` here; Optuna's define-by-run
-trials and Ray Tune's `param_space` in `nas.search.adapters`.
+A point is drawn through the `Chooser` protocol (one value per choice, asked in order):
+`RandomChooser` here (seeded; the time estimate draws typical points with it), Optuna's
+define-by-run trials in `nas.search.optuna_choices`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ SCALARS = (bool, int, float, str)
 # ----------------------------------------------------------------------------- samplers
 
 
-class Sampler(Protocol):
+class Chooser(Protocol):
     """What a searcher provides: one value per call, named by the choice's label."""
 
     def categorical(self, label: str, options: Sequence[Any]) -> Any: ...
@@ -78,7 +79,7 @@ class Sampler(Protocol):
     def real(self, label: str, low: float, high: float, log: bool) -> float: ...
 
 
-class RandomSampler:
+class RandomChooser:
     """Uniform random sampling, reproducible from `seed` (log-uniform for `log` ranges)."""
 
     def __init__(self, seed: int | None = 0):
@@ -155,7 +156,7 @@ class Choice:
     values: dict[Any, dict[str, Any]] = field(default_factory=dict)  # option key -> {path: value}
     when: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # label -> allowed values
 
-    def sample(self, sampler: Sampler) -> Any:
+    def sample(self, sampler: Chooser) -> Any:
         if self.kind == "categorical":
             return sampler.categorical(self.label, self.options)
         if self.kind == "int":
@@ -239,7 +240,7 @@ class SearchSpace:
             out.update({_normal_path(p): c.label for p in paths})
         return out
 
-    def sample(self, sampler: Sampler) -> dict[str, Any]:
+    def sample(self, sampler: Chooser) -> dict[str, Any]:
         """One architecture: choices in order, skipping those whose `when` fails."""
         params: dict[str, Any] = {}
         for c in self.choices:

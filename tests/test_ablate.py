@@ -306,7 +306,7 @@ def test_every_experiment_runs_at_smoke_budget_end_to_end(workdir, capsys):
             assert f.name in summary.columns and f.name in results.columns
         assert {"macs", "params", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std",
                 "n_seeds", "paper"} <= set(summary.columns)
-        valid = summary[summary["status"] != "INVALID"]
+        valid = summary[summary["status"] != "INFEASIBLE"]
         assert (valid["status"] == "COMPLETED").all() and (valid["n_seeds"] == 2).all(), name
         assert valid["test_acc_std"].between(0, 1).all() and valid["val_acc_mean"].between(0, 1).all()
         assert out.report.startswith(exp.name) and "data: synthetic" in out.report
@@ -326,7 +326,7 @@ def test_every_experiment_runs_at_smoke_budget_end_to_end(workdir, capsys):
                 assert {"macs", "params", "val_acc", "test_acc", "train_loss"} <= set(child.data.metrics)
                 assert "train.epochs" in child.data.params and "data.name" in child.data.params
     invalid = outcomes["bad_groups"].summary.set_index("cell").loc["groups=5"]
-    assert invalid["status"] == "INVALID" and "does not divide" in invalid["error"]
+    assert invalid["status"] == "INFEASIBLE" and "does not divide" in invalid["error"]
     small = pd.read_csv(outcomes["dsc_cnn_act_conv"].folder / "summary.csv")
     assert len(small) == 6 and (small["data"] == "synthetic").all()
 

@@ -39,8 +39,8 @@ def test_an_architecture_is_trained_once_and_resampling_it_is_free(tmp_path):
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=SAMPLERS["random"](0, 3))
     skipped = []
     searcher = OptunaSearcher(study, space, parse_objectives("val_acc,macs"),
-                              lambda p: space.to_spec(p, resolution=32, num_classes=10),
-                              Limits(), max_epochs=2, trials=3, on_infeasible=skipped.append)
+                              to_spec=lambda p: space.to_spec(p, resolution=32, num_classes=10),
+                              limits=Limits(), max_epochs=2, trials=3, on_infeasible=skipped.append)
     kernels = []
     for trial_id in ("a", "b"):
         config = searcher.suggest(trial_id)
@@ -52,3 +52,45 @@ def test_an_architecture_is_trained_once_and_resampling_it_is_free(tmp_path):
         searcher.suggest("c")
     statuses = {t.user_attrs.get("nas_status") for t in study.trials}
     assert statuses == {"COMPLETED", "DUPLICATE"}
+
+
+def _searcher(tmp_path, trials=4, limits=None, sampler="nsga2"):
+    from nas.pareto import parse_objectives
+    from nas.search.searcher import Limits, OptunaSearcher
+    from nas.space import load_space
+
+    space = load_space("shufflenet")
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=SAMPLERS[sampler](0, trials))
+    skipped = []
+    searcher = OptunaSearcher(study, space, parse_objectives("val_acc,macs"),
+                              to_spec=lambda p: space.to_spec(p, resolution=32, num_classes=10),
+                              limits=limits or Limits(), max_epochs=4, trials=trials,
+                              on_infeasible=skipped.append)
+    return study, searcher, skipped
+
+
+def test_pruned_trials_reach_the_sampler_with_their_rung_values(tmp_path):
+    study, searcher, _ = _searcher(tmp_path)
+    config = searcher.suggest("a")
+    searcher.on_trial_complete("a", {"epoch": 1, "val_acc": 0.31, "macs": config["_nas_costs"]["macs"]})
+    trial = study.trials[-1]
+    assert trial.user_attrs["nas_status"] == "PRUNED" and trial.user_attrs["epochs"] == 1
+    # told COMPLETE with its rung's values: NSGA-II and TPE build on it (they skip PRUNED/FAIL)
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.values == [0.31, config["_nas_costs"]["macs"]]
+
+
+def test_infeasible_samples_are_never_generation_members(tmp_path):
+    from nas.search.searcher import Limits
+
+    study, searcher, skipped = _searcher(tmp_path, trials=2, limits=Limits(max_macs=4e6))
+    for trial_id in ("a", "b"):
+        config = searcher.suggest(trial_id)
+        assert config["_nas_costs"]["macs"] <= 4e6  # only feasible ones are scheduled
+        searcher.on_trial_complete(trial_id, {"epoch": 4, "val_acc": 0.5, "macs": config["_nas_costs"]["macs"]})
+    assert skipped and all(s.status == "INFEASIBLE" for s in skipped)
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) == 2  # the generation is the trained trials
+    infeasible = [t for t in study.trials if t.user_attrs.get("nas_status") == "INFEASIBLE"]
+    assert infeasible and all(t.state == optuna.trial.TrialState.FAIL for t in infeasible)
+    assert all(t.user_attrs["macs"] > 4e6 for t in infeasible)

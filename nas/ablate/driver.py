@@ -24,6 +24,7 @@ from nas.ablate.grid import CellRun, ResolvedData, build_grid, check_overrides, 
 from nas.ablate.cells import run_cells, save_point
 from nas.ablate.recorder import AblationRecorder
 from nas.ablate.report import format_report, results_frame, summary_frame
+from nas.campaign.placement import requested_placement
 from nas.campaign.budget import Budget, get_budget
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.state import State, open_state
@@ -55,9 +56,7 @@ class AblateSettings:
     retry_failed: bool = False  # with --resume: run FAILED points again (their old runs are deleted)
 
     def accelerator_share(self) -> tuple[str, float | None]:
-        if self.gpus_per_cell is not None and self.per_cell is None:
-            return ("cuda" if self.gpus_per_cell > 0 else "cpu"), self.gpus_per_cell
-        return self.accelerator, self.per_cell
+        return requested_placement(self.accelerator, self.per_cell, self.gpus_per_cell)
 
 
 @dataclass
@@ -243,5 +242,5 @@ def _report(a: Ablation, epochs: int) -> AblationOutcome:
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     wall = time.perf_counter() - a.started
     a.recorder.campaign.finish_parent((folder / "results.csv", folder / "summary.csv"),
-                                      {**{f"units_{k.lower()}": v for k, v in counts.items()}, ml.WALL_TIME_S: wall})
+                                      {**{f"cells_{k.lower()}": v for k, v in counts.items()}, ml.WALL_TIME_S: wall})
     return AblationOutcome(a.name, folder, results, summary, report, a.recorder.campaign.parent.run_id, wall)

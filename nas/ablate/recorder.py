@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from nas import mlflow_layout as ml
-from nas.ablate.experiment import Experiment
+from nas.ablate.experiment import Experiment, show
 from nas.ablate.grid import CellRun
 from nas.campaign.recorder import CampaignRecorder
 from nas.job import JobResult
-from nas.schema import show
 from nas.status import Status
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from nas.ablate.experiment import Cell, Experiment, show
 from nas.stats import ci95, welch_p_value
+from nas.status import Status
 
 ALPHA = 0.05  # the significance level `reproduced` uses
 
@@ -109,22 +110,33 @@ def _reproduced(direction: int | None, diff: float, p: float) -> str:
     return "yes" if (diff > 0) == (direction > 0) else "opposite"
 
 
+def cell_status(statuses: set[str]) -> str:
+    """A cell's status over its seeds: COMPLETED or FAILED when all agree, INFEASIBLE when it
+    cannot build, PARTIAL when some seeds failed, PENDING before any ran."""
+    if statuses == {Status.COMPLETED}:
+        return Status.COMPLETED.value
+    if Status.INFEASIBLE in statuses:
+        return Status.INFEASIBLE.value
+    if statuses == {Status.FAILED}:
+        return Status.FAILED.value
+    return "PARTIAL" if statuses else "PENDING"
+
+
 def summary_frame(exp: Experiment, results: pd.DataFrame, data_note: str = "") -> pd.DataFrame:
     """One row per cell: factors, MACs, params, val/test accuracy mean, std and 95% interval over
     the seeds that completed, how many did, the paper's number for the cell, and the comparison
     with its reference cell (`reference`, `test_acc_diff`, `p_value`, `paper_direction`,
     `reproduced`; see the module docstring)."""
     def completed(label: str) -> pd.DataFrame:  # val_acc, test_acc of the cell's completed seeds
-        done = results[(results["cell"] == label) & (results["status"] == "COMPLETED")] if len(results) else ()
+        done = results[(results["cell"] == label) & (results["status"] == Status.COMPLETED)] if len(results) else ()
         return pd.DataFrame({k: (done[k].astype(float) if len(done) else []) for k in ("val_acc", "test_acc")})
 
     rows = []
     for cell in exp.cells():
         mine = results[results["cell"] == cell.label] if len(results) else results
-        done = mine[mine["status"] == "COMPLETED"] if len(mine) else mine
+        done = mine[mine["status"] == Status.COMPLETED] if len(mine) else mine
         statuses = set(mine["status"]) if len(mine) else set()
-        status = ("COMPLETED" if statuses == {"COMPLETED"} else "INVALID" if "INVALID" in statuses
-                  else "FAILED" if statuses == {"FAILED"} else "PARTIAL" if statuses else "PENDING")
+        status = cell_status(statuses)
         errors = [e for e in mine["error"].fillna("") if e] if len(mine) else []
         first = mine.iloc[0] if len(mine) else None
         row = {"cell": cell.label, **{k: show(v) for k, v in cell.values.items()},
@@ -202,7 +214,7 @@ def display_frame(exp: Experiment, summary: pd.DataFrame, n_seeds: int, *,
     out["params"] = [_count(v, 1e6, 2) for v in summary["params"]]
     out["val acc %"] = [_pm(m, s) for m, s in zip(summary["val_acc_mean"], summary["val_acc_std"])]
     out["test acc %"] = [_pm(m, s) for m, s in zip(summary["test_acc_mean"], summary["test_acc_std"])]
-    out["seeds"] = [f"{n}/{n_seeds}" if st != "INVALID" else "invalid"
+    out["seeds"] = [f"{n}/{n_seeds}" if st != Status.INFEASIBLE else "invalid"
                     for n, st in zip(summary["n_seeds"], summary["status"])]
     if stats:
         out["val 95% CI"] = [_ci(lo, hi) for lo, hi in zip(summary["val_acc_ci95_low"], summary["val_acc_ci95_high"])]

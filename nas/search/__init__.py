@@ -1,10 +1,6 @@
-"""Architecture search over `nas.space` search spaces.
-
-`adapters` turns a space into what Optuna (define-by-run `OptunaSampler`) and Ray Tune
-(`ray_param_space`) sample; `searcher`, `trial`, `recorder` and `driver` run `nas search`.
-Importing this package stays light: Optuna and Ray are imported where they are used.
+"""`nas search`: Optuna samples a space's choices (`optuna_choices.OptunaChooser`), `searcher` bridges
+the study to Ray Tune, `trial` runs one `nas.job.Job` per trial in a worker, `recorder` writes
+MLflow from the driver, `results` makes trials.csv / the front / pareto.png, `retrain` trains
+front members again at the full budget, `driver` runs it all. Importing this package stays
+light: Optuna and Ray are imported where they are used.
 """
-
-from nas.search.adapters import OptunaSampler, from_ray, ray_param_space
-
-__all__ = ["OptunaSampler", "from_ray", "ray_param_space"]

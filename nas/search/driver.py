@@ -22,12 +22,14 @@ from ray.tune.error import TuneError
 from nas import faults
 from nas import mlflow_layout as ml
 from nas.campaign import estimate
+from nas.campaign.placement import requested_placement
 from nas.campaign.budget import Budget, get_budget
 from nas.campaign.progress import Progress
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.state import State, open_state
 from nas.config import RunConfig, load_run_config, spec_overrides
 from nas.words import split_words, word_keys
+from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives, pareto_mask
 from nas.search.recorder import RecorderCallback, SearchRecorder
@@ -66,7 +68,8 @@ class SearchSettings:
     accelerator: str = "auto"  # auto | cuda | npu | cpu
     per_trial: float | None = None  # accelerator share per trial (None: the default share)
     concurrency: int | None = None
-    asha: bool = True
+    asha: bool = True  # False (--no-asha): every trial trains to the full budget
+    scheduler: str = "auto"  # auto (moasha with several objectives, else asha) | moasha | asha
     retrain_top: int = 0
     output_dir: str = "searches"
     overrides: list[str] = field(default_factory=list)  # nas run keys: data.root=..., device=...
@@ -74,10 +77,7 @@ class SearchSettings:
     references: bool = True  # evaluate the space's reference points (paper nets) first
 
     def accelerator_share(self) -> tuple[str, float | None]:
-        """(--accelerator, --per-trial), with --gpus-per-trial read as cuda (0: the CPU)."""
-        if self.gpus_per_trial is not None and self.per_trial is None:
-            return ("cuda" if self.gpus_per_trial > 0 else "cpu"), self.gpus_per_trial
-        return self.accelerator, self.per_trial
+        return requested_placement(self.accelerator, self.per_trial, self.gpus_per_trial)
 
 
 @dataclass
@@ -166,6 +166,7 @@ def _study(folder: Path, name: str, objectives: list[Objective], settings: Searc
 
 def _setup(settings: SearchSettings, started: float) -> Search:
     objectives = _check_settings(settings)
+    scheduler_name(settings, objectives)
     import torch
 
     budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
@@ -177,8 +178,6 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
     folder = Path(settings.output_dir) / name
     state = open_state(folder, "search.json", what="search", resume=settings.resume)
-    from nas.data import load_data
-
     data = load_data(cfg.data, "cpu")
     overrides = spec_overrides(cfg, data)
     planned = int(state.data.get("settings", {}).get("trials", settings.trials))
@@ -240,8 +239,9 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
     print(f"search {s.name}: space {s.space.name}, {remaining} trials to run"
           f" ({_trained_count(s)} done before{', ' + str(killed) + ' killed ones re-sampled' if killed else ''}),"
           f" {workers.describe()}")
-    asha = (f", ASHA from {s.budget.grace_epochs} epoch(s), keep 1/{s.budget.reduction_factor}"
-            if s.settings.asha else "")
+    name = scheduler_name(s.settings, s.objectives)
+    asha = (f", {'MO-ASHA' if name == 'moasha' else 'ASHA'} from {s.budget.grace_epochs} epoch(s),"
+            f" keep 1/{s.budget.reduction_factor}" if name != "none" else "")
     print(f"  budget {s.budget.name}: {len(s.data.train)} train images, val {len(s.data.val)},"
           f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives};"
           f" limits {s.limits.max_macs or '-'} MACs, {s.limits.max_params or '-'} params")
@@ -262,12 +262,12 @@ def mean_epochs(budget: Budget, asha: bool) -> float:
 
 def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
     """Measured, not assumed: a few training steps of a typical feasible sample on this machine."""
-    from nas.space import RandomSampler
+    from nas.space import RandomChooser
 
     specs = []
     for seed in range(24):
         try:
-            spec = s.to_spec(s.space.sample(RandomSampler(seed)))
+            spec = s.to_spec(s.space.sample(RandomChooser(seed)))
         except NasError:
             continue
         from nas.counting import count
@@ -361,21 +361,44 @@ def _progress(s: Search, remaining: int) -> tuple[Progress, Callable, Callable]:
     return bar, on_done, on_free
 
 
-def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSetup) -> None:
-    from ray import tune
+def scheduler_name(settings: SearchSettings, objectives: list[Objective]) -> str:
+    """moasha (promotion by non-dominated rank over every objective) for multi-objective
+    searches, scalar asha on val_acc for one objective or when asked; none with --no-asha."""
+    if not settings.asha:
+        return "none"
+    if settings.scheduler == "auto":
+        return "moasha" if len(objectives) > 1 else "asha"
+    if settings.scheduler not in ("moasha", "asha"):
+        raise NasError(f"--scheduler {settings.scheduler!r} must be auto, moasha or asha")
+    return settings.scheduler
+
+
+def make_scheduler(s: Search) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from nas.search.scheduler import MultiObjectiveASHA
+
+    rungs = {"time_attr": "epoch", "max_t": s.budget.epochs, "grace_period": s.budget.grace_epochs,
+             "reduction_factor": s.budget.reduction_factor}
+    name = scheduler_name(s.settings, s.objectives)
+    if name == "moasha":
+        return MultiObjectiveASHA(objectives=s.objectives, **rungs)
+    if name == "asha":
+        return ASHAScheduler(metric="val_acc", mode="max", **rungs)
+    return FIFOScheduler()
+
+
+def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSetup) -> None:
+    from ray import tune
+
     bar, on_done, on_free = _progress(s, remaining)
-    searcher = OptunaSearcher(s.study, s.space, s.objectives, s.to_spec, s.limits, s.budget.epochs,
-                              remaining, on_free)
-    scheduler = (ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=s.budget.epochs,
-                               grace_period=s.budget.grace_epochs, reduction_factor=s.budget.reduction_factor)
-                 if s.settings.asha else FIFOScheduler())
+    searcher = OptunaSearcher(s.study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
+                              max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free)
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
                                     workers.resources())
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(s), num_samples=-1,
                                     max_concurrent_trials=workers.concurrency, reuse_actors=True),
         run_config=tune.RunConfig(
             name=run_name, storage_path=str((s.folder / "ray").resolve()), verbose=0,

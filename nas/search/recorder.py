@@ -97,6 +97,11 @@ class RecorderCallback(Callback):
         self.recorder, self.max_epochs = recorder, max_epochs
         self.on_done, self.on_start = on_done, on_start
 
+    def __getstate__(self) -> dict:
+        """Tune pickles its callbacks into its experiment state; the live MLflow writers are not
+        state (a resumed search reopens its runs from MLflow, never from Tune's files)."""
+        return {"max_epochs": self.max_epochs}
+
     def on_trial_start(self, iteration, trials, trial, **info):
         number, params, spec, costs = split_config(trial.config)
         if number in self.recorder.children:

@@ -13,7 +13,7 @@ import optuna
 import pandas as pd
 
 from nas import mlflow_layout as ml
-from nas.pareto import Objective, format_front, pareto_mask, plot_front, reference_points, search_title
+from nas.pareto import Objective, format_front, front_members, plot_front, reference_points, search_title
 from nas.search.searcher import trial_status
 from nas.status import Status
 
@@ -59,13 +59,9 @@ def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict
 
 
 def mark_front(df: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
-    """The `pareto` column: completed trials on the front over all the objectives."""
-    df["pareto"] = False
-    completed = df[df["status"] == Status.COMPLETED.value] if len(df) else df
-    if len(completed):
-        values = completed[[o.name for o in objectives]].to_numpy(dtype=float)
-        mask = pareto_mask(values, [o.direction for o in objectives])
-        df.loc[completed.index[mask], "pareto"] = True
+    """The `pareto` column (`nas.pareto.front_members`: completed trials non-dominated over all
+    the objectives) and the front, cheapest first."""
+    df["pareto"] = front_members(df, objectives)
     return df[df["pareto"]].sort_values("macs")
 
 

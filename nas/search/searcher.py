@@ -2,8 +2,10 @@
 
 Why not Ray's `OptunaSearch`: we need (1) the study in durable storage, so a killed search
 resumes with the sampler's full history (`Tuner.restore` has lost searcher state before);
-(2) infeasible architectures rejected by `nas.count` before Ray schedules anything, told to
-Optuna as constraint violations; (3) several objectives with per-trial bookkeeping.
+(2) infeasible and duplicate architectures rejected by `nas.count` before Ray schedules
+anything, told to Optuna as FAIL so they never enter a generation; (3) every trained trial
+told with its values, a pruned one with those of its last rung, so the sampler learns from all
+the compute spent; (4) several objectives with per-trial bookkeeping.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ray.tune.search import Searcher
 from nas.counting import count
 from nas.errors import SpecError
 from nas.pareto import Objective
-from nas.search.adapters import OptunaSampler
+from nas.search.optuna_choices import OptunaChooser
 from nas.search.trial import COSTS_KEY, SPEC_KEY, TRIAL_KEY
 from nas.space import SearchSpace
 from nas.spec import NetSpec, spec_to_dict
@@ -25,29 +27,6 @@ from nas.status import Status
 
 MAX_CONSECUTIVE_INFEASIBLE = 500
 STATUS_ATTR = "nas_status"  # the trial's nas.status.Status, as an Optuna user attribute
-
-
-# Optuna >= 5 stores constraints on the trial (`set_constraint`); older releases take a
-# `constraints_func` reading them back from a user attribute.
-NATIVE_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
-
-
-def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return list(trial.user_attrs.get("constraint", [0.0]))
-
-
-def set_constraints(trial: optuna.trial.Trial, violations: list[float]) -> None:
-    """Feasible when every value <= 0: the samplers rank violators behind feasible trials."""
-    trial.set_user_attr("constraint", violations)
-    if NATIVE_CONSTRAINTS:
-        for i, value in enumerate(violations):
-            trial.set_constraint(f"limit{i}", float(value))
-
-
-def _with_constraints(cls: type, seed: int, **kwargs: Any) -> optuna.samplers.BaseSampler:
-    if not NATIVE_CONSTRAINTS:
-        kwargs["constraints_func"] = _constraints
-    return cls(seed=seed, **kwargs)
 
 
 def nsga2_population(trials: int) -> int:
@@ -58,9 +37,9 @@ def nsga2_population(trials: int) -> int:
 
 # name -> (seed, trials to run) -> sampler
 SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
-    "nsga2": lambda seed, trials: _with_constraints(
-        optuna.samplers.NSGAIISampler, seed, population_size=nsga2_population(trials)),
-    "tpe": lambda seed, trials: _with_constraints(optuna.samplers.TPESampler, seed),
+    "nsga2": lambda seed, trials: optuna.samplers.NSGAIISampler(
+        seed=seed, population_size=nsga2_population(trials)),
+    "tpe": lambda seed, trials: optuna.samplers.TPESampler(seed=seed),
     "random": lambda seed, trials: optuna.samplers.RandomSampler(seed=seed),
 }
 
@@ -110,7 +89,7 @@ def trial_status(trial: optuna.trial.FrozenTrial) -> Status:
 class OptunaSearcher(Searcher):
     """Asks Optuna for architectures, filters infeasible ones, tells Optuna the outcomes."""
 
-    def __init__(self, study: optuna.Study, space: SearchSpace, objectives: list[Objective],
+    def __init__(self, study: optuna.Study, space: SearchSpace, objectives: list[Objective], *,
                  to_spec: Callable[[dict[str, Any]], NetSpec], limits: Limits, max_epochs: int,
                  trials: int, on_infeasible: Callable[[Sampled], None]):
         super().__init__(metric="val_acc", mode="max")
@@ -129,6 +108,11 @@ class OptunaSearcher(Searcher):
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # objectives are ours; Ray's single metric only drives ASHA
 
+    def __getstate__(self) -> dict:
+        """Tune pickles its searcher into its experiment state; the study lives in SQLite and the
+        live callbacks are not state (a resumed search reopens the study)."""
+        return {"max_epochs": self.max_epochs, "remaining": self.remaining}
+
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: the study lives in its SQLite storage."""
 
@@ -137,7 +121,7 @@ class OptunaSearcher(Searcher):
 
     def _sample(self) -> tuple[optuna.trial.Trial, Sampled]:
         trial = self.study.ask()
-        params = self.space.sample(OptunaSampler(trial))
+        params = self.space.sample(OptunaChooser(trial))
         try:
             spec = self.to_spec(params)
             counted = count(spec)
@@ -164,7 +148,6 @@ class OptunaSearcher(Searcher):
         self.trained[architecture_key(sampled.params)] = trial.number
         trial.set_user_attr("macs", sampled.macs)
         trial.set_user_attr("params", sampled.n_params)
-        set_constraints(trial, sampled.violations)
         self.live[trial_id] = trial
         self.remaining -= 1
         costs = {"macs": sampled.macs, "params": sampled.n_params}
@@ -172,23 +155,18 @@ class OptunaSearcher(Searcher):
                 COSTS_KEY: costs}
 
     def _tell_infeasible(self, trial: optuna.trial.Trial, sampled: Sampled) -> None:
+        """Free samples (invalid, over a limit, already trained) are told FAIL: recorded, but
+        never members of a generation (NSGA-II and TPE learn from trained trials only)."""
         trial.set_user_attr(STATUS_ATTR, sampled.status.value)
         if sampled.duplicate_of is not None:
             trial.set_user_attr("duplicate_of", sampled.duplicate_of)
-            trial.set_user_attr("macs", sampled.macs)
-            trial.set_user_attr("params", sampled.n_params)
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        elif sampled.error is not None:
+        if sampled.error is not None:
             trial.set_user_attr("error", sampled.error)
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             trial.set_user_attr("macs", sampled.macs)
             trial.set_user_attr("params", sampled.n_params)
-            set_constraints(trial, sampled.violations)
-            values = {"val_acc": 0.0, "macs": sampled.macs, "params": sampled.n_params,
-                      "latency_ms": float("inf")}
-            worst = [values[o.name] if o.name != "latency_ms" else 1e9 for o in self.objectives]
-            self.study.tell(trial, worst)
+            trial.set_user_attr("constraint", sampled.violations)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.on_infeasible(sampled)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -206,11 +184,9 @@ class OptunaSearcher(Searcher):
                     trial.set_user_attr(key, result[key])
             if result.get("nas_error"):
                 trial.set_user_attr("error", result["nas_error"])
-        if status is Status.COMPLETED:
-            self.study.tell(trial, [float(result[o.name]) for o in self.objectives])
-        elif status is Status.PRUNED:
+        if status.trained:  # a pruned trial's values at its last rung reach the sampler too
             trial.set_user_attr("val_acc", result.get("val_acc"))
-            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            self.study.tell(trial, [float(result[o.name]) for o in self.objectives])
         else:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
