@@ -21,12 +21,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from nas.errors import NasError
+
+if TYPE_CHECKING:  # numpy and torch load on first use: `nas run train.lrr=1` answers at once
+    import numpy as np
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 LUMA_601 = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights for RGB -> gray
@@ -192,6 +193,8 @@ def _names(values) -> list[str]:
 
 
 def _cifar_batches(folder: Path, files: list[str], label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     xs, ys = [], []
     for name in files:
         d = _unpickle(folder / name)
@@ -220,6 +223,8 @@ def load_cifar100(cfg: DataConfig, root: Path) -> RawData:
 
 def _read_idx(path: Path) -> np.ndarray:
     """An idx file (the MNIST format): magic 0x0000 08 <ndim>, big-endian dims, then uint8 data."""
+    import numpy as np
+
     if not path.exists():
         path = path.with_name(path.name + ".gz")
     raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
@@ -232,6 +237,8 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def _mnist_like(folder: str, tv_class: str, title: str, names: list[str], mean: float, std: float):
     def load(cfg: DataConfig, root: Path) -> RawData:
+        import numpy as np
+
         files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
         where = _ensure(root, f"{folder}/raw", files, tv_class, title, cfg)
@@ -248,6 +255,10 @@ def load_synthetic(cfg: DataConfig) -> RawData:
     The class patterns come from one fixed seed (shared by train and test); the train and test
     noise from two others, so the test set is new images of the same classes.
     """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
     c, h, w = cfg.synthetic_shape
     k = cfg.synthetic_classes
     protos = torch.rand(k, c, 4, 4, generator=torch.Generator().manual_seed(1234)) * 160 + 48
@@ -273,6 +284,8 @@ def _scan(folder: Path) -> list[tuple[Path, str]]:
 
 def _decode_images(paths: list[Path]) -> np.ndarray:
     """Decode to RGB uint8 N x 3 x S x S; S is the most common longer side, others resized to it."""
+    import numpy as np
+
     from PIL import Image
 
     sizes = []
@@ -292,6 +305,9 @@ def _decode_images(paths: list[Path]) -> np.ndarray:
 
 def load_imagefolder(cfg: DataConfig, root: Path) -> RawData:
     """root/<class>/* or root/{train,test}/<class>/*, decoded once and cached as .npz."""
+    import numpy as np
+    import torch
+
     if cfg.root is None or not root.is_dir():
         raise DataError(f"data.name=imagefolder needs data.root= set to a folder of class subfolders "
                         f"(got {root})")
@@ -358,6 +374,8 @@ def split_indices(labels: torch.Tensor, val_size: int, train_subset: int | None,
     train subset the next train_subset // num_classes (or all the rest), so a larger subset
     contains a smaller one with the same seed.
     """
+    import torch
+
     n_val = val_size // num_classes
     if val_size and n_val == 0:
         raise DataError(f"data.val_size={val_size} gives 0 images per class for {num_classes} "
@@ -382,6 +400,8 @@ def split_indices(labels: torch.Tensor, val_size: int, train_subset: int | None,
 
 def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Exact per-channel mean/std in [0,1] units, via a 256-bin histogram (no float copy)."""
+    import numpy as np
+
     v = np.arange(256, dtype=np.float64)
     mean, std = [], []
     for c in range(x.shape[1]):
@@ -394,12 +414,17 @@ def channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def to_gray(x: np.ndarray) -> np.ndarray:
     """RGB uint8 NCHW -> 1-channel luma, rounded (BT.601)."""
+    import numpy as np
+
     w = np.array(LUMA_601, dtype=np.float32).reshape(1, 3, 1, 1)
     return np.rint((x * w).sum(1, keepdims=True)).clip(0, 255).astype(np.uint8)
 
 
 def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataBundle:
     """Load, split and move a data set to `device` as uint8 tensors."""
+    import numpy as np
+    import torch
+
     root = Path(cfg.root).expanduser() if cfg.root else default_root()
     raw = LOADERS[cfg.name](cfg, root)
     if cfg.grayscale and raw.train_x.shape[1] == 3:
@@ -432,6 +457,9 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 2048) -> torch.T
     Done once per split, in chunks to bound the float copy, so the training loop still only
     indexes uint8 tensors: a lower input resolution costs nothing per batch.
     """
+    import torch
+    import torch.nn.functional as F
+
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8, device=images.device)
@@ -474,6 +502,9 @@ def crop_flip(x: torch.Tensor, pad: int, offsets: torch.Tensor | None, flip: tor
     (`torch.gather`, several times faster on CPU than 4-way advanced indexing); a flipped sample
     reads its window's columns backwards, so the flip costs nothing extra.
     """
+    import torch
+    import torch.nn.functional as F
+
     b, c, h, w = x.shape
     if pad:
         x = F.pad(x, (pad, pad, pad, pad), mode="constant" if pad_mode == "zeros" else "reflect")
@@ -492,6 +523,8 @@ def cutout_(x: torch.Tensor, size: int, centers: torch.Tensor) -> torch.Tensor:
 
     Applied after normalisation (DeVries & Taylor), so the square is the data mean, 0.
     """
+    import torch
+
     h, w = x.shape[-2:]
     top = centers[:, :1] - size // 2
     left = centers[:, 1:] - size // 2
@@ -514,7 +547,9 @@ class Loader:
     def __init__(self, split: Split, batch_size: int, *, mean: tuple[float, ...],
                  std: tuple[float, ...], train: bool, cfg: DataConfig | None = None,
                  generator: torch.Generator | None = None, drop_last: bool = False,
-                 channels_last: bool = False, dtype: torch.dtype = torch.float32) -> None:
+                 channels_last: bool = False, dtype: torch.dtype | None = None) -> None:
+        import torch
+
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if train and generator is None:
@@ -525,7 +560,7 @@ class Loader:
         self.split, self.batch_size, self.train = split, batch_size, train
         self.cfg = cfg if cfg is not None else DataConfig(crop_pad=0, flip=False)
         self.generator, self.drop_last = generator, drop_last and train
-        self.channels_last, self.dtype = channels_last, dtype
+        self.channels_last, self.dtype = channels_last, dtype or torch.float32
         dev = split.images.device
         m = torch.tensor(mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
         s = torch.tensor(std, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
@@ -535,6 +570,8 @@ class Loader:
         return num_batches(len(self.split), self.batch_size, self.drop_last)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
+
         n, bs, cfg, dev = len(self.split), self.batch_size, self.cfg, self.split.images.device
         if self.train:
             g = self.generator
@@ -566,7 +603,7 @@ class Loader:
 def batches(split: Split, batch_size: int, *, mean: tuple[float, ...], std: tuple[float, ...],
             train: bool, cfg: DataConfig | None = None, generator: torch.Generator | None = None,
             drop_last: bool = False, channels_last: bool = False,
-            dtype: torch.dtype = torch.float32) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            dtype: torch.dtype | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of (x, y) batches; see `Loader`."""
     yield from Loader(split, batch_size, mean=mean, std=std, train=train, cfg=cfg,
                       generator=generator, drop_last=drop_last, channels_last=channels_last,
