@@ -41,7 +41,7 @@ class TrainConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
     ema: bool = False  # evaluate an exponential moving average of the weights
     ema_decay: float = 0.999
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 0  # 0: the device type's fastest (nas.train.EVAL_BATCH: CPU 128, GPU/NPU 1024)
     threads: int = 0  # CPU threads (0: all cores)
     amp: str = "auto"  # auto (bf16 on GPU/NPU) | bf16 | fp16 | off
     channels_last: str = "auto"  # auto (on GPU/NPU) | on | off

@@ -43,11 +43,105 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
 
 
-OPTIMIZERS: dict[str, Callable[[list, TrainConfig], torch.optim.Optimizer]] = {
-    "sgd": lambda groups, c: torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum,
-                                             nesterov=c.nesterov and c.momentum > 0),
-    "adam": lambda groups, c: torch.optim.Adam(groups, lr=c.lr, betas=(c.momentum, 0.999)),
-    "adamw": lambda groups, c: torch.optim.AdamW(groups, lr=c.lr, betas=(c.momentum, 0.999)),
+class Optimizer:
+    """torch.optim's SGD (momentum, nesterov), Adam and AdamW update rules on parameter groups,
+    without torch.optim: its optimizers import torch._dynamo on first use (add_param_group and
+    every step() pass through dynamo's decorators), 1.6-3.7 s of a short CPU run spent on a
+    compiler the run never uses. The same API: param_groups (each with "lr"), zero_grad, step,
+    state_dict / load_state_dict (tensors and plain data: checkpoints stay weights_only)."""
+
+    def __init__(self, groups: list[dict[str, Any]], kind: str, lr: float, momentum: float = 0.0,
+                 nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        if kind not in ("sgd", "adam", "adamw"):
+            raise ValueError(f"optimizer kind {kind!r}")
+        self.kind, self.momentum, self.nesterov, self.betas, self.eps = kind, momentum, nesterov, betas, eps
+        self.param_groups = [{**g, "params": list(g["params"]), "lr": lr} for g in groups]
+        self.steps = 0
+        self.state: dict[int, dict[str, torch.Tensor]] = {}  # parameter index -> buffers
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self._params():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        index = {id(p): i for i, p in enumerate(self._params())}
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            states = [self.state.setdefault(index[id(p)], {}) for p in params]
+            lr, wd = group["lr"], group.get("weight_decay", 0.0)
+            if self.kind == "sgd":
+                self._sgd(params, grads, states, lr, wd)
+            else:
+                self._adam(params, grads, states, lr, wd)
+
+    def _sgd(self, params, grads, states, lr: float, wd: float) -> None:
+        if wd:
+            grads = torch._foreach_add(grads, params, alpha=wd)
+        if self.momentum:
+            if "momentum" not in states[0]:  # first step: the buffer is the gradient
+                for st, g in zip(states, grads):
+                    st["momentum"] = g.detach().clone()
+                bufs = [st["momentum"] for st in states]
+            else:
+                bufs = [st["momentum"] for st in states]
+                torch._foreach_mul_(bufs, self.momentum)
+                torch._foreach_add_(bufs, grads)
+            grads = torch._foreach_add(grads, bufs, alpha=self.momentum) if self.nesterov else bufs
+        torch._foreach_add_(params, grads, alpha=-lr)
+
+    def _adam(self, params, grads, states, lr: float, wd: float) -> None:
+        b1, b2 = self.betas
+        if wd and self.kind == "adamw":
+            torch._foreach_mul_(params, 1 - lr * wd)
+        elif wd:
+            grads = torch._foreach_add(grads, params, alpha=wd)
+        for st, p in zip(states, params):
+            if "exp_avg" not in st:
+                st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
+        m, v = [st["exp_avg"] for st in states], [st["exp_avg_sq"] for st in states]
+        torch._foreach_lerp_(m, grads, 1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        bias1, bias2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, math.sqrt(bias2))
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, m, denom, value=-lr / bias1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "steps": self.steps, "lr": [g["lr"] for g in self.param_groups],
+                "state": {i: dict(st) for i, st in self.state.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or state.get("kind") != self.kind:
+            raise NasError(f"the checkpoint's optimizer state is not nas's {self.kind} state (a"
+                           " checkpoint from an older nas or another train.optimizer); delete it to"
+                           " start the run over")
+        self.steps = int(state["steps"])
+        for group, lr in zip(self.param_groups, state["lr"]):
+            group["lr"] = lr
+        params = self._params()
+        self.state = {int(i): {k: v.to(params[int(i)].device) for k, v in st.items()}
+                      for i, st in state["state"].items()}
+
+
+OPTIMIZERS: dict[str, Callable[[list, TrainConfig], Optimizer]] = {
+    "sgd": lambda groups, c: Optimizer(groups, "sgd", c.lr, momentum=c.momentum,
+                                       nesterov=c.nesterov and c.momentum > 0),
+    "adam": lambda groups, c: Optimizer(groups, "adam", c.lr, betas=(c.momentum, 0.999)),
+    "adamw": lambda groups, c: Optimizer(groups, "adamw", c.lr, betas=(c.momentum, 0.999)),
 }
 
 
@@ -94,9 +188,12 @@ def check_config(cfg: TrainConfig) -> None:
         raise NasError(f"train.optimizer={cfg.optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
     if cfg.schedule not in SCHEDULES:
         raise NasError(f"train.schedule={cfg.schedule!r} must be one of {', '.join(SCHEDULES)}")
-    for name in ("epochs", "batch_size", "eval_batch_size"):
+    for name in ("epochs", "batch_size"):
         if getattr(cfg, name) < 1:
             raise NasError(f"train.{name}={getattr(cfg, name)} must be >= 1")
+    if cfg.eval_batch_size < 0:
+        raise NasError(f"train.eval_batch_size={cfg.eval_batch_size} must be >= 1, or 0 for the"
+                       " device's default")
     if not (cfg.lr > 0 and 0 <= cfg.label_smoothing < 1 and 0 < cfg.ema_decay < 1):
         raise NasError("train.lr must be > 0, train.label_smoothing in [0, 1), train.ema_decay in (0, 1)")
 
@@ -120,20 +217,34 @@ class Ema:
             ema_b.copy_(b)
 
 
+# `train.eval_batch_size=0`: the batch that evaluates fastest on the device type. On a CPU,
+# small batches win: the activations of 1024 32x32 images overflow the caches (shufflenet_v1_g3
+# x0.25 on 2 cores: 525 img/s at 1024 against 858 at 100, a flat optimum from 64 to 256;
+# benchmarks/train_throughput.py measures it); accelerators want big launches.
+EVAL_BATCH = {"cpu": 128, "mps": 256}
+EVAL_BATCH_ACCELERATOR = 1024  # cuda, npu
+
+
+def eval_batch_size(batch_size: int, device: torch.device) -> int:
+    """`batch_size`, or the device type's default when it is 0."""
+    return batch_size if batch_size > 0 else EVAL_BATCH.get(device.type, EVAL_BATCH_ACCELERATOR)
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Split, data: DataBundle, batch_size: int,
              precision: Precision) -> float | None:
-    """Top-1 accuracy in [0, 1] on `split` (None when the split is empty)."""
+    """Top-1 accuracy in [0, 1] on `split` (None when the split is empty); `batch_size` 0:
+    the device's default. Correct counts add up on the device: one host sync at the end."""
     if len(split) == 0:
         return None
     was_training = model.training
     model.eval()
     device = split.images.device
     correct = torch.zeros((), dtype=torch.long, device=device)
-    loader = Loader(split, batch_size, mean=data.mean, std=data.std, train=False,
-                    channels_last=precision.channels_last)
-    for x, y in loader:
-        with precision.autocast(device):
+    loader = Loader(split, eval_batch_size(batch_size, device), mean=data.mean, std=data.std,
+                    train=False, channels_last=precision.channels_last)
+    with precision.autocast(device):
+        for x, y in loader:
             correct += (model(x).argmax(1) == y).sum()
     model.train(was_training)
     return correct.item() / len(split)
@@ -176,7 +287,9 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
     """
     check_config(cfg)
     device = data.train.images.device
-    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+    if cfg.deterministic or torch.are_deterministic_algorithms_enabled():
+        # only when asked (or to undo an earlier run's): the switch imports torch._dynamo (seconds)
+        torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not cfg.deterministic
     if precision.channels_last:
@@ -188,8 +301,12 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
     per_epoch = max(1, n_train // cfg.batch_size if drop_last else -(-n_train // cfg.batch_size))
     total, warmup = cfg.epochs * per_epoch, int(cfg.warmup_epochs * per_epoch)
     rule = SCHEDULES[cfg.schedule]
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: rule(step, total, warmup, per_epoch, cfg))
+
+    def set_lr(step: int) -> None:  # torch's LambdaLR: step k runs at lr x rule(k)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * rule(step, total, warmup, per_epoch, cfg)
+
+    set_lr(0)
     ema = Ema(model, cfg.ema_decay) if cfg.ema else None
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -197,7 +314,7 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
         state = checkpoint.load(checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        set_lr(int(state["scheduler"]["step"]))
         if ema is not None and state.get("ema") is not None:
             ema.model.load_state_dict(state["ema"])
         generator.set_state(state["generator"])
@@ -227,7 +344,7 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            scheduler.step()
+            set_lr(optimizer.steps)
             if ema is not None:
                 ema.update(model)
             loss_sum += loss.detach().float()
@@ -248,7 +365,7 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
         if checkpoint_path is not None:
             checkpoint.save_atomic({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                "scheduler": {"step": optimizer.steps},
                 "ema": ema.model.state_dict() if ema is not None else None,
                 "generator": generator.get_state(), "rng": _rng_state(), "epoch": epoch + 1,
                 "history": history, "extra": dict(extra_state or {}),
