@@ -1,0 +1,555 @@
+"""Does the search budget predict full training? Rank agreement between two fidelities.
+
+Trains N architectures of the `shufflenet` space (its paper references that fit the search
+budget's MAC limit, then seeded random feasible samples) on real CIFAR-10 twice, each run one
+`nas.job.Job` recorded in MLflow (experiment `fidelity`, a run per arch x budget):
+
+  search     the `cpu` search budget, read from `nas.campaign.budget.get_budget("search", "cpu")`:
+             3,000 training images, 500 validation, 4 epochs, batch 128
+  reference  --ref-train images (15,000) x --ref-epochs (4), batch 128: 5x the search budget's
+             training compute, validated on --ref-val (2,000) images so that the "truth" is
+             less noisy (nas.data.split_indices nests the search budget's 500 validation images
+             inside these 2,000, so the reference runs never train on them)
+
+and prints Kendall's tau-b and Spearman's rho between the two budgets' final validation
+accuracies, then tau of cheaper candidate budgets read off the same runs' learning curves, with
+the CPU-minutes each would cost for all N archs (training + validation, one thread per run):
+
+  search@k      epoch k of the search runs (what ASHA's rungs at 1 and 2 epochs see)
+  reference@k   epoch k of the reference runs ("more images, fewer epochs"); an optimistic stand-in
+                for a k-epoch run: the schedule (OneCycle over the run's 4 epochs) is not finished
+                at epoch k, and epoch k shares the run (and the validation images) with the
+                final value it is compared with
+
+so the best tau per CPU-minute can be picked. Results (appended per arch, so `--resume` after an
+interruption skips what is done):
+
+  benchmarks/results/fidelity.csv         arch, choices (JSON), macs, params,
+                                          search_budget_val_acc, reference_budget_val_acc,
+                                          search_run_id, reference_run_id, search_cpu_s, reference_cpu_s
+  benchmarks/results/fidelity_curves.csv  arch, budget, epoch, val_acc, train_images, val_images,
+                                          epoch_cpu_s
+
+    python /work/shared/data/cifar10/make_batches.py /tmp/cifar       # once, offline CIFAR-10
+    python benchmarks/fidelity.py --data-root /tmp/cifar --archs 16 --workers 2   # ~35-60 min, 2 cores
+    python benchmarks/fidelity.py --data-root /tmp/cifar --resume                  # after Ctrl-C
+    python benchmarks/fidelity.py --export-curves    # -> benchmarks/data/shufflenet_curves.csv
+    python benchmarks/fidelity.py --quick            # 4 archs, synthetic data, tiny budgets: CI
+
+`--export-curves` writes the table search_quality.py's stand-in objective is fitted to (the
+choices, MACs and per-epoch val_acc of every run); see benchmarks/data/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+CURVES_EXPORT = HERE / "data" / "shufflenet_curves.csv"
+SPACE = "shufflenet"
+EXPERIMENT = "fidelity"
+COLUMNS = ["arch", "choices", "macs", "params", "search_budget_val_acc", "reference_budget_val_acc",
+           "search_run_id", "reference_run_id", "search_cpu_s", "reference_cpu_s"]
+CURVE_COLUMNS = ["arch", "budget", "epoch", "val_acc", "train_images", "val_images", "epoch_cpu_s"]
+EXPORT_COLUMNS = ["arch", "choices", "macs", "params", "budget", "train_images", "val_images",
+                  "epochs", "epoch", "val_acc"]
+QUICK_DATA = ["data.name=synthetic", "data.synthetic_train=640", "data.synthetic_test=64"]
+SAMPLE_TRIES = 2000  # seeded random samples tried for the non-reference archs
+
+
+# ----------------------------------------------------------------------------- rank statistics
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties given the mean of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def _check_pair(x: Sequence[float], y: Sequence[float]) -> None:
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} vs {len(y)} values")
+
+
+def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b: (concordant - discordant) / sqrt((n0 - ties_x) (n0 - ties_y)) over all
+    pairs, ties in either variable handled (scipy.stats.kendalltau's default). NaN when either
+    side is constant or fewer than 2 values."""
+    _check_pair(x, y)
+    n = len(x)
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                ties_x += 1
+                ties_y += 1
+            elif dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    pairs = n * (n - 1) // 2
+    denominator = math.sqrt((pairs - ties_x) * (pairs - ties_y))
+    return (concordant - discordant) / denominator if denominator > 0 else math.nan
+
+
+def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho: Pearson's correlation of the (tie-averaged) ranks. NaN when constant."""
+    _check_pair(x, y)
+    rx, ry = _ranks(x), _ranks(y)
+    n = len(x)
+    if n < 2:
+        return math.nan
+    mx, my = sum(rx) / n, sum(ry) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
+
+
+# ----------------------------------------------------------------------------- the points
+
+@dataclass(frozen=True)
+class Arch:
+    label: str
+    choices: dict[str, Any]
+    spec: dict[str, Any]  # nas.spec.spec_to_dict
+    macs: int
+    params: int
+
+
+def choices_label(choices: dict[str, Any]) -> str:
+    """Short label of a point: g3 w0.5 d4-8-4 k3 shuf."""
+    depths = "-".join(str(choices[f"s{i}.depth"]) for i in range(3) if f"s{i}.depth" in choices)
+    parts = [f"g{choices.get('groups')}", f"w{choices.get('width')}", f"d{depths}",
+             f"k{choices.get('kernel')}", "shuf" if choices.get("shuffle") else "noshuf"]
+    known = {"groups", "width", "kernel", "shuffle", "s0.depth", "s1.depth", "s2.depth"}
+    parts += [f"{k}={v}" for k, v in sorted(choices.items()) if k not in known]
+    return " ".join(parts)
+
+
+def pick_archs(n: int, max_macs: float | None, seed: int = 0, resolution: int = 32,
+               num_classes: int = 10) -> list[Arch]:
+    """The space's references under `max_macs`, then seeded random feasible samples (distinct
+    architectures) until `n`: the same list every time for the same arguments."""
+    import nas
+    from nas.errors import SpecError
+    from nas.space import RandomChooser, load_space
+    from nas.spec import spec_to_dict
+
+    space = load_space(SPACE)
+    out: list[Arch] = []
+    seen: set[str] = set()
+
+    def add(label: str, point: dict[str, Any]) -> None:
+        key = json.dumps(point, sort_keys=True, default=str)
+        if key in seen or len(out) >= n:
+            return
+        try:
+            spec = space.to_spec(point, resolution=resolution, num_classes=num_classes)
+        except SpecError:
+            return
+        counted = nas.count(spec)
+        if max_macs is not None and counted.macs > max_macs:
+            return
+        seen.add(key)
+        out.append(Arch(label, dict(point), spec_to_dict(spec), counted.macs, counted.params))
+
+    for name, point in space.references:
+        add(name, space.normalize(point))
+    for i in range(SAMPLE_TRIES):
+        if len(out) >= n:
+            break
+        point = space.sample(RandomChooser(seed * 100_003 + i))
+        add(choices_label(point), point)
+    if len(out) < n:
+        raise SystemExit(f"only {len(out)} feasible architectures of {SPACE} under {max_macs} MACs")
+    return out
+
+
+# ----------------------------------------------------------------------------- the budgets
+
+@dataclass(frozen=True)
+class Fidelity:
+    name: str  # search | reference
+    train_images: int
+    val_images: int
+    epochs: int
+    batch_size: int
+
+    def words(self) -> list[str]:
+        return [f"data.train_subset={self.train_images}", f"data.val_size={self.val_images}",
+                f"train.epochs={self.epochs}", f"train.batch_size={self.batch_size}"]
+
+    def compute(self) -> int:
+        return self.train_images * self.epochs
+
+
+def fidelities(args: argparse.Namespace) -> tuple[Fidelity, Fidelity]:
+    from nas.campaign.budget import get_budget
+
+    if args.quick:  # synthetic data: seconds per run
+        return (Fidelity("search", 256, 100, 2, 32), Fidelity("reference", 512, 100, 2, 32))
+    b = get_budget("search", "cpu")
+    return (Fidelity("search", b.train_subset, b.val_size, b.epochs, b.batch_size),
+            Fidelity("reference", args.ref_train, args.ref_val, args.ref_epochs, b.batch_size))
+
+
+def run_config(fid: Fidelity, args: argparse.Namespace):
+    from nas.config import load_run_config
+
+    words = [*(QUICK_DATA if args.quick else []), *fid.words(), "train.threads=1", "device=cpu"]
+    if args.data_root and not args.quick:
+        words.append(f"data.root={args.data_root}")
+    return load_run_config([*words, *args.overrides], base={"progress": False})
+
+
+# ----------------------------------------------------------------------------- running
+
+@dataclass(frozen=True)
+class Task:
+    arch: Arch
+    fid: Fidelity
+    cfg: Any  # RunConfig
+
+
+def _execute(job: Any, data: Any) -> Any:
+    """One training (in this process or a Ray task): the JobResult, everything by value."""
+    from nas.job import execute
+
+    return execute(job, data).result
+
+
+def run_tasks(tasks: list[Task], data: dict[str, Any], workers: int, on_done) -> None:
+    """Train every task, `workers` at once (Ray tasks, one thread each) or in this process."""
+    from nas.job import Job
+
+    jobs = [Job(t.arch.spec, t.cfg, device="cpu", threads=1, test=False) for t in tasks]
+    if workers <= 1:
+        for task, job in zip(tasks, jobs):
+            on_done(task, _execute(job, data[task.fid.name]))
+        return
+    import ray
+
+    from nas.workers import init_ray
+
+    init_ray()
+    refs = {name: ray.put(bundle) for name, bundle in data.items()}
+    remote = ray.remote(_execute).options(num_cpus=1, max_retries=1)
+    queue, pending = list(zip(tasks, jobs)), {}
+    try:
+        while queue or pending:
+            while queue and len(pending) < workers:
+                task, job = queue.pop(0)
+                pending[remote.remote(job, refs[task.fid.name])] = task
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except Exception as err:  # noqa: BLE001 - the worker died: recorded FAILED
+                from nas.job import JobResult, one_line
+                from nas.status import Status
+
+                result = JobResult(Status.FAILED, error="worker lost: " + one_line(err))
+            on_done(task, result)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+
+
+def epoch_cpu_s(result: Any, threads: int = 1) -> list[float]:
+    """CPU seconds per epoch: its training time plus an equal share of the rest of the run
+    (validation, model build, data to the device), times the threads it ran on."""
+    history = result.history or []
+    if not history:
+        return []
+    train = [float(h.get("epoch_s", 0.0)) for h in history]
+    rest = max(result.wall_s - sum(train), 0.0) / len(history)
+    return [threads * (t + rest) for t in train]
+
+
+def record(task: Task, result: Any, args: argparse.Namespace) -> str:
+    """The run in MLflow (written here, by the driver, after the worker returned)."""
+    from nas import mlflow_layout as ml
+    from nas.config import to_dict
+    from nas.tracking import Tracker
+
+    tracker = Tracker(args.experiment, f"{task.arch.label} @ {task.fid.name}", uri=args.mlflow_uri,
+                      tags={ml.KIND: "fidelity", ml.SPACE: SPACE, ml.BUDGET: task.fid.name,
+                            ml.STATUS: result.status.value, ml.DEVICE: result.device,
+                            "fidelity.arch": task.arch.label})
+    tracker.log_params({"config": to_dict(task.cfg), "fidelity": task.fid.__dict__,
+                        **{f"{ml.CHOICE_PREFIX}{k}": v for k, v in task.arch.choices.items()}})
+    tracker.log_text(json.dumps(task.arch.spec, indent=1), "spec.json")
+    tracker.log_metrics({"macs": task.arch.macs, "params": task.arch.params})
+    for h, cpu in zip(result.history, epoch_cpu_s(result)):
+        tracker.log_metrics({k: h.get(k) for k in ("train_loss", "val_acc", "lr", "img_per_s", "epoch_s")}
+                            | {"epoch_cpu_s": cpu}, step=int(h["epoch"]))
+    tracker.log_metrics({"val_acc": result.val_acc, "wall_time_s": result.wall_s}, step=result.epochs)
+    run_id = tracker.run_id
+    tracker.end("FINISHED" if result.status.value == "COMPLETED" else "FAILED", result.error or None)
+    return run_id
+
+
+def _append(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_benchmark(args: argparse.Namespace) -> Path:
+    from nas.campaign.budget import get_budget
+    from nas.data import load_data
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table, curves = out / "fidelity.csv", out / "fidelity_curves.csv"
+    if not args.resume:
+        for p in (table, curves):
+            if p.exists() and p.stat().st_size:
+                raise SystemExit(f"{p} exists: add --resume to continue it, or move it away")
+    done = {row["arch"] for row in read_csv(table)}
+    _drop_unfinished(curves, done)
+    max_macs = get_budget("search", "cpu").default_max_macs
+    archs = pick_archs(args.archs, max_macs, args.seed)
+    todo = [a for a in archs if a.label not in done]
+    cfgs, fids = {}, []
+    for f in fidelities(args):  # key=value words go on top: the sizes are read back from them
+        cfg = cfgs[f.name] = run_config(f, args)
+        fids.append(replace(f, train_images=cfg.data.train_subset, val_images=cfg.data.val_size,
+                            epochs=cfg.train.epochs, batch_size=cfg.train.batch_size))
+    search_fid, ref_fid = fids
+    print(f"fidelity: {len(archs)} archs of {SPACE} (<= {max_macs / 1e6:g}M MACs), {len(done)} done,"
+          f" {len(todo)} to run, {args.workers} at once", flush=True)
+    for f in (search_fid, ref_fid):
+        print(f"  {f.name:9s} {f.train_images} train x {f.epochs} epochs, val {f.val_images},"
+              f" batch {f.batch_size} ({f.compute() / search_fid.compute():.1f}x the search budget)")
+    print(f"  results {table}   MLflow {args.mlflow_uri or 'default'} (experiment {args.experiment})",
+          flush=True)
+    if todo:
+        data = {name: load_data(cfg.data, "cpu") for name, cfg in cfgs.items()}
+        tasks = [Task(a, f, cfgs[f.name]) for a in todo for f in (search_fid, ref_fid)]
+        finished: dict[str, dict[str, tuple[Any, str]]] = {}
+        started, count = time.perf_counter(), [0]
+
+        def on_done(task: Task, result: Any) -> None:
+            run_id = record(task, result, args)
+            count[0] += 1
+            acc = "-" if result.val_acc is None else f"{result.val_acc:.3f}"
+            print(f"  [{count[0]}/{len(tasks)}] {task.arch.label} @ {task.fid.name}:"
+                  f" {result.status.value} val_acc {acc} in {result.wall_s:.0f}s"
+                  f"{' ' + result.error if result.error else ''}"
+                  f"  ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
+            got = finished.setdefault(task.arch.label, {})
+            got[task.fid.name] = (result, run_id)
+            if len(got) == 2:
+                _save_arch(task.arch, got, table, curves, (search_fid, ref_fid))
+
+        run_tasks(tasks, data, args.workers, on_done)
+    report(table, curves)
+    return table
+
+
+def _drop_unfinished(curves: Path, done: set[str]) -> None:
+    """Curves of an arch whose row never got written (killed between the two appends) go: it
+    is trained again."""
+    rows = read_csv(curves)
+    kept = [r for r in rows if r["arch"] in done]
+    if len(kept) < len(rows):
+        tmp = curves.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(kept)
+        os.replace(tmp, curves)
+
+
+def _save_arch(arch: Arch, got: dict[str, tuple[Any, str]], table: Path, curves: Path,
+               fids: tuple[Fidelity, Fidelity]) -> None:
+    """Both runs of one arch: its curves, then its row (the row is what --resume trusts)."""
+    if any(result.val_acc is None for result, _ in got.values()):
+        print(f"  {arch.label}: a run failed; not written (rerun with --resume)")
+        return
+    rows = []
+    for f in fids:
+        result, _ = got[f.name]
+        for h, cpu in zip(result.history, epoch_cpu_s(result)):
+            rows.append({"arch": arch.label, "budget": f.name, "epoch": int(h["epoch"]),
+                         "val_acc": h["val_acc"], "train_images": f.train_images,
+                         "val_images": f.val_images, "epoch_cpu_s": round(cpu, 3)})
+    _append(curves, CURVE_COLUMNS, rows)
+    (s, s_id), (r, r_id) = got["search"], got["reference"]
+    _append(table, COLUMNS, [{
+        "arch": arch.label, "choices": json.dumps(arch.choices, sort_keys=True), "macs": arch.macs,
+        "params": arch.params, "search_budget_val_acc": s.val_acc, "reference_budget_val_acc": r.val_acc,
+        "search_run_id": s_id, "reference_run_id": r_id,
+        "search_cpu_s": round(sum(epoch_cpu_s(s)), 3), "reference_cpu_s": round(sum(epoch_cpu_s(r)), 3)}])
+
+
+# ----------------------------------------------------------------------------- the report
+
+def candidates(rows: list[dict[str, str]], curve_rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Every (budget, epoch) read off the curves: tau/rho against the reference's final value,
+    and what all archs at that budget would cost in CPU-minutes."""
+    truth = {r["arch"]: float(r["reference_budget_val_acc"]) for r in rows}
+    by: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
+    cum: dict[tuple[str, str], float] = {}
+    for c in sorted(curve_rows, key=lambda c: (c["arch"], c["budget"], int(c["epoch"]))):
+        if c["arch"] not in truth:
+            continue
+        key = (c["arch"], c["budget"])
+        cum[key] = cum.get(key, 0.0) + float(c["epoch_cpu_s"])
+        by.setdefault((c["budget"], int(c["epoch"])), {})[c["arch"]] = (float(c["val_acc"]), cum[key])
+    out = []
+    for (budget, epoch), per_arch in sorted(by.items()):
+        archs = sorted(per_arch)
+        if len(archs) < 2:
+            continue
+        x = [per_arch[a][0] for a in archs]
+        y = [truth[a] for a in archs]
+        images = next(int(c["train_images"]) for c in curve_rows if c["budget"] == budget)
+        minutes = sum(per_arch[a][1] for a in archs) / 60
+        tau = kendall_tau_b(x, y)
+        out.append({"candidate": f"{budget}@{epoch}", "images x epochs": f"{images} x {epoch}",
+                    "tau": tau, "rho": spearman_rho(x, y), "cpu_min": minutes,
+                    "tau_per_cpu_min": tau / minutes if minutes > 0 else math.nan, "n": len(archs)})
+    return out
+
+
+def report(table: Path, curves: Path) -> None:
+    from nas.table import format_table
+
+    rows = read_csv(table)
+    if not rows:
+        print("no finished arch yet")
+        return
+    fmt = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"  # noqa: E731
+    print(format_table(["arch", "MMACs", "params", "search val", "reference val"],
+                       [[r["arch"], f"{int(r['macs']) / 1e6:.2f}", r["params"],
+                         fmt(float(r["search_budget_val_acc"])), fmt(float(r["reference_budget_val_acc"]))]
+                        for r in sorted(rows, key=lambda r: -float(r["reference_budget_val_acc"]))],
+                       align="lrrrr"))
+    x = [float(r["search_budget_val_acc"]) for r in rows]
+    y = [float(r["reference_budget_val_acc"]) for r in rows]
+    cands = candidates(rows, read_csv(curves))
+    if cands:
+        print("\ncandidate budgets vs the reference budget's final val_acc (CPU-min: all archs,"
+              " one thread each; @k = after epoch k of that budget's runs; the reference's last"
+              " epoch is the reference itself):")
+        print(format_table(["candidate", "images x epochs", "tau-b", "rho", "CPU-min", "tau/CPU-min"],
+                           [[c["candidate"], c["images x epochs"], fmt(c["tau"]), fmt(c["rho"]),
+                             f"{c['cpu_min']:.1f}", fmt(c["tau_per_cpu_min"])] for c in cands],
+                           align="llrrrr"))
+        last = "reference@%d" % max((int(c["candidate"].split("@")[1]) for c in cands
+                                     if c["candidate"].startswith("reference@")), default=0)
+        best = max((c for c in cands if c["candidate"] != last and not math.isnan(c["tau_per_cpu_min"])),
+                   key=lambda c: c["tau_per_cpu_min"], default=None)
+        if best:
+            print(f"best tau per CPU-minute: {best['candidate']} (tau {fmt(best['tau'])},"
+                  f" {best['cpu_min']:.1f} CPU-min for {best['n']} archs)")
+    print(f"\nsearch vs reference budget over {len(rows)} archs: kendall_tau_b={fmt(kendall_tau_b(x, y))}"
+          f" spearman_rho={fmt(spearman_rho(x, y))}")
+
+
+# ----------------------------------------------------------------------------- export
+
+def export_curves(out_dir: Path, dest: Path) -> None:
+    """fidelity.csv + fidelity_curves.csv -> one long table (choices, MACs, per-epoch val_acc
+    per arch and budget): what search_quality.py's stand-in is fitted to."""
+    rows = {r["arch"]: r for r in read_csv(out_dir / "fidelity.csv")}
+    curve_rows = read_csv(out_dir / "fidelity_curves.csv")
+    if not rows or not curve_rows:
+        raise SystemExit(f"no results in {out_dir}: run benchmarks/fidelity.py first")
+    epochs: dict[tuple[str, str], int] = {}
+    for c in curve_rows:
+        key = (c["arch"], c["budget"])
+        epochs[key] = max(epochs.get(key, 0), int(c["epoch"]))
+    out = []
+    for c in curve_rows:
+        r = rows.get(c["arch"])
+        if r is None:
+            continue
+        out.append({"arch": c["arch"], "choices": r["choices"], "macs": r["macs"], "params": r["params"],
+                    "budget": c["budget"], "train_images": c["train_images"],
+                    "val_images": c.get("val_images", ""), "epochs": epochs[(c["arch"], c["budget"])],
+                    "epoch": c["epoch"], "val_acc": c["val_acc"]})
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=EXPORT_COLUMNS)
+        w.writeheader()
+        w.writerows(out)
+    print(f"wrote {dest}: {len(out)} rows, {len(rows)} archs")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--archs", type=int, default=16, help="architectures (references first)")
+    parser.add_argument("--data-root", help="folder holding cifar-10-batches-py (default $NAS_DATA)")
+    parser.add_argument("--workers", type=int, default=2, help="trainings at once (Ray tasks, 1 thread each)")
+    parser.add_argument("--resume", action="store_true", help="append to the CSVs, skipping archs in them")
+    parser.add_argument("--quick", action="store_true", help="4 archs, synthetic data, tiny budgets")
+    parser.add_argument("--ref-train", type=int, default=15000, help="reference budget: training images")
+    parser.add_argument("--ref-epochs", type=int, default=4, help="reference budget: epochs")
+    parser.add_argument("--ref-val", type=int, default=2000, help="reference budget: validation images")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random architectures")
+    parser.add_argument("--out", help=f"results folder (default {RESULTS}; --quick: a temporary one)")
+    parser.add_argument("--experiment", default=EXPERIMENT, help="MLflow experiment")
+    parser.add_argument("--mlflow-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or"
+                        " ./mlflow.db; --quick: a SQLite file in --out)")
+    parser.add_argument("--export-curves", nargs="?", const=str(CURVES_EXPORT), metavar="CSV",
+                        help=f"write the curves table from --out's results (default {CURVES_EXPORT})")
+    parser.add_argument("overrides", nargs="*", help="more nas run key=value words (train.lr=0.2)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.archs = min(args.archs, 4)
+        args.out = args.out or tempfile.mkdtemp(prefix="nas-fidelity-quick-")
+        args.mlflow_uri = args.mlflow_uri or f"sqlite:///{Path(args.out).resolve() / 'mlflow.db'}"
+    args.out = args.out or str(RESULTS)
+    if args.export_curves:
+        export_curves(Path(args.out), Path(args.export_curves))
+        return 0
+    args.data_root = args.data_root or os.environ.get("NAS_DATA")
+    run_benchmark(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The fidelity and search-quality benchmarks (issue 14) in their quick modes, and the rank
+statistics they report, against hand-made rankings with known values."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it runs
+    spec.loader.exec_module(module)
+    return module
+
+
+fidelity = _load("fidelity")
+search_quality = _load("search_quality")
+
+
+# ----------------------------------------------------------------------------- tau and rho
+
+def test_perfect_and_reversed_rankings():
+    x = [1, 2, 3, 4, 5]
+    assert fidelity.kendall_tau_b(x, [10, 20, 30, 40, 50]) == 1.0
+    assert fidelity.spearman_rho(x, [0.1, 0.2, 0.3, 0.4, 0.9]) == pytest.approx(1.0)
+    assert fidelity.kendall_tau_b(x, x[::-1]) == -1.0
+    assert fidelity.spearman_rho(x, x[::-1]) == pytest.approx(-1.0)
+
+
+def test_one_swap():
+    # 4 values, one adjacent pair swapped: 5 concordant, 1 discordant of 6 -> tau 4/6;
+    # rank differences (0, 0, 1, 1): rho = 1 - 6 * 2 / (4 * 15) = 0.8
+    assert fidelity.kendall_tau_b([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+    assert fidelity.spearman_rho([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(0.8)
+
+
+def test_ties():
+    # x = [1, 2, 2, 3], y = [1, 2, 3, 4]: 5 concordant, 0 discordant, one pair tied in x only:
+    # tau-b = 5 / sqrt(5 * 6); ranks of x (1, 2.5, 2.5, 4): rho = 4.5 / sqrt(4.5 * 5)
+    x, y = [1, 2, 2, 3], [1, 2, 3, 4]
+    assert fidelity.kendall_tau_b(x, y) == pytest.approx(5 / math.sqrt(30))
+    assert fidelity.spearman_rho(x, y) == pytest.approx(4.5 / math.sqrt(22.5))
+    # ties on both sides, in the same pair and in different ones
+    a, b = [1, 1, 2, 3, 3], [2, 2, 1, 4, 5]
+    assert fidelity.kendall_tau_b(a, b) == pytest.approx(4 / math.sqrt(8 * 9))  # C 6, D 2
+    assert math.isnan(fidelity.kendall_tau_b([1, 1, 1], [1, 2, 3]))
+    assert math.isnan(fidelity.spearman_rho([1, 1, 1], [1, 2, 3]))
+
+
+def test_against_scipy_when_importable():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = rng.integers(0, 5, 12).tolist()  # many ties
+        y = (np.array(x) + rng.integers(-2, 3, 12)).tolist()
+        assert fidelity.kendall_tau_b(x, y) == pytest.approx(stats.kendalltau(x, y).statistic)
+        assert fidelity.spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+
+
+# ----------------------------------------------------------------------------- fidelity.py
+
+def test_pick_archs_references_first_and_feasible():
+    archs = fidelity.pick_archs(6, 25e6, seed=0)
+    assert [a.label for a in archs[:2]] == ["ShuffleNet 0.25x g=3", "ShuffleNet 0.5x g=3"]
+    assert all(a.macs <= 25e6 for a in archs)  # the 1x reference (42.6M MACs) is left out
+    assert len({json.dumps(a.choices, sort_keys=True) for a in archs}) == 6
+    assert [a.label for a in fidelity.pick_archs(6, 25e6, seed=0)] == [a.label for a in archs]
+
+
+def test_fidelity_quick_writes_columns_and_prints_tau(tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["--quick", "--workers", "1", "--out", str(out)]
+    assert fidelity.main(argv) == 0  # in this process: one import of torch and MLflow
+    printed = capsys.readouterr().out
+    assert "kendall_tau_b=" in printed and "spearman_rho=" in printed
+    with open(out / "fidelity.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    for column in ("arch", "search_budget_val_acc", "reference_budget_val_acc", "macs", "params",
+                   "search_run_id", "reference_run_id"):
+        assert column in rows[0] and all(r[column] for r in rows), column
+    with open(out / "fidelity_curves.csv", newline="") as f:
+        curves = list(csv.DictReader(f))
+    assert {(c["budget"], c["epoch"]) for c in curves} == {("search", "1"), ("search", "2"),
+                                                           ("reference", "1"), ("reference", "2")}
+    assert len(curves) == 4 * 2 * 2
+    # again without --resume: refused; with it and every arch done: nothing trained, same report
+    with pytest.raises(SystemExit, match="--resume"):
+        fidelity.main(argv)
+    assert fidelity.main([*argv, "--resume"]) == 0
+    again = capsys.readouterr().out
+    assert "0 to run" in again and "kendall_tau_b=" in again
+    export = tmp_path / "curves.csv"
+    assert fidelity.main([*argv, "--export-curves", str(export)]) == 0
+    table = search_quality.read_curves(export, "search")
+    assert len(table) == 4 and all(len(a["curve"]) == 2 for a in table.values())
+    # every run is in MLflow, in its own experiment
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("fidelity")
+    run_ids = {r.info.run_id for r in client.search_runs([experiment.experiment_id])}
+    assert run_ids == {r["search_run_id"] for r in rows} | {r["reference_run_id"] for r in rows}
+
+
+# ----------------------------------------------------------------------------- search_quality.py
+
+def synthetic_curves(path: Path, n: int = 14, epochs: int = 4, seed: int = 0) -> None:
+    """A made-up curves table (test only: never shipped as data): accuracy grows with log MACs
+    and epochs, plus noise, for random feasible points of the space."""
+    rng = np.random.default_rng(seed)
+    archs = fidelity.pick_archs(n, 25e6, seed=seed)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fidelity.EXPORT_COLUMNS)
+        w.writeheader()
+        for a in archs:
+            level = 0.25 + 0.06 * math.log(a.macs / 1e6 + 1) + (0.02 if a.choices["shuffle"] else 0)
+            for e in range(1, epochs + 1):
+                w.writerow({"arch": a.label, "choices": json.dumps(a.choices), "macs": a.macs,
+                            "params": a.params, "budget": "search", "train_images": 3000,
+                            "val_images": 500, "epochs": epochs, "epoch": e,
+                            "val_acc": round(level * (1 - 0.5 ** e) / 0.9375 + rng.normal(0, 0.01), 4)})
+
+
+def test_stand_in_fits_the_curves(tmp_path):
+    from nas.space import load_space
+
+    path = tmp_path / "curves.csv"
+    synthetic_curves(path)
+    table = search_quality.read_curves(path)
+    model = search_quality.StandIn(load_space("shufflenet"), table)
+    assert model.epochs == 4 and len(model.sigma) == 4 and 0 <= model.rho < 1
+    for a in table.values():  # the fit follows the table within a few noise std
+        assert np.abs(model.mean(a["choices"]) - np.array(a["curve"])).max() < 0.08
+    draws = np.array([model.draw(next(iter(table.values()))["choices"], np.random.default_rng(i))
+                      for i in range(200)])
+    assert draws.std(0) == pytest.approx(model.sigma, rel=0.3)
+
+
+def test_simulated_search_spends_equal_compute(tmp_path):
+    from nas.space import load_space
+
+    path = tmp_path / "curves.csv"
+    synthetic_curves(path)
+    model = search_quality.StandIn(load_space("shufflenet"), search_quality.read_curves(path))
+    for method in search_quality.METHODS:
+        run = search_quality.simulate(method, model, 0, epoch_budget=30, grace=1, rf=2, max_macs=25e6)
+        # all the compute is spent, unless the sampler proposed only free samples (TPE keeps
+        # proposing never-trained, over-budget widths: infeasible trials are told FAIL)
+        assert run.epochs == 30 or (run.stuck and run.infeasible >= 500), method
+        assert run.completed == len(run.front_points) >= 1
+        if method.scheduler is None:
+            assert run.pruned <= 1 and run.completed >= 7  # 4 epochs each, the last one maybe cut
+        else:
+            assert run.trained > run.completed
+
+
+def test_search_quality_stand_in_quick(tmp_path):
+    path = tmp_path / "curves.csv"
+    synthetic_curves(path)
+    cmd = [sys.executable, str(BENCH / "search_quality.py"), "--stand-in", "--quick", "--curves",
+           str(path), "--seeds", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("hv_ratio_vs_random=") and last.endswith("seeds=2"), proc.stdout[-2000:]
+    assert float(last.split()[0].split("=")[1]) > 0
+    for name in ("nsga2+moasha", "nsga2+asha", "tpe+moasha", "random"):
+        assert name in proc.stdout
+
+
+@pytest.mark.slow
+def test_fidelity_quick_on_two_ray_workers(tmp_path):
+    """The --workers path: Ray tasks executing nas.job.execute, the driver recording."""
+    out = tmp_path / "results"
+    cmd = [sys.executable, str(BENCH / "fidelity.py"), "--quick", "--workers", "2", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 at once" in proc.stdout and "kendall_tau_b=" in proc.stdout
+    with open(out / "fidelity.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 4
