@@ -94,3 +94,25 @@ def test_infeasible_samples_are_never_generation_members(tmp_path):
     infeasible = [t for t in study.trials if t.user_attrs.get("nas_status") == "INFEASIBLE"]
     assert infeasible and all(t.state == optuna.trial.TrialState.FAIL for t in infeasible)
     assert all(t.user_attrs["macs"] > 4e6 for t in infeasible)
+
+
+def test_tpe_learns_the_limits_from_free_samples_and_does_not_stall(tmp_path):
+    """TPE has no generations: over-budget samples reach it as constraint violations, so it
+    stops proposing the over-budget region (told FAIL, it never saw it and stalled at 10)."""
+    from nas.pareto import parse_objectives
+    from nas.search.searcher import OBSERVE_FREE, Limits, OptunaSearcher
+    from nas.space import load_space
+
+    space = load_space("shufflenet")
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=SAMPLERS["tpe"](0, 30))
+    searcher = OptunaSearcher(study, space, parse_objectives("val_acc,macs"),
+                              to_spec=lambda p: space.to_spec(p, resolution=32, num_classes=10),
+                              limits=Limits(max_macs=25e6), max_epochs=4, trials=30,
+                              on_infeasible=lambda s: None, observe_free="tpe" in OBSERVE_FREE)
+    for i in range(30):
+        config = searcher.suggest(str(i))
+        macs = config["_nas_costs"]["macs"]
+        assert macs <= 25e6
+        searcher.on_trial_complete(str(i), {"epoch": 4, "val_acc": 0.3 + 1e-9 * macs, "macs": macs})
+    trained = [t for t in study.trials if t.user_attrs.get("nas_status") == "COMPLETED"]
+    assert len(trained) == 30

@@ -35,7 +35,7 @@ from nas.pareto import Objective, parse_objectives, pareto_mask
 from nas.search.recorder import RecorderCallback, SearchRecorder
 from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
                                 trials_frame, write_front)
-from nas.search.searcher import SAMPLERS, Limits, OptunaSearcher
+from nas.search.searcher import OBSERVE_FREE, SAMPLERS, Limits, OptunaSearcher
 from nas.search.trial import TrialSetup, run_trial
 from nas.space import SearchSpace, load_space
 from nas.status import Status
@@ -393,7 +393,8 @@ def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSet
 
     bar, on_done, on_free = _progress(s, remaining)
     searcher = OptunaSearcher(s.study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
-                              max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free)
+                              max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free,
+                              observe_free=s.settings.sampler in OBSERVE_FREE)
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
                                     workers.resources())
     tuner = tune.Tuner(

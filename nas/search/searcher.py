@@ -35,6 +35,13 @@ def nsga2_population(trials: int) -> int:
     return max(8, min(50, trials // 4))
 
 
+def set_constraints(trial: optuna.trial.Trial, violations: list[float]) -> None:
+    """Feasible when every value <= 0 (Optuna's convention): TPE models the feasible region."""
+    trial.set_user_attr("constraint", violations)
+    for i, value in enumerate(violations):
+        trial.set_constraint(f"limit{i}", float(value))
+
+
 # name -> (seed, trials to run) -> sampler
 SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
     "nsga2": lambda seed, trials: optuna.samplers.NSGAIISampler(
@@ -42,6 +49,11 @@ SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
     "tpe": lambda seed, trials: optuna.samplers.TPESampler(seed=seed),
     "random": lambda seed, trials: optuna.samplers.RandomSampler(seed=seed),
 }
+# Samplers without generations learn where the limits are from the free samples too: told as
+# constraint violations (infeasible) or with the earlier trial's values (duplicates). Without
+# that TPE keeps proposing the over-budget region it never sees and the search stalls. NSGA-II
+# gets them as FAIL, so they never become members of a generation.
+OBSERVE_FREE = ("tpe",)
 
 
 @dataclass(frozen=True)
@@ -91,12 +103,12 @@ class OptunaSearcher(Searcher):
 
     def __init__(self, study: optuna.Study, space: SearchSpace, objectives: list[Objective], *,
                  to_spec: Callable[[dict[str, Any]], NetSpec], limits: Limits, max_epochs: int,
-                 trials: int, on_infeasible: Callable[[Sampled], None]):
+                 trials: int, on_infeasible: Callable[[Sampled], None], observe_free: bool = False):
         super().__init__(metric="val_acc", mode="max")
         self.study, self.space, self.objectives = study, space, objectives
         self.to_spec, self.limits, self.max_epochs = to_spec, limits, max_epochs
         self.remaining = trials
-        self.on_infeasible = on_infeasible
+        self.on_infeasible, self.observe_free = on_infeasible, observe_free
         self.live: dict[str, optuna.trial.Trial] = {}
         self.infeasible = 0
         # architectures trained (or training) already: the same seed and budget would give the
@@ -148,6 +160,8 @@ class OptunaSearcher(Searcher):
         self.trained[architecture_key(sampled.params)] = trial.number
         trial.set_user_attr("macs", sampled.macs)
         trial.set_user_attr("params", sampled.n_params)
+        if self.observe_free:
+            set_constraints(trial, sampled.violations)
         self.live[trial_id] = trial
         self.remaining -= 1
         costs = {"macs": sampled.macs, "params": sampled.n_params}
@@ -155,8 +169,8 @@ class OptunaSearcher(Searcher):
                 COSTS_KEY: costs}
 
     def _tell_infeasible(self, trial: optuna.trial.Trial, sampled: Sampled) -> None:
-        """Free samples (invalid, over a limit, already trained) are told FAIL: recorded, but
-        never members of a generation (NSGA-II and TPE learn from trained trials only)."""
+        """Free samples (invalid, over a limit, already trained) are recorded without training;
+        see OBSERVE_FREE for what the sampler is told."""
         trial.set_user_attr(STATUS_ATTR, sampled.status.value)
         if sampled.duplicate_of is not None:
             trial.set_user_attr("duplicate_of", sampled.duplicate_of)
@@ -166,8 +180,23 @@ class OptunaSearcher(Searcher):
             trial.set_user_attr("macs", sampled.macs)
             trial.set_user_attr("params", sampled.n_params)
             trial.set_user_attr("constraint", sampled.violations)
-        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        values = self._observation(trial, sampled) if self.observe_free else None
+        if values is None:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(trial, values)
         self.on_infeasible(sampled)
+
+    def _observation(self, trial: optuna.trial.Trial, sampled: Sampled) -> list[float] | None:
+        """What a sampler without generations is told of a free sample, or None (FAIL)."""
+        if sampled.duplicate_of is not None:
+            earlier = self.study.get_trials(deepcopy=False)[sampled.duplicate_of]
+            return list(earlier.values) if earlier.values is not None else None
+        if sampled.error is not None:
+            return None
+        set_constraints(trial, sampled.violations)
+        worst = {"val_acc": 0.0, "macs": sampled.macs, "params": sampled.n_params, "latency_ms": 1e9}
+        return [float(worst[o.name]) for o in self.objectives]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         trial = self.live.pop(trial_id, None)
