@@ -390,18 +390,25 @@ class Tracker:
 
     @staticmethod
     def _experiment(client: Any, name: str) -> str:
+        """The experiment's id, created if new; tagged so the MLflow UI opens on its training
+        runs with the NAS columns (`nas.mlflow_layout.experiment_tags`)."""
+        from nas import mlflow_layout
+
         found = client.get_experiment_by_name(name)
         if found is not None:
+            mlflow_layout.tag_experiment(client, found.experiment_id, found.tags)
             return found.experiment_id
         location = None
         if client.tracking_uri.startswith("sqlite:///"):
             location = (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri()
         try:
-            return client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location,
+                                            tags=mlflow_layout.experiment_tags())
         except Exception:  # another process created it meanwhile
             found = client.get_experiment_by_name(name)
             if found is None:
                 raise
+            mlflow_layout.tag_experiment(client, found.experiment_id, found.tags)
             return found.experiment_id
 
     # ------------------------------------------------------------------ the caller's side
