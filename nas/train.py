@@ -277,13 +277,16 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report | None = None, *,
           data_cfg: DataConfig, precision: Precision, checkpoint_path: Path | None = None,
-          resume: bool = False, extra_state: dict[str, Any] | None = None,
+          resume: bool = False,
+          extra_state: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
           progress: bool = True) -> TrainResult:
     """Train `model` (already on the data's device) and return the evaluated weights.
 
     `report(metrics)` is called after every epoch with train_loss, val_acc, lr, img_per_s, and
     may raise to stop early (a search pruning the trial). The checkpoint written before it holds
-    `extra_state` too, so a caller can find its own bookkeeping (an MLflow run id) on resume.
+    `extra_state` too, so a caller can find its own bookkeeping (an MLflow run id) on resume; a
+    callable is called at each checkpoint, so it may name what is not known yet when training
+    starts (`lambda: {"mlflow_run_id": tracker.run_id}`: the run is created meanwhile).
     """
     check_config(cfg)
     device = data.train.images.device
@@ -368,7 +371,8 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
                 "scheduler": {"step": optimizer.steps},
                 "ema": ema.model.state_dict() if ema is not None else None,
                 "generator": generator.get_state(), "rng": _rng_state(), "epoch": epoch + 1,
-                "history": history, "extra": dict(extra_state or {}),
+                "history": history,
+                "extra": dict((extra_state() if callable(extra_state) else extra_state) or {}),
             }, checkpoint_path)
         if progress:
             shown = "-" if val_acc is None else f"{val_acc:.4f}"
