@@ -158,7 +158,7 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
     precision = precision_for(device, cfg.train.amp, cfg.train.channels_last)
     torch.manual_seed(cfg.train.seed)
     model = build_model(spec).to(device)
-    fixed: dict[str, Any] = {"node": result.node}
+    fixed: dict[str, Any] = {"node": result.node, "device": result.device}
     if job.measure_latency:
         res = spec.input.resolution
         result.latency_ms = latency_ms(model, (1, spec.input.channels, res, res), device)
