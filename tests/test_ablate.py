@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -22,6 +20,7 @@ from nas.campaign.budget import get_budget
 from nas.ablate.experiment import experiment_files, load_experiment
 from nas.ablate.report import display_frame, summary_frame
 from nas.ablate.grid import build_grid as build_units, check_overrides, resolve_data
+from fake_data import fake_cifar10
 from nas.cli import main
 from nas.data import DataConfig, DataError, Loader, load_data
 from nas.errors import NasError, SpecError
@@ -197,23 +196,8 @@ def test_data_resize_once_on_load():
         DataConfig(name="synthetic", resize=0)
 
 
-def _fake_cifar10(root: Path, per_class: int = 12) -> None:
-    """A tiny cifar-10-batches-py/ layout: enough for the smoke budget's split."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    labels = [c for c in range(10) for _ in range(per_class)]
-    for i in range(1, 6):
-        part = labels[i - 1::5]
-        data = rng.integers(0, 256, (len(part), 3072), dtype=np.uint8)
-        pickle.dump({"data": data, "labels": part}, open(folder / f"data_batch_{i}", "wb"))
-    pickle.dump({"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), "labels": list(range(10)) * 2},
-                open(folder / "test_batch", "wb"))
-    pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, open(folder / "batches.meta", "wb"))
-
-
 def test_one_channel_experiment_falls_back_to_grayscale_cifar(tmp_path):
-    _fake_cifar10(tmp_path)
+    fake_cifar10(tmp_path)
     exp = load_experiment("dsc_cnn_act_conv")
     smoke = get_budget("ablation", "smoke")
     words = [f"data.root={tmp_path}", "data.download=false"]

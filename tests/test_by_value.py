@@ -5,37 +5,21 @@ trial, and the same for an ablation's data root."""
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from fake_data import fake_cifar10
 from integrity import query_live_db
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def fake_cifar10(root: Path, per_class: int = 40) -> None:
-    """A small cifar-10-batches-py/ layout in the standard format."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    labels = [c for c in range(10) for _ in range(per_class)]
-    for i in range(1, 6):
-        part = labels[i - 1::5]
-        data = rng.integers(0, 256, (len(part), 3072), dtype=np.uint8)
-        pickle.dump({"data": data, "labels": part}, open(folder / f"data_batch_{i}", "wb"))
-    pickle.dump({"data": rng.integers(0, 256, (40, 3072), dtype=np.uint8), "labels": list(range(10)) * 4},
-                open(folder / "test_batch", "wb"))
-    pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, open(folder / "batches.meta", "wb"))
 
 
 def _started(db: Path) -> bool:
@@ -48,7 +32,7 @@ def test_search_finishes_after_its_space_file_and_data_root_are_deleted(tmp_path
     space.parent.mkdir()
     shutil.copy(REPO / "search_spaces" / "shufflenet.yaml", space)
     data_root = tmp_path / "inputs" / "data"
-    fake_cifar10(data_root)
+    fake_cifar10(data_root, per_class=40, test_images=40)
     work = tmp_path / "work"
     work.mkdir()
     cmd = [sys.executable, "-m", "nas.cli", "search", "--space", str(space), "--budget", "smoke",
@@ -71,7 +55,7 @@ def test_search_finishes_after_its_space_file_and_data_root_are_deleted(tmp_path
 
 def test_ablation_finishes_after_its_data_root_is_deleted(tmp_path):
     data_root = tmp_path / "inputs" / "data"
-    fake_cifar10(data_root)
+    fake_cifar10(data_root, per_class=40, test_images=40)
     work = tmp_path / "work"
     work.mkdir()
     cmd = [sys.executable, "-m", "nas.cli", "ablate", "shufflenet_shuffle", "--budget", "smoke",
