@@ -138,6 +138,12 @@ def _normal_path(path: str) -> str:
     return re.sub(r"\[(\d+|\*)\]", r".\1", path)
 
 
+def _paths_overlap(a: str, b: str) -> bool:
+    """`stages.*.groups` vs `stages.2.groups` (or a prefix of one another): the same field."""
+    pa, pb = a.split("."), b.split(".")
+    return all(x == y or "*" in (x, y) for x, y in zip(pa, pb))
+
+
 # ----------------------------------------------------------------------------- choices
 
 
@@ -239,6 +245,19 @@ class SearchSpace:
             paths = list(c.targets) + [p for values in c.values.values() for p in values]
             out.update({_normal_path(p): c.label for p in paths})
         return out
+
+    def refuse_words(self, words: list[str]) -> None:
+        """A search's `key=value` word that sets what this space chooses would be overwritten
+        by every sample (or overwrite it): refused with one line naming the word and the choice."""
+        chosen = self.chosen_paths()
+        for word in words:
+            key = word.partition("=")[0]
+            path = _normal_path(key[len("model."):] if key.startswith("model.") else key)
+            for target, label in chosen.items():
+                if _paths_overlap(path, target):
+                    raise SpecError(f"{key}= cannot be set in a search over {self.name!r}: the"
+                                    f" space's choice {label!r} sets {target}; drop the word, or"
+                                    " fix the choice in a copy of the space file")
 
     def sample(self, sampler: Chooser) -> dict[str, Any]:
         """One architecture: choices in order, skipping those whose `when` fails."""

@@ -64,3 +64,15 @@ def estimate_s(work: list[Work], rate: float, concurrency: int) -> float:
 
 def describe(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def mean_epochs(budget: Any, *, early_stopping: bool) -> float:
+    """Epochs an average search trial trains: with successive halving a 1/rf share of the
+    trials reaches each next rung (geometric rungs from grace_epochs)."""
+    if not early_stopping:
+        return float(budget.epochs)
+    epochs, share, total, prev = budget.grace_epochs, 1.0, 0.0, 0
+    while epochs < budget.epochs:
+        total += share * (epochs - prev)
+        prev, share, epochs = epochs, share / budget.reduction_factor, epochs * budget.reduction_factor
+    return total + share * (budget.epochs - prev)

@@ -28,13 +28,14 @@ from nas.campaign.progress import Progress
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.state import State, open_state
 from nas.config import RunConfig, load_run_config, spec_overrides
-from nas.words import split_words, word_keys
+from nas.words import split_words
 from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives, pareto_mask
 from nas.search.recorder import RecorderCallback, SearchRecorder
 from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
                                 trials_frame, write_front)
+from nas.search.scheduler import make_scheduler, scheduler_name
 from nas.search.searcher import OBSERVE_FREE, SAMPLERS, Limits, OptunaSearcher
 from nas.search.trial import TrialSetup, run_trial
 from nas.space import SearchSpace, load_space
@@ -131,26 +132,6 @@ def _check_settings(settings: SearchSettings) -> list[Objective]:
     return objectives
 
 
-def refuse_chosen_keys(space: SearchSpace, words: list[str]) -> None:
-    """A `key=value` word that sets what the space chooses would be silently overwritten by
-    every sample (or overwrite it): refused with one line naming the word and the choice."""
-    chosen = space.chosen_paths()
-    for key in word_keys(words):
-        path = key[len("model."):] if key.startswith("model.") else key
-        for target, label in chosen.items():
-            if _paths_overlap(path, target):
-                raise NasError(f"{key}= cannot be set in a search over {space.name!r}: the space's"
-                               f" choice {label!r} sets {target}; drop the word, or fix the choice"
-                               " in a copy of the space file")
-
-
-def _paths_overlap(a: str, b: str) -> bool:
-    """'stages.*.groups' vs 'stages.2.groups' (or a prefix of one another): the same field."""
-    norm = lambda p: p.replace("[", ".").replace("]", "").split(".")
-    pa, pb = norm(a), norm(b)
-    return all(x == y or "*" in (x, y) for x, y in zip(pa, pb))
-
-
 def _study(folder: Path, name: str, objectives: list[Objective], settings: SearchSettings,
            planned_trials: int) -> optuna.Study:
     """The durable study; `planned_trials` is the first run's --trials, so a resumed NSGA-II
@@ -166,7 +147,7 @@ def _study(folder: Path, name: str, objectives: list[Objective], settings: Searc
 
 def _setup(settings: SearchSettings, started: float) -> Search:
     objectives = _check_settings(settings)
-    scheduler_name(settings, objectives)
+    scheduler_name(settings.asha, settings.scheduler, objectives)
     import torch
 
     budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
@@ -174,7 +155,7 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
     budget = budget.with_epochs(cfg.train.epochs)
     space = load_space(settings.space)  # read once: the workers get specs, never this file
-    refuse_chosen_keys(space, settings.overrides)
+    space.refuse_words(settings.overrides)
     name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
     folder = Path(settings.output_dir) / name
     state = open_state(folder, "search.json", what="search", resume=settings.resume)
@@ -239,7 +220,7 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
     print(f"search {s.name}: space {s.space.name}, {remaining} trials to run"
           f" ({_trained_count(s)} done before{', ' + str(killed) + ' killed ones re-sampled' if killed else ''}),"
           f" {workers.describe()}")
-    name = scheduler_name(s.settings, s.objectives)
+    name = scheduler_name(s.settings.asha, s.settings.scheduler, s.objectives)
     asha = (f", {'MO-ASHA' if name == 'moasha' else 'ASHA'} from {s.budget.grace_epochs} epoch(s),"
             f" keep 1/{s.budget.reduction_factor}" if name != "none" else "")
     print(f"  budget {s.budget.name}: {len(s.data.train)} train images, val {len(s.data.val)},"
@@ -247,17 +228,6 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
           f" limits {s.limits.max_macs or '-'} MACs, {s.limits.max_params or '-'} params")
     print(f"  folder {s.folder}   MLflow {(s.campaign.uri or 'disabled').split('?')[0]}"
           f" (experiment {s.cfg.mlflow.experiment})")
-
-
-def mean_epochs(budget: Budget, asha: bool) -> float:
-    """Epochs an average trial trains: geometric rungs keep a 1/rf share at each next rung."""
-    if not asha:
-        return float(budget.epochs)
-    epochs, share, total, prev = budget.grace_epochs, 1.0, 0.0, 0
-    while epochs < budget.epochs:
-        total += share * (epochs - prev)
-        prev, share, epochs = epochs, share / budget.reduction_factor, epochs * budget.reduction_factor
-    return total + share * (budget.epochs - prev)
 
 
 def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
@@ -280,7 +250,7 @@ def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
     specs.sort(key=lambda pair: pair[0])
     typical = specs[len(specs) // 2][1]
     rate = estimate.measure_rate(typical, s.cfg.train.batch_size, threads=max(1, int(s.settings.cpus_per_trial)))
-    epochs = mean_epochs(s.budget, s.settings.asha)
+    epochs = estimate.mean_epochs(s.budget, early_stopping=s.settings.asha)
     work = [estimate.Work(m, len(s.data.train), epochs, int(len(s.data.val) * epochs)) for m, _ in specs]
     per_trial = estimate.estimate_s(work, rate, 1) / len(work)
     total = per_trial * remaining / max(workers.concurrency, 1)
@@ -361,33 +331,6 @@ def _progress(s: Search, remaining: int) -> tuple[Progress, Callable, Callable]:
     return bar, on_done, on_free
 
 
-def scheduler_name(settings: SearchSettings, objectives: list[Objective]) -> str:
-    """moasha (promotion by non-dominated rank over every objective) for multi-objective
-    searches, scalar asha on val_acc for one objective or when asked; none with --no-asha."""
-    if not settings.asha:
-        return "none"
-    if settings.scheduler == "auto":
-        return "moasha" if len(objectives) > 1 else "asha"
-    if settings.scheduler not in ("moasha", "asha"):
-        raise NasError(f"--scheduler {settings.scheduler!r} must be auto, moasha or asha")
-    return settings.scheduler
-
-
-def make_scheduler(s: Search) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    from nas.search.scheduler import MultiObjectiveASHA
-
-    rungs = {"time_attr": "epoch", "max_t": s.budget.epochs, "grace_period": s.budget.grace_epochs,
-             "reduction_factor": s.budget.reduction_factor}
-    name = scheduler_name(s.settings, s.objectives)
-    if name == "moasha":
-        return MultiObjectiveASHA(objectives=s.objectives, **rungs)
-    if name == "asha":
-        return ASHAScheduler(metric="val_acc", mode="max", **rungs)
-    return FIFOScheduler()
-
-
 def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSetup) -> None:
     from ray import tune
 
@@ -399,7 +342,9 @@ def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSet
                                     workers.resources())
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(s), num_samples=-1,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(
+            scheduler_name(s.settings.asha, s.settings.scheduler, s.objectives), s.objectives, s.budget),
+                                    num_samples=-1,
                                     max_concurrent_trials=workers.concurrency, reuse_actors=True),
         run_config=tune.RunConfig(
             name=run_name, storage_path=str((s.folder / "ray").resolve()), verbose=0,

@@ -271,3 +271,35 @@ class MultiObjectiveASHA(FIFOScheduler):
         self._promoted = {m: int(c) for m, c in state["promoted"]}
         self._trials = set(state["trials"])
         self._num_stopped = int(state["num_stopped"])
+
+
+# ----------------------------------------------------------------------------- the search's choice
+
+SCHEDULERS = ("auto", "moasha", "asha")
+
+
+def scheduler_name(early_stopping: bool, asked: str, objectives: Sequence[Any]) -> str:
+    """moasha (promotion by non-dominated rank over every objective) for multi-objective
+    searches, scalar asha on val_acc for one objective or when asked; none with --no-asha."""
+    from nas.errors import NasError
+
+    if asked not in SCHEDULERS:
+        raise NasError(f"--scheduler {asked!r} must be {', '.join(SCHEDULERS)}")
+    if not early_stopping:
+        return "none"
+    if asked == "auto":
+        return "moasha" if len(objectives) > 1 else "asha"
+    return asked
+
+
+def make_scheduler(name: str, objectives: Sequence[Any], budget: Any) -> TrialScheduler:
+    """The Tune scheduler `name` (see scheduler_name) on the budget's rungs (epochs)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    rungs = {"time_attr": "epoch", "max_t": budget.epochs, "grace_period": budget.grace_epochs,
+             "reduction_factor": budget.reduction_factor}
+    if name == "moasha":
+        return MultiObjectiveASHA(objectives=objectives, **rungs)
+    if name == "asha":
+        return ASHAScheduler(metric="val_acc", mode="max", **rungs)
+    return FIFOScheduler()
