@@ -313,8 +313,8 @@ def plot_front(trials: pd.DataFrame, objectives: Sequence[Objective] | str = "va
     FigureCanvasAgg(fig)
     over = ", ".join(o.name for o in objectives)
     for i, x in enumerate(panels):
-        _panel(fig.add_subplot(1, len(panels), i + 1), trials, x, y, status, front, presets,
-               f"Pareto front over {over}")
+        _panel(fig.add_subplot(1, len(panels), i + 1), trials, x, y, status=status, front=front,
+               presets=presets, front_label=f"Pareto front over {over}")
     handles, labels = fig.axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=3 if len(panels) < 2 else min(len(handles), 6),
@@ -327,7 +327,7 @@ def plot_front(trials: pd.DataFrame, objectives: Sequence[Objective] | str = "va
     return out
 
 
-def _panel(ax, trials: pd.DataFrame, x: str, y: str, status: np.ndarray, front: np.ndarray,
+def _panel(ax, trials: pd.DataFrame, x: str, y: str, *, status: np.ndarray, front: np.ndarray,
            presets: pd.DataFrame | None, front_label: str) -> None:
     """One panel of `plot_front`: y (maximised) against x (minimised)."""
     x_div, x_label = _axis(x)
