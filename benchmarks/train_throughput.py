@@ -42,10 +42,34 @@ shared VM the speed drifts by 10-20% over seconds even when no other process run
 neighbours), so passes run close together in time, and more of them, give steadier paired ratios
 than 3 repeats of 5120 images at the same total cost.
 
-Nothing here asserts on timings: it prints a table.
+`--part eval`: `nas.train.evaluate` at the default `train.eval_batch_size=0` against a bare
+`torch.inference_mode` loop over the same (pre-normalised) batches at batch 32..1024, interleaved;
+target: >= 0.95 of the bare loop at its best batch size.
 
-    python benchmarks/train_throughput.py                 # ~2-3 min on 2 CPU cores
-    python benchmarks/train_throughput.py --quick         # smoke test, < 30 s
+`--part process`: what the user waits for. Whole processes, each in a fresh interpreter, timed
+from outside from start to exit, interleaved (the order rotates every repeat):
+
+  nas run               `nas run` (benchmarks/nas_run_timed.py: the CLI unchanged, plus timers)
+                        in a folder whose MLflow store exists; "new folder": the first run in an
+                        empty folder; "mlflow off": mlflow.enabled=false
+  before: nas run       the same from another copy of nas (--before DIR), for before/after tables
+  bare script           benchmarks/bare_run.py: the same work on the same nas-built model and
+                        nothing else (pickles -> tensors, crop/flip, SGD, inference_mode eval)
+  seeds' pipeline       benchmarks/seeds_run.py: torchvision CIFAR10 + PIL transforms +
+                        DataLoader, the seed's train() and test() (no val split)
+
+for a short run (--short-train 256 images, 1 epoch, 5,000 val + 10,000 test images evaluated;
+target nas run <= 1.3 x bare script) and a long one (--long-train 10,000 images, 1 epoch, no val,
+the test set; target nas run <= 0.9 x seeds' pipeline), with each process's own breakdown: data,
+MLflow (the main thread waiting on it), model, train, eval, checkpoint, and the rest (imports,
+config, exit). Ratios are medians of per-repeat ratios. Use --threads 1 on a shared machine: two
+torch threads on two cores slow down several-fold whenever another process takes a core.
+
+Nothing here asserts on timings: it prints tables.
+
+    python benchmarks/train_throughput.py --part loop     # ~2-3 min on 2 CPU cores
+    python benchmarks/train_throughput.py --part process --threads 1 --before /tmp/nas-before
+    python benchmarks/train_throughput.py --quick         # plumbing check, all parts, ~2 min
     python benchmarks/train_throughput.py --preset mobilenet_v2 --width 0.5 --images 5120 --repeats 3
 
 Real CIFAR-10 (`cifar-10-batches-py/`) is read from --root (default: ./.nas/test-data when it
@@ -59,11 +83,14 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -143,7 +170,7 @@ def run_nas(model: nn.Module, data: DataBundle, cfg: TrainConfig, dcfg: DataConf
 
 
 def run_bare(model: nn.Module, batches: list, cfg: TrainConfig, precision: Precision,
-             device: torch.device, optimizer: torch.optim.Optimizer) -> float:
+             device: torch.device, optimizer) -> float:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     model.train()
     synchronize(device)
@@ -304,7 +331,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quiet-wait", type=float, default=None,
                    help="seconds in all to wait, before passes, for other processes to go idle "
                         "(default 120; --quick 5)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test (< 30 s)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes, one repeat, synthetic data for the whole processes: a plumbing check")
+    p.add_argument("--part", choices=("loop", "eval", "process", "all"), default="all",
+                   help="loop: the training loops in this process; eval: evaluate() against a bare "
+                        "inference loop at each batch size; process: whole `nas run` processes "
+                        "against whole seeds'/bare processes; all: the three (default)")
+    p.add_argument("--short-train", type=int, default=256,
+                   help="process part, short run: train images (5,000 val and the test set evaluated)")
+    p.add_argument("--long-train", type=int, default=10000,
+                   help="process part, long run: train images (no val, the test set evaluated)")
+    p.add_argument("--sizes", default="short,long", help="process part: which runs (short,long)")
+    p.add_argument("--process-repeats", type=int, default=None,
+                   help="process part: interleaved repeats (default 3; --quick 1)")
+    p.add_argument("--before", metavar="DIR",
+                   help="process part: also time `nas run` from another copy of nas (e.g. `git archive"
+                        " HEAD~5 | tar -x -C DIR`), interleaved with the others: a before/after table")
+    p.add_argument("--bare-eval-batch", type=int, default=128,
+                   help="the bare script's evaluation batch (default: CPU's best, as measured)")
     args = p.parse_args(argv)
     quick = {"batch": 32, "images": 160, "repeats": 1, "retries": 0, "quiet_wait": 5.0}
     quick = quick if args.quick else {}
@@ -369,6 +413,15 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.part in ("loop", "all"):
+        loop_part(args)
+    if args.part in ("eval", "all"):
+        eval_part(args)
+    if args.part in ("process", "all"):
+        process_part(args)
+
+
+def loop_part(args: argparse.Namespace) -> None:
     wall_start = time.perf_counter()
     device = select_device(args.device)
     threads = configure_threads(args.threads)  # torch.set_num_threads, the same for every side
@@ -393,7 +446,9 @@ def main(argv: list[str] | None = None) -> None:
         if precision.channels_last:
             models[k] = models[k].to(memory_format=torch.channels_last)
     opt_bare = OPTIMIZERS[cfg.optimizer](param_groups(models["bare"], cfg.weight_decay), cfg)
-    opt_seed = OPTIMIZERS[cfg.optimizer](param_groups(models["seeds"], cfg.weight_decay), cfg)
+    # the seeds use torch.optim (OneCycleLR needs one); nas and bare use nas's Optimizer (the same rule)
+    opt_seed = torch.optim.SGD(param_groups(models["seeds"], cfg.weight_decay), lr=cfg.lr,
+                               momentum=cfg.momentum, nesterov=cfg.nesterov)
     # + warm-up and retries: OneCycleLR raises past its last step
     total_seed_steps = ((args.retries + 1) * args.repeats * args.epochs + 1) * steps + 8
     sched_seed = torch.optim.lr_scheduler.OneCycleLR(
@@ -547,6 +602,213 @@ def main(argv: list[str] | None = None) -> None:
     if busy_kept:
         print("WARNING: other processes used the CPU during kept passes, timings are unreliable: "
               + "; ".join(busy_kept))
+
+
+
+# ----------------------------------------------------------------------------- evaluation speed
+
+
+def eval_part(args: argparse.Namespace) -> None:
+    """`nas.train.evaluate` at train.eval_batch_size=0 (the device's default) against a bare
+    `torch.inference_mode` loop over pre-normalised batches at each batch size; interleaved."""
+    from nas.train import eval_batch_size, evaluate
+
+    device = select_device(args.device)
+    threads = configure_threads(args.threads)
+    precision = precision_for(device)
+    root = pick_root(args)
+    real = args.data != "synthetic" and (root / CIFAR_FOLDER / "data_batch_5").exists() and not args.quick
+    dcfg = (DataConfig(name="cifar10", root=str(root), val_size=0, train_subset=100, download=False)
+            if real else DataConfig(name="synthetic", val_size=0, synthetic_train=64,
+                                    synthetic_test=512 if args.quick else 4096))
+    data = load_data(dcfg, device)
+    split = data.test
+    spec = nas.load_preset(args.preset, width=args.width, resolution=data.resolution,
+                           num_classes=data.num_classes)
+    torch.manual_seed(0)
+    model = nas.build_model(spec).to(device).eval()
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    auto = eval_batch_size(0, device)
+    sizes = [32, 64, 128, 256, 512, 1024]
+    batches = {bs: list(Loader(split, bs, mean=data.mean, std=data.std, train=False,
+                               channels_last=precision.channels_last)) for bs in sizes}
+
+    @torch.inference_mode()
+    def bare(bs: int) -> float:
+        synchronize(device)
+        start = time.perf_counter()
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        with precision.autocast(device):
+            for x, y in batches[bs]:
+                correct += (model(x).argmax(1) == y).sum()
+        correct.item()
+        return len(split) / (time.perf_counter() - start)
+
+    def ours(bs: int) -> float:
+        start = time.perf_counter()
+        evaluate(model, split, data, bs, precision)
+        return len(split) / (time.perf_counter() - start)
+
+    passes = {**{f"bare {bs}": (lambda bs=bs: bare(bs)) for bs in sizes},
+              f"evaluate, eval_batch_size=0 ({auto})": lambda: ours(0),
+              "evaluate, eval_batch_size=1024 (the old default)": lambda: ours(1024)}
+    repeats = 1 if args.quick else 3
+    for fn in passes.values():  # warm-up
+        fn()
+    rates: dict[str, list[float]] = {k: [] for k in passes}
+    order = list(passes)
+    for r in range(repeats):
+        for k in order[r % len(order):] + order[:r % len(order)]:
+            rates[k].append(passes[k]())
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    best = max((k for k in med if k.startswith("bare")), key=med.get)
+    print(f"\n== evaluation: {args.preset} width {args.width}, {len(split)} "
+          f"{'CIFAR-10 test' if real else 'synthetic'} images on {device}, {threads} thread(s), "
+          f"{repeats} interleaved repeat(s), medians; load average "
+          f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    rows = [[k, f"{med[k]:,.0f}", f"{med[k] / med[best]:.3f}"] for k in passes]
+    print_table(["pass", "img/s", "/ best bare"], rows)
+    ratio = med[f"evaluate, eval_batch_size=0 ({auto})"] / med[best]
+    print(f"evaluate at the default / the bare loop at its best batch ({best}): "
+          + " ".join(fmt_ratio(ratio, 0.95, True)))
+
+
+# ----------------------------------------------------------------------------- whole processes
+# What the user waits for: `nas run` from `python` starting to its exit, against two other
+# whole processes doing the same training and evaluation: the seeds' pipeline (seeds_run.py)
+# and a bare script on the same nas-built model (bare_run.py). Each side runs in its own fresh
+# interpreter, interleaved (the order rotates every repeat), timed from outside; each also
+# prints where its time went, so the table splits the wall time into phases.
+
+HERE = Path(__file__).resolve().parent
+PHASES = ("data", "mlflow", "model", "train", "eval", "checkpoint")
+SEEDS = "seeds' pipeline"
+
+
+@dataclasses.dataclass
+class Size:
+    name: str
+    train: int
+    val: int
+    epochs: int = 1
+
+
+def process_sizes(args: argparse.Namespace) -> list[Size]:
+    if args.quick:
+        return [Size("quick (synthetic)", 256, 64)]
+    sizes = {"short": Size("short", args.short_train, 5000), "long": Size("long", args.long_train, 0)}
+    return [sizes[name] for name in args.sizes.split(",")]
+
+
+def process_sides(args: argparse.Namespace, size: Size, root: Path, data_name: str,
+                  work: Path) -> dict[str, tuple[list[str], Path | None, Path]]:
+    """side -> (command, cwd, nas source folder); cwd None: a fresh empty folder each repeat."""
+    py = sys.executable
+    common = [f"--preset={args.preset}", f"--width={args.width}", f"--threads={args.threads}",
+              f"--root={root}", f"--data={data_name}", f"--epochs={size.epochs}"]
+    words = [f"preset={args.preset}", f"width={args.width}", f"train.threads={args.threads}",
+             f"data.train_subset={size.train}", f"data.val_size={size.val}",
+             f"train.epochs={size.epochs}", "progress=false", "output_dir=runs"]
+    if data_name == "synthetic":
+        n_train, n_test = size.train + size.val + 16, 256
+        words += ["data.name=synthetic", f"data.synthetic_train={n_train}",
+                  f"data.synthetic_test={n_test}"]
+        common += ["--synthetic", str(n_train), str(n_test)]
+    else:
+        words += [f"data.root={root}"]
+    nas_cmd = [py, str(HERE / "nas_run_timed.py"), *words]
+    store = work / f"store-{size.name.split()[0]}"
+    store.mkdir(parents=True, exist_ok=True)
+    sides = {"nas run": (nas_cmd, store, REPO)}
+    full = size.name != "long"  # the long run: the comparisons its target is about
+    if full:
+        sides["nas run, new folder"] = (nas_cmd, None, REPO)
+        sides["nas run, mlflow off"] = (nas_cmd + ["mlflow.enabled=false"], store, REPO)
+    if args.before:
+        before = Path(args.before).resolve()
+        old_store = work / f"store-before-{size.name.split()[0]}"
+        old_store.mkdir(parents=True, exist_ok=True)
+        sides["before: nas run"] = (nas_cmd, old_store, before)
+        if full:
+            sides["before: nas run, new folder"] = (nas_cmd, None, before)
+    sides["bare script"] = ([py, str(HERE / "bare_run.py"), *common, f"--train={size.train}",
+                             f"--val={size.val}", f"--eval-batch={args.bare_eval_batch}"], work, REPO)
+    sides[SEEDS] = ([py, str(HERE / "seeds_run.py"), *common, f"--train={size.train}"], work, REPO)
+    return sides
+
+
+def run_process(cmd: list[str], cwd: Path, source: Path = REPO) -> tuple[float, dict[str, float]]:
+    env = {**os.environ, "PYTHONPATH": str(source) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith('{"seconds"')]
+    return wall, json.loads(lines[-1])["seconds"]
+
+
+def process_part(args: argparse.Namespace) -> None:
+    root = pick_root(args)
+    data_name = args.data
+    if data_name == "auto" or args.quick:
+        real = (root / CIFAR_FOLDER / "data_batch_5").exists()
+        data_name = "cifar10" if real and not args.quick else "synthetic"
+    threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                               else os.cpu_count())
+    repeats = args.process_repeats if args.process_repeats is not None else (1 if args.quick else 3)
+    print(f"\n== whole processes: {args.preset} width {args.width}, {data_name}, {threads} torch "
+          f"thread(s) on every side, {repeats} interleaved repeat(s); load average "
+          f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="nas-bench-") as tmp:
+        work = Path(tmp)
+        for size in process_sizes(args):
+            sides = process_sides(args, size, root, data_name, work)
+            for k, (cmd, cwd, source) in sides.items():  # untimed warm-up: page cache, stores
+                if cwd is not None and "mlflow.enabled=false" not in cmd:
+                    run_process(cmd, cwd, source)
+            walls: dict[str, list[float]] = {k: [] for k in sides}
+            parts: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
+            order = list(sides)
+            for r in range(repeats):
+                for k in order[r % len(order):] + order[:r % len(order)]:
+                    cmd, cwd, source = sides[k]
+                    if cwd is None:
+                        cwd = work / f"fresh-{len(list(work.glob('fresh-*')))}"
+                        cwd.mkdir()
+                    wall, secs = run_process(cmd, cwd, source)
+                    walls[k].append(wall)
+                    parts[k].append(secs)
+                print(f"  {size.name} repeat {r + 1}/{repeats}: "
+                      + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in walls.items()))
+                sys.stdout.flush()
+            print_process_table(size, walls, parts, repeats)
+
+
+def print_process_table(size: Size, walls: dict[str, list[float]],
+                        parts: dict[str, list[dict[str, float]]], repeats: int) -> None:
+    work = (f"{size.train} train images x {size.epochs} epoch, {size.val} val + the test set "
+            "evaluated (seeds' pipeline: no val split, test only)")
+    print(f"\n{size.name}: {work}")
+    med = statistics.median
+    header = ["side", "wall s", "range", "x bare", "x seeds", *PHASES, "other"]
+    rows = []
+    for k, w in walls.items():
+        phase = {p: med([s.get(p, 0.0) for s in parts[k]]) for p in PHASES}
+        other = med(w) - sum(phase.values())
+        ratio = lambda ref: med([a / b for a, b in zip(w, walls[ref])])  # noqa: E731 - paired
+        rows.append([k, f"{med(w):.2f}", f"{min(w):.1f}..{max(w):.1f}" if repeats > 1 else "-",
+                     f"{ratio('bare script'):.2f}", f"{ratio(SEEDS):.2f}",
+                     *(f"{phase[p]:.2f}" if phase[p] else "-" for p in PHASES), f"{other:.2f}"])
+    print_table(header, rows)
+    nas_bare = med([a / b for a, b in zip(walls["nas run"], walls["bare script"])])
+    nas_seeds = med([a / b for a, b in zip(walls["nas run"], walls[SEEDS])])
+    print(f"nas run / bare script {nas_bare:.2f} (target <= 1.3 for the short run); nas run / "
+          f"seeds' pipeline {nas_seeds:.2f} (target <= 0.9 for the long run). Wall: from outside, "
+          "interpreter start to exit; phases: each process's own timers (mlflow: the main thread "
+          "waiting on MLflow); other: wall minus phases (interpreter start-up, config, exit).")
 
 
 if __name__ == "__main__":
