@@ -195,3 +195,15 @@ def test_coalesce_keeps_order_and_mlflow_limits():
     sizes = [(len(o[1].get("metrics", [])), len(o[1].get("params", []))) for o in out[3:]]
     assert all(m <= 1000 and p <= 100 and m + p <= 1000 for m, p in sizes)
     assert sum(m for m, _ in sizes) == 1500 and sum(p for _, p in sizes) == 250
+
+
+def test_checkpoint_extra_state_may_be_a_callable(tmp_path):
+    dc = DataConfig(name="synthetic", val_size=0, synthetic_train=64, synthetic_test=16)
+    data = load_data(dc)
+    model = nas.build_model(nas.load_preset("dsc_cnn", resolution=32, in_channels=3, num_classes=10))
+    seen = []
+    train(model, data, TrainConfig(epochs=2, batch_size=32), data_cfg=dc,
+          precision=precision_for(torch.device("cpu")), progress=False,
+          checkpoint_path=tmp_path / "c.pt", extra_state=lambda: seen.append(1) or {"run": "later"})
+    assert len(seen) == 2  # read at each checkpoint, not when training starts
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["extra"] == {"run": "later"}
