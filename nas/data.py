@@ -132,7 +132,7 @@ def default_root() -> Path:
 # Loaders: (cfg, root) -> RawData
 
 
-def _ensure(root: Path, folder: str, files: list[str], tv_class: str, title: str, cfg: DataConfig,
+def _ensure(root: Path, folder: str, files: list[str], *, tv_class: str, title: str, cfg: DataConfig,
             shown: str = "") -> Path:
     """Return root/folder when all files are there; else try torchvision's download, else DataError."""
     where = root / folder
@@ -206,7 +206,8 @@ def _cifar_batches(folder: Path, files: list[str], label_key: str) -> tuple[np.n
 def load_cifar10(cfg: DataConfig, root: Path) -> RawData:
     train = [f"data_batch_{i}" for i in range(1, 6)]
     folder = _ensure(root, "cifar-10-batches-py", train + ["test_batch", "batches.meta"],
-                     "CIFAR10", "CIFAR-10", cfg, "{data_batch_1..5,test_batch,batches.meta}")
+                     tv_class="CIFAR10", title="CIFAR-10", cfg=cfg,
+                     shown="{data_batch_1..5,test_batch,batches.meta}")
     x, y = _cifar_batches(folder, train, "labels")
     tx, ty = _cifar_batches(folder, ["test_batch"], "labels")
     names = _names(_key(_unpickle(folder / "batches.meta"), "label_names"))
@@ -214,7 +215,8 @@ def load_cifar10(cfg: DataConfig, root: Path) -> RawData:
 
 
 def load_cifar100(cfg: DataConfig, root: Path) -> RawData:
-    folder = _ensure(root, "cifar-100-python", ["train", "test", "meta"], "CIFAR100", "CIFAR-100", cfg)
+    folder = _ensure(root, "cifar-100-python", ["train", "test", "meta"], tv_class="CIFAR100",
+                     title="CIFAR-100", cfg=cfg)
     x, y = _cifar_batches(folder, ["train"], "fine_labels")
     tx, ty = _cifar_batches(folder, ["test"], "fine_labels")
     names = _names(_key(_unpickle(folder / "meta"), "fine_label_names"))
@@ -241,7 +243,7 @@ def _mnist_like(folder: str, tv_class: str, title: str, names: list[str], mean: 
 
         files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-        where = _ensure(root, f"{folder}/raw", files, tv_class, title, cfg)
+        where = _ensure(root, f"{folder}/raw", files, tv_class=tv_class, title=title, cfg=cfg)
         x, y, tx, ty = (_read_idx(where / f) for f in files)
         return RawData(x[:, None], y.astype(np.int64), tx[:, None], ty.astype(np.int64), names,
                        (mean,), (std,))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import statistics
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -77,10 +78,9 @@ def one_line(err: BaseException) -> str:
 def node_id() -> str:
     """The Ray node running this job (its hex id; the hostname outside Ray), so a campaign on
     a cluster records where each point ran."""
+    ray = sys.modules.get("ray")  # importing Ray only to learn we are not in it costs a second
     try:
-        import ray
-
-        if ray.is_initialized():
+        if ray is not None and ray.is_initialized():
             return ray.get_runtime_context().get_node_id()
     except Exception:  # noqa: BLE001 - not inside a Ray worker
         pass
@@ -115,7 +115,7 @@ class RunFiles:
 
     checkpoint: Path | None = None
     resume: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)  # a callable: read at each checkpoint
 
 
 def execute(job: Job, data: Any, report: Report | None = None, *, files: RunFiles | None = None,

@@ -86,9 +86,9 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
 
     started = time.perf_counter()
     preflight(cfg.mlflow.tracking_uri, {"output_dir": cfg.output_dir}, tracking=cfg.mlflow.enabled)
+    resolve_spec(cfg)  # refuse a bad spec and bad settings before torch, devices or data
+    check_config(cfg.train)
     device = select_device(cfg.device)
-    check_config(cfg.train)  # refuse bad settings and a bad spec before loading any data
-    resolve_spec(cfg)
     data = load_data(cfg.data, device)
     spec = resolve_spec(cfg, data)
     counted = count(spec)
@@ -107,7 +107,8 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
             _describe_run(tracker, cfg, data, spec=spec, counted=counted, device=str(device), tags=tags)
         job = Job(spec_to_dict(spec), cfg, device=str(device))
         report = lambda m: tracker.log_metrics({k: m[k] for k in ml.EPOCH_METRICS}, step=m["epoch"])
-        files = RunFiles(ckpt, cfg.resume, {"mlflow_run_id": tracker.run_id})
+        # a callable: training starts while MLflow opens the run, the id is read at each checkpoint
+        files = RunFiles(ckpt, cfg.resume, lambda: {"mlflow_run_id": tracker.run_id})
         outcome = execute(job, data, report, files=files, progress=cfg.progress)
     except KeyboardInterrupt:
         tracker.end("KILLED", "interrupted; continue with resume=true")

@@ -50,7 +50,7 @@ class Optimizer:
     compiler the run never uses. The same API: param_groups (each with "lr"), zero_grad, step,
     state_dict / load_state_dict (tensors and plain data: checkpoints stay weights_only)."""
 
-    def __init__(self, groups: list[dict[str, Any]], kind: str, lr: float, momentum: float = 0.0,
+    def __init__(self, groups: list[dict[str, Any]], kind: str, lr: float, *, momentum: float = 0.0,
                  nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
         if kind not in ("sgd", "adam", "adamw"):
@@ -275,6 +275,106 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@dataclass
+class _Loop:
+    """What one training run holds across epochs: the optimizer, its schedule, the batch order's
+    generator, the EMA, and the epoch geometry."""
+
+    model: nn.Module
+    cfg: TrainConfig
+    optimizer: Optimizer
+    generator: torch.Generator
+    ema: Ema | None
+    drop_last: bool
+    per_epoch: int
+    total: int
+    warmup: int
+
+    def set_lr(self, step: int) -> None:  # torch's LambdaLR: step k runs at lr x rule(k)
+        rule = SCHEDULES[self.cfg.schedule]
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.lr * rule(step, self.total, self.warmup, self.per_epoch, self.cfg)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.model
+
+
+def _loop(model: nn.Module, n_train: int, cfg: TrainConfig) -> _Loop:
+    drop_last = n_train >= cfg.batch_size  # BN needs batches of more than one sample
+    per_epoch = max(1, n_train // cfg.batch_size if drop_last else -(-n_train // cfg.batch_size))
+    loop = _Loop(model, cfg, OPTIMIZERS[cfg.optimizer](param_groups(model, cfg.weight_decay), cfg),
+                 torch.Generator().manual_seed(cfg.seed), Ema(model, cfg.ema_decay) if cfg.ema else None,
+                 drop_last, per_epoch, cfg.epochs * per_epoch, int(cfg.warmup_epochs * per_epoch))
+    loop.set_lr(0)
+    return loop
+
+
+def _restore(loop: _Loop, path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Continue from the checkpoint at `path`: weights, optimizer, schedule, EMA, RNGs."""
+    state = checkpoint.load(path)
+    loop.model.load_state_dict(state["model"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.set_lr(int(state["scheduler"]["step"]))
+    if loop.ema is not None and state.get("ema") is not None:
+        loop.ema.model.load_state_dict(state["ema"])
+    loop.generator.set_state(state["generator"])
+    _set_rng_state(state["rng"])
+    return list(state["history"]), int(state["epoch"])
+
+
+def _save(loop: _Loop, path: Path, epoch: int, history: list[dict[str, Any]], extra_state: Any) -> None:
+    checkpoint.save_atomic({
+        "model": loop.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
+        "scheduler": {"step": loop.optimizer.steps},
+        "ema": loop.ema.model.state_dict() if loop.ema is not None else None,
+        "generator": loop.generator.get_state(), "rng": _rng_state(), "epoch": epoch,
+        "history": history,
+        "extra": dict((extra_state() if callable(extra_state) else extra_state) or {}),
+    }, path)
+
+
+def _epoch(loop: _Loop, step_model: nn.Module, data: DataBundle, epoch: int, *, data_cfg: DataConfig,
+           precision: Precision, progress: bool) -> dict[str, Any]:
+    """One pass over the training split; its metrics without val_acc. No host sync per step
+    (a finiteness check every NAN_CHECK_EVERY steps)."""
+    cfg, device = loop.cfg, data.train.images.device
+    loader = Loader(data.train, cfg.batch_size, mean=data.mean, std=data.std, train=True,
+                    cfg=data_cfg, generator=loop.generator, drop_last=loop.drop_last,
+                    channels_last=precision.channels_last)
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+               disable=not progress, leave=False, dynamic_ncols=True)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    loss_sum = torch.zeros((), device=device)
+    lr = loop.optimizer.param_groups[0]["lr"]
+    synchronize(device)
+    epoch_start = time.perf_counter()
+    for step, (x, y) in enumerate(loader):
+        with precision.autocast(device):
+            loss = loss_fn(step_model(x), y)
+        loop.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(loop.model.parameters(), cfg.grad_clip)
+        loop.optimizer.step()
+        loop.set_lr(loop.optimizer.steps)
+        if loop.ema is not None:
+            loop.ema.update(loop.model)
+        loss_sum += loss.detach().float()
+        if (step + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+            raise Diverged(_diverged_message(epoch, step, lr))
+        bar.update()
+    synchronize(device)
+    seconds = time.perf_counter() - epoch_start
+    bar.close()
+    train_loss = (loss_sum / len(loader)).item()
+    if not math.isfinite(train_loss):
+        raise Diverged(_diverged_message(epoch, len(loader) - 1, lr))
+    images = len(loader) * cfg.batch_size if loop.drop_last else len(data.train)
+    return {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, "img_per_s": images / seconds,
+            "epoch_s": seconds}
+
+
 def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report | None = None, *,
           data_cfg: DataConfig, precision: Precision, checkpoint_path: Path | None = None,
           resume: bool = False,
@@ -297,92 +397,29 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
         torch.backends.cudnn.benchmark = not cfg.deterministic
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = OPTIMIZERS[cfg.optimizer](param_groups(model, cfg.weight_decay), cfg)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    n_train = len(data.train)
-    drop_last = n_train >= cfg.batch_size  # BN needs batches of more than one sample
-    per_epoch = max(1, n_train // cfg.batch_size if drop_last else -(-n_train // cfg.batch_size))
-    total, warmup = cfg.epochs * per_epoch, int(cfg.warmup_epochs * per_epoch)
-    rule = SCHEDULES[cfg.schedule]
-
-    def set_lr(step: int) -> None:  # torch's LambdaLR: step k runs at lr x rule(k)
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * rule(step, total, warmup, per_epoch, cfg)
-
-    set_lr(0)
-    ema = Ema(model, cfg.ema_decay) if cfg.ema else None
+    loop = _loop(model, len(data.train), cfg)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if resume and checkpoint_path is not None and checkpoint_path.exists():
-        state = checkpoint.load(checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        set_lr(int(state["scheduler"]["step"]))
-        if ema is not None and state.get("ema") is not None:
-            ema.model.load_state_dict(state["ema"])
-        generator.set_state(state["generator"])
-        _set_rng_state(state["rng"])
-        history, start_epoch = list(state["history"]), int(state["epoch"])
+        history, start_epoch = _restore(loop, checkpoint_path)
     step_model = torch.compile(model) if cfg.compile else model
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    eval_model = ema.model if ema is not None else model
     started = time.perf_counter()
     model.train()
-
     for epoch in range(start_epoch, cfg.epochs):
-        loader = Loader(data.train, cfg.batch_size, mean=data.mean, std=data.std, train=True,
-                        cfg=data_cfg, generator=generator, drop_last=drop_last,
-                        channels_last=precision.channels_last)
-        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not progress, leave=False, dynamic_ncols=True)
-        loss_sum = torch.zeros((), device=device)
-        lr = optimizer.param_groups[0]["lr"]
-        synchronize(device)
-        epoch_start = time.perf_counter()
-        for step, (x, y) in enumerate(loader):
-            with precision.autocast(device):
-                loss = loss_fn(step_model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            set_lr(optimizer.steps)
-            if ema is not None:
-                ema.update(model)
-            loss_sum += loss.detach().float()
-            if (step + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
-                raise Diverged(_diverged_message(epoch, step, lr))
-            bar.update()
-        synchronize(device)
-        seconds = time.perf_counter() - epoch_start
-        bar.close()
-        train_loss = (loss_sum / len(loader)).item()
-        if not math.isfinite(train_loss):
-            raise Diverged(_diverged_message(epoch, len(loader) - 1, lr))
-        val_acc = evaluate(eval_model, data.val, data, cfg.eval_batch_size, precision)
-        images = len(loader) * cfg.batch_size if drop_last else n_train
-        metrics = {"epoch": epoch + 1, "train_loss": train_loss, "val_acc": val_acc, "lr": lr,
-                   "img_per_s": images / seconds, "epoch_s": seconds}
+        metrics = _epoch(loop, step_model, data, epoch, data_cfg=data_cfg, precision=precision,
+                         progress=progress)
+        metrics["val_acc"] = evaluate(loop.eval_model, data.val, data, cfg.eval_batch_size, precision)
         history.append(metrics)
         if checkpoint_path is not None:
-            checkpoint.save_atomic({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": {"step": optimizer.steps},
-                "ema": ema.model.state_dict() if ema is not None else None,
-                "generator": generator.get_state(), "rng": _rng_state(), "epoch": epoch + 1,
-                "history": history,
-                "extra": dict((extra_state() if callable(extra_state) else extra_state) or {}),
-            }, checkpoint_path)
+            _save(loop, checkpoint_path, epoch + 1, history, extra_state)
         if progress:
-            shown = "-" if val_acc is None else f"{val_acc:.4f}"
-            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {train_loss:.4f}  val_acc {shown}"
-                       f"  {metrics['img_per_s']:.0f} img/s  {seconds:.1f}s")
+            shown = "-" if metrics["val_acc"] is None else f"{metrics['val_acc']:.4f}"
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {metrics['train_loss']:.4f}  val_acc"
+                       f" {shown}  {metrics['img_per_s']:.0f} img/s  {metrics['epoch_s']:.1f}s")
         if report is not None:
             report(metrics)
-
     final_val = history[-1]["val_acc"] if history else None
-    return TrainResult(eval_model, final_val, history, time.perf_counter() - started, start_epoch)
+    return TrainResult(loop.eval_model, final_val, history, time.perf_counter() - started, start_epoch)
 
 
 def _diverged_message(epoch: int, step: int, lr: float) -> str:
