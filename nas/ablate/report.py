@@ -32,17 +32,19 @@ from nas.status import Status
 ALPHA = 0.05  # the significance level `reproduced` uses
 
 RESULT_COLUMNS = ["cell", "seed", "macs", "params", "val_acc", "test_acc", "epochs", "status",
-                  "error", "wall_s", "mlflow_run_id"]
+                  "error", "wall_s", "device", "node", "mlflow_run_id"]
 
 
-def result_row(exp: Experiment, unit, result: dict[str, Any], run_id: str | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"cell": unit.cell.label}
-    row.update({name: show(value) for name, value in unit.cell.values.items()})
-    row.update({"seed": unit.seed, "macs": unit.macs, "params": unit.params,
+def result_row(exp: Experiment, point, result: dict[str, Any], run_id: str | None) -> dict[str, Any]:
+    """One results.csv row: a cell x seed with where it ran (device kind and Ray node)."""
+    row: dict[str, Any] = {"cell": point.cell.label}
+    row.update({name: show(value) for name, value in point.cell.values.items()})
+    row.update({"seed": point.seed, "macs": point.macs, "params": point.params,
                 "val_acc": result.get("val_acc"), "test_acc": result.get("test_acc"),
                 "epochs": result.get("epochs", 0), "status": result["status"],
                 "error": result.get("error", ""), "wall_s": round(float(result.get("wall_s") or 0), 2),
-                "mlflow_run_id": run_id or ""})
+                "device": result.get("device") if result.get("device") != "?" else "",
+                "node": result.get("node", ""), "mlflow_run_id": run_id or ""})
     return row
 
 
