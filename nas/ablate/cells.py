@@ -46,14 +46,16 @@ def _estimate_line(a: Any, todo: list[CellRun], workers: Any, threads: int) -> s
     if workers.kind != "cpu":
         return ""
     typical = sorted(todo, key=lambda p: p.macs or 0)[len(todo) // 2]
-    rate = estimate.measure_rate(typical.spec, typical.cfg.train.batch_size, threads=threads)
+    rate = estimate.measure_rate(typical.spec, typical.cfg.train.batch_size, threads=threads,
+                                 parallel=estimate.side_by_side(workers.concurrency, threads))
     work = []
     for p in todo:
         bundle = a.data.bundles[load_key(p.cfg)]
         n_test = min(a.test_images or len(bundle.test), len(bundle.test))
         work.append(estimate.Work(p.macs, len(bundle.train), p.cfg.train.epochs,
                                   len(bundle.val) * p.cfg.train.epochs + n_test))
-    return f"; estimated {estimate.describe(estimate.estimate_s(work, rate, workers.concurrency))} (measured here)"
+    seconds = estimate.estimate_s(work, rate, workers.concurrency, "ablation")
+    return f"; estimated {estimate.describe(seconds)} (measured here)"
 
 
 def _line(point: CellRun, result: JobResult) -> str:

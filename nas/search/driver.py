@@ -249,10 +249,12 @@ def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
         return
     specs.sort(key=lambda pair: pair[0])
     typical = specs[len(specs) // 2][1]
-    rate = estimate.measure_rate(typical, s.cfg.train.batch_size, threads=max(1, int(s.settings.cpus_per_trial)))
+    threads = max(1, int(s.settings.cpus_per_trial))
+    rate = estimate.measure_rate(typical, s.cfg.train.batch_size, threads=threads,
+                                 parallel=estimate.side_by_side(workers.concurrency, threads))
     epochs = estimate.mean_epochs(s.budget, early_stopping=s.settings.asha)
     work = [estimate.Work(m, len(s.data.train), epochs, int(len(s.data.val) * epochs)) for m, _ in specs]
-    per_trial = estimate.estimate_s(work, rate, 1) / len(work)
+    per_trial = estimate.estimate_s(work, rate, 1, "search") / len(work)
     total = per_trial * remaining / max(workers.concurrency, 1)
     print(f"  estimated time: {estimate.describe(total)} (measured here: {per_trial:.0f} s per"
           f" trial, {workers.concurrency} at a time)")
