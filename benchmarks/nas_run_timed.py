@@ -51,8 +51,6 @@ class _PatchAfterImport:
     def find_spec(self, name, path=None, target=None):
         if name not in self.patches:
             return None
-        import importlib.machinery
-
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue

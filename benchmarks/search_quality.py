@@ -226,7 +226,7 @@ def simulate(method: Method, standin: StandIn, seed: int, *, epoch_budget: int, 
     import optuna
 
     from nas.campaign.budget import get_budget
-    from nas.search.driver import mean_epochs
+    from nas.campaign.estimate import mean_epochs
     from nas.search.optuna_choices import OptunaChooser
     from nas.search.scheduler import promote, rung_milestones
     from nas.search.searcher import SAMPLERS, architecture_key
@@ -234,7 +234,7 @@ def simulate(method: Method, standin: StandIn, seed: int, *, epoch_budget: int, 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     max_epochs = standin.epochs
     budget = get_budget("search", "cpu").with_epochs(max_epochs)
-    planned = max(1, round(epoch_budget / mean_epochs(budget, method.scheduler is not None)))
+    planned = max(1, round(epoch_budget / mean_epochs(budget, early_stopping=method.scheduler is not None)))
     study = optuna.create_study(directions=["maximize", "minimize"],
                                 sampler=SAMPLERS[method.sampler](seed, planned))
     milestones = ([int(m) for m in rung_milestones(grace, max_epochs, rf) if m < max_epochs]
@@ -370,12 +370,12 @@ def real(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from nas.campaign.budget import get_budget
-    from nas.search.driver import mean_epochs
+    from nas.campaign.estimate import mean_epochs
 
     budget = get_budget("search", "cpu")
     max_macs = args.max_macs or budget.default_max_macs
     out = Path(args.output_dir)
-    random_trials = max(1, round(args.trials * mean_epochs(budget, True) / budget.epochs))
+    random_trials = max(1, round(args.trials * mean_epochs(budget, early_stopping=True) / budget.epochs))
     words = [f"data.root={args.data_root}"] if args.data_root else []
     runs = [(DEFAULT, ["--sampler", "nsga2", "--trials", str(args.trials)]),
             (BASELINE, ["--sampler", "random", "--no-asha", "--trials", str(random_trials)])]
