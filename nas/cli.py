@@ -163,8 +163,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     print(f"\nsearch {outcome.name} finished in {outcome.wall_s / 60:.1f} min: "
           + summary_line(list(outcome.trials["status"]) if len(outcome.trials) else []))
-    print("Pareto front (validation accuracy vs MACs):")
+    print(f"Pareto front over {', '.join(o.name for o in outcome.objectives)} (validation accuracy):")
     print(front_table(outcome))
+    from nas.search.results import found_summary
+
+    print("\n".join(found_summary(outcome, outcome.objectives)))
     if outcome.retrained is not None and len(outcome.retrained):
         print("\nretrained at the full budget (test accuracy is reported, never used for selection):")
         print(outcome.retrained.to_string(index=False))

@@ -374,4 +374,4 @@ def _results(s: Search) -> SearchOutcome:
     wall = time.perf_counter() - s.started
     s.campaign.parent.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} |
                                   {"front_size": len(front), ml.WALL_TIME_S: wall})
-    return SearchOutcome(s.name, s.folder, df, front, s.campaign.parent.run_id, wall)
+    return SearchOutcome(s.name, s.folder, df, front, s.campaign.parent.run_id, wall, s.objectives)

@@ -26,6 +26,7 @@ class SearchOutcome:
     front: pd.DataFrame
     parent_run_id: str | None
     wall_s: float
+    objectives: list[Objective] | None = None
     retrained: pd.DataFrame | None = None
 
 
@@ -100,3 +101,40 @@ def draw_front(df: pd.DataFrame, objectives: list[Objective], folder: Path, name
 def front_table(outcome: SearchOutcome) -> str:
     return format_front(outcome.front, "spec",
                         [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]])
+
+
+def _dominates(a: pd.Series, b: pd.Series, objectives: list[Objective]) -> bool:
+    better = [(a[o.name] >= b[o.name]) if o.direction == "max" else (a[o.name] <= b[o.name]) for o in objectives]
+    strictly = [(a[o.name] > b[o.name]) if o.direction == "max" else (a[o.name] < b[o.name]) for o in objectives]
+    return all(better) and any(strictly)
+
+
+def found_summary(outcome: SearchOutcome, objectives: list[Objective]) -> list[str]:
+    """What the search found: the front's hypervolume (reference point stated) and, for each
+    paper reference net, the front members that dominate it on the same budget."""
+    from nas.pareto import default_reference, hypervolume
+
+    df, front = outcome.trials, outcome.front
+    if not len(front):
+        return ["no trial completed: no front"]
+    completed = df[df["status"] == Status.COMPLETED.value]
+    ref = default_reference(completed, objectives)
+    values = front[[o.name for o in objectives]].to_numpy(dtype=float)
+    hv = hypervolume(values, [o.direction for o in objectives], ref)
+    shown = ", ".join(f"{o.name}={r:.4g}" for o, r in zip(objectives, ref))
+    lines = [f"front hypervolume {hv:.4g} (reference point {shown}: just worse than every completed trial)"]
+    for _, ref_row in df[df["reference"].fillna("") != ""].iterrows():
+        lines.append(f"  {ref_row['reference']}: {_beaten_by(ref_row, front, objectives)}")
+    return lines
+
+
+def _beaten_by(ref_row: pd.Series, front: pd.DataFrame, objectives: list[Objective]) -> str:
+    status = ref_row["status"]
+    if status != Status.COMPLETED.value:
+        return {Status.INFEASIBLE.value: "over the limits, not trained",
+                Status.PRUNED.value: f"pruned after {ref_row['epochs']:.0f} epoch(s): not comparable"}.get(
+                    status, status.lower())
+    if bool(ref_row.get("pareto")):
+        return "on the front itself"
+    better = [int(r["trial"]) for _, r in front.iterrows() if _dominates(r, ref_row, objectives)]
+    return ("dominated by front trial(s) " + ", ".join(map(str, better))) if better else "no front member dominates it"
