@@ -50,7 +50,12 @@ def _all_runs(client, experiment: str) -> list:
             return runs
 
 
-def _status(t: optuna.trial.FrozenTrial) -> str:
+def _status(t: optuna.trial.FrozenTrial, closed: dict[str, dict] | None = None) -> str:
+    """The trial's nas status: what the driver recorded when it closed the trial after a kill or
+    a lost worker (search.json `closed`), else the searcher's user attribute."""
+    entry = (closed or {}).get(str(t.number))
+    if entry is not None:
+        return entry["status"]
     return t.user_attrs.get("nas_status", "FAILED" if t.state.name == "FAIL" else t.state.name)
 
 
@@ -60,6 +65,7 @@ def check_store(workdir: str | Path, name: str, experiment: str = "nas",
     folder = workdir / output_dir / name
     state = json.loads((folder / "search.json").read_text())
     parent_id = state["parent_run_id"]
+    closed = state.get("closed", {})
     client = _client(workdir)
 
     # MLflow: every run readable, none left RUNNING
@@ -89,7 +95,7 @@ def check_store(workdir: str | Path, name: str, experiment: str = "nas",
     optuna_numbers = {t.number for t in trials}
     orphans = sorted(set(by_number) - optuna_numbers)
     assert not orphans, f"MLflow child runs without an Optuna trial: {orphans}"
-    missing = sorted(t.number for t in trials if _status(t) != "KILLED" and t.number not in by_number)
+    missing = sorted(t.number for t in trials if _status(t, closed) != "KILLED" and t.number not in by_number)
     assert not missing, f"Optuna trials without an MLflow child run: {missing}"
     for number, run in by_number.items():
         tag = run.data.tags.get("nas.status")
@@ -102,15 +108,15 @@ def check_store(workdir: str | Path, name: str, experiment: str = "nas",
     assert sorted(df.trial) == sorted(optuna_numbers), "trials.csv numbers differ from Optuna's"
     by_row = df.set_index("trial")
     for t in trials:
-        assert by_row.status[t.number] == _status(t), (
-            f"trial {t.number}: trials.csv {by_row.status[t.number]}, Optuna {_status(t)}")
+        assert by_row.status[t.number] == _status(t, closed), (
+            f"trial {t.number}: trials.csv {by_row.status[t.number]}, Optuna {_status(t, closed)}")
         if t.number in by_number:
             tag = by_number[t.number].data.tags.get("nas.status")
-            assert tag == _status(t), f"trial {t.number}: MLflow nas.status {tag}, Optuna {_status(t)}"
+            assert tag == _status(t, closed), f"trial {t.number}: MLflow nas.status {tag}, Optuna {_status(t, closed)}"
 
     # COMPLETE trials == COMPLETED child runs, same val_acc
     complete = {t.number: t for t in trials if t.state.name == "COMPLETE"
-                and _status(t) == "COMPLETED"}
+                and _status(t, closed) == "COMPLETED"}
     completed_runs = {n for n, r in by_number.items() if r.data.tags.get("nas.status") == "COMPLETED"}
     assert set(complete) == completed_runs, (
         f"COMPLETE in Optuna {sorted(complete)} vs COMPLETED in MLflow {sorted(completed_runs)}")
@@ -140,11 +146,14 @@ def query_live_db(db: Path, sql: str) -> list[tuple]:
 
 
 def completed_before(folder: Path) -> dict[int, list[float]]:
-    """{trial number: objective values} of the COMPLETE trials in a (possibly live) study,
+    """{trial number: objective values} of the COMPLETED trials in a (possibly live) study (told
+    COMPLETE and marked COMPLETED: a pruned trial is told COMPLETE with its rung's values too),
     read with plain SQL so a kill can be timed against it; empty while the study is absent."""
     rows = query_live_db(folder / "optuna.db",
                          "select t.number, v.objective, v.value from trials t join trial_values v"
-                         " on v.trial_id = t.trial_id where t.state = 'COMPLETE'")
+                         " on v.trial_id = t.trial_id join trial_user_attributes a on a.trial_id ="
+                         " t.trial_id and a.key = 'nas_status' and a.value_json = '\"COMPLETED\"'"
+                         " where t.state = 'COMPLETE'")
     values: dict[int, dict[int, float]] = {}
     for number, objective, value in rows:
         values.setdefault(number, {})[objective] = value

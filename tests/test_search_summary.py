@@ -42,3 +42,19 @@ def test_a_reference_on_the_front_and_a_search_without_references():
     assert "paper: on the front itself" in "\n".join(found_summary(outcome, objectives))
     outcome, objectives = _outcome([(0, "COMPLETED", 0.5, 1e6, 1, 4, "")])
     assert len(found_summary(outcome, objectives)) == 1
+
+
+def test_queued_reference_points_the_budget_did_not_reach_are_not_trials():
+    import optuna
+
+    from nas.search.results import trials_frame
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for ref in ("a", "b"):
+        study.enqueue_trial({"x": 1}, user_attrs={"reference": ref})
+    trial = study.ask()
+    trial.suggest_int("x", 0, 2)
+    trial.set_user_attr("nas_status", "COMPLETED")
+    study.tell(trial, [0.5, 1e6])
+    df = trials_frame(study, parse_objectives("val_acc,macs"), {}, {})
+    assert list(df.trial) == [0] and list(df.status) == ["COMPLETED"]  # "b" was never sampled

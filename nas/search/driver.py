@@ -176,7 +176,7 @@ def _start_records(s: Search) -> int:
     trials a kill left RUNNING closed KILLED (re-sampled). Returns how many were killed."""
     if not s.settings.resume:
         if s.settings.references:
-            for ref_name, point in s.space.references:
+            for ref_name, point in s.space.references[:s.settings.trials]:  # no more than it trains
                 s.study.enqueue_trial(point, user_attrs={"reference": ref_name})
         s.campaign.start_parent(ml.KIND_SEARCH, {
             "search": {**asdict(s.settings), "overrides": " ".join(s.settings.overrides)},

@@ -44,6 +44,8 @@ def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict
     """One row per trial: status, objectives, choices, MLflow run id (pandas-readable CSV)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.WAITING:
+            continue  # a queued reference point the trial budget did not reach: never sampled
         status, error = status_of(t, closed)
         attrs = t.user_attrs
         row: dict[str, Any] = {"trial": t.number, "status": status.value, "macs": attrs.get("macs"),
