@@ -30,6 +30,7 @@ ABLATION = "nas.ablation"  # the ablation name, on the parent and its cells
 EXPERIMENT = "nas.experiment"  # the experiment file's name
 FACTORS = "nas.factors"
 CELL = "nas.cell"  # a cell's label, "groups=3 shuffle=false"
+POINT = "nas.point"  # an ablation point's key, "groups=3 shuffle=false@1" (cell@seed), set at creation
 TEST_IMAGES = "nas.test_images"
 DATA = "nas.data"
 BUDGET = "nas.budget"

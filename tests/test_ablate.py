@@ -392,3 +392,23 @@ def test_resume_after_kill_runs_only_what_was_left(workdir):
     assert len(children) == 12 and all(c.info.status == "FINISHED" for c in children)
     parent = [r for r in runs if r.data.tags.get("nas.kind") == "ablation"][0]
     assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_child_run_the_state_missed_is_adopted_on_resume(workdir):
+    """A kill between a child run's creation and the state file leaves a run the state does not
+    know: the resume reopens it for its point instead of creating a second one."""
+    done = nas_ablate(workdir, "--seeds", "1", "--name", "o1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    client, runs = _runs(workdir)
+    parent = [r for r in runs if r.data.tags.get("nas.kind") == "ablation"][0]
+    orphan = client.create_run(parent.info.experiment_id, run_name="orphan", tags={
+        "mlflow.parentRunId": parent.info.run_id, "nas.kind": "ablation_cell", "nas.ablation": "o1",
+        "nas.cell": "conv=ds act=relu", "nas.point": "conv=ds act=relu@1"}).info.run_id
+    done = nas_ablate(workdir, "--seeds", "2", "--name", "o1", "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, runs = _runs(workdir)
+    children = [r for r in runs if r.data.tags.get("nas.kind") == "ablation_cell"]
+    assert len(children) == 12 and all(c.info.status == "FINISHED" for c in children)
+    state = json.loads((workdir / "ablations" / "o1" / "state.json").read_text())
+    assert state["units"]["conv=ds act=relu@1"]["run_id"] == orphan

@@ -166,9 +166,22 @@ def _start_parent(a: Ablation) -> None:
     a.state.save()
 
 
+def _adopt_orphans(a: Ablation) -> None:
+    """After a kill between a child run's creation and the state file: the run the state does
+    not know is adopted (reopened on re-run), or deleted when the state names another run."""
+    for key, run_id in a.recorder.campaign.children_with_tag(ml.POINT):
+        entry = a.state.points.get(key)
+        if entry is None:
+            a.state.points[key] = {"status": Status.RUNNING.value, "run_id": run_id}
+        elif entry.get("run_id") != run_id:
+            a.recorder.campaign.discard(run_id)
+    a.state.save()
+
+
 def _reconcile(a: Ablation) -> None:
     """After a kill: runs of finished points that MLflow still shows RUNNING get their result
     (the kill landed between the state file and MLflow); unfinished ones are reused on re-run."""
+    _adopt_orphans(a)
     by_key = {p.key: p for p in a.grid}
     for key, entry in a.state.points.items():
         run_id, point = entry.get("run_id"), by_key.get(key)

@@ -20,7 +20,8 @@ class AblationRecorder:
 
     def child(self, point: CellRun, run_id: str | None = None):
         return self.campaign.child(point.key, f"{self.exp.name} {point.cell.label} seed={point.seed}",
-                                   {ml.KIND: ml.KIND_CELL, ml.ABLATION: self.name, ml.CELL: point.cell.label},
+                                   {ml.KIND: ml.KIND_CELL, ml.ABLATION: self.name, ml.CELL: point.cell.label,
+                                    ml.POINT: point.key},
                                    run_id)
 
     def start(self, point: CellRun, run_id: str | None = None) -> str | None:
