@@ -237,18 +237,26 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
 
 
-def _mnist_like(folder: str, tv_class: str, title: str, names: list[str], mean: float, std: float):
-    def load(cfg: DataConfig, root: Path) -> RawData:
+@dataclass(frozen=True)
+class IdxDataset:
+    """An MNIST-format (IDX files) dataset as torchvision lays it out: where, what, its stats."""
+
+    folder: str  # under the data root: FOLDER/raw/*-ubyte
+    tv_class: str  # the torchvision dataset class that downloads it
+    title: str
+    names: tuple[str, ...]
+    mean: float
+    std: float
+
+    def __call__(self, cfg: DataConfig, root: Path) -> RawData:
         import numpy as np
 
         files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-        where = _ensure(root, f"{folder}/raw", files, tv_class=tv_class, title=title, cfg=cfg)
+        where = _ensure(root, f"{self.folder}/raw", files, tv_class=self.tv_class, title=self.title, cfg=cfg)
         x, y, tx, ty = (_read_idx(where / f) for f in files)
-        return RawData(x[:, None], y.astype(np.int64), tx[:, None], ty.astype(np.int64), names,
-                       (mean,), (std,))
-
-    return load
+        return RawData(x[:, None], y.astype(np.int64), tx[:, None], ty.astype(np.int64),
+                       list(self.names), (self.mean,), (self.std,))
 
 
 def load_synthetic(cfg: DataConfig) -> RawData:
@@ -354,11 +362,12 @@ def load_imagefolder(cfg: DataConfig, root: Path) -> RawData:
 LOADERS: dict[str, Callable[[DataConfig, Path], RawData]] = {
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
-    "mnist": _mnist_like("MNIST", "MNIST", "MNIST", [str(i) for i in range(10)], 0.1307, 0.3081),
-    "fashion_mnist": _mnist_like(
+    "mnist": IdxDataset("MNIST", "MNIST", "MNIST", tuple(str(i) for i in range(10)), mean=0.1307,
+                        std=0.3081),
+    "fashion_mnist": IdxDataset(
         "FashionMNIST", "FashionMNIST", "Fashion-MNIST",
-        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-         "Ankle boot"], 0.2860, 0.3530),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+         "Ankle boot"), mean=0.2860, std=0.3530),
     "imagefolder": load_imagefolder,
     "synthetic": lambda cfg, root: load_synthetic(cfg),
 }

@@ -38,6 +38,12 @@ PAPER = "nas.paper"
 SPEC = "nas.spec"
 SELECTION_METRIC = "nas.selection_metric"
 TEST_SET = "nas.test_set"
+# the environment a run came from (every run)
+NAS_VERSION = "nas.version"
+GIT_COMMIT = "nas.git_commit"
+TORCH_VERSION = "torch.version"
+PYTHON_VERSION = "python.version"
+HOST_PLATFORM = "host.platform"
 PARETO = "pareto"  # PARETO_TRUE on front members
 ERROR = "error"
 PARENT_RUN_ID = "mlflow.parentRunId"

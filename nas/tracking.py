@@ -278,10 +278,11 @@ def environment_tags() -> dict[str, str]:
     import torch
 
     import nas
+    from nas import mlflow_layout as ml
 
-    return {"nas.version": nas.__version__, "nas.git_commit": git_commit(),
-            "torch.version": torch.__version__, "python.version": platform.python_version(),
-            "host.platform": platform.platform()}
+    return {ml.NAS_VERSION: nas.__version__, ml.GIT_COMMIT: git_commit(),
+            ml.TORCH_VERSION: torch.__version__, ml.PYTHON_VERSION: platform.python_version(),
+            ml.HOST_PLATFORM: platform.platform()}
 
 
 # MLflow's log_batch limits: at most 1000 metrics, 100 params, 100 tags, 1000 items in all
