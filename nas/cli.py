@@ -200,7 +200,7 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the search called --name")
     p.add_argument("--objectives", default="val_acc,macs",
                    help="comma list: val_acc (max), macs, params, latency_ms (min)")
-    p.add_argument("--sampler", default="nsga2", help="nsga2 | tpe | random")
+    p.add_argument("--sampler", default="nsga2", help="nsga2 | gp | tpe | random")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", default=None, help="smoke | cpu | gpu (default: gpu if visible, else cpu)")
     p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")

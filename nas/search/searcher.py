@@ -17,8 +17,9 @@ import optuna
 from ray.tune.search import Searcher
 
 from nas.counting import count
-from nas.errors import SpecError
+from nas.errors import NasError, SpecError
 from nas.pareto import Objective
+from nas.search.known_cost import KnownCostSampler
 from nas.search.optuna_choices import OptunaChooser
 from nas.search.trial import COSTS_KEY, SPEC_KEY, TRIAL_KEY
 from nas.space import SearchSpace
@@ -47,13 +48,16 @@ SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
     "nsga2": lambda seed, trials: optuna.samplers.NSGAIISampler(
         seed=seed, population_size=nsga2_population(trials)),
     "tpe": lambda seed, trials: optuna.samplers.TPESampler(seed=seed),
+    "gp": lambda seed, trials: optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False),
+    "ehvi": lambda seed, trials: KnownCostSampler(seed),
     "random": lambda seed, trials: optuna.samplers.RandomSampler(seed=seed),
 }
+KNOWN_COSTS = ("macs", "params")  # objectives `nas.count` gives before training
 # Samplers without generations learn where the limits are from the free samples too: told as
 # constraint violations (infeasible) or with the earlier trial's values (duplicates). Without
 # that TPE keeps proposing the over-budget region it never sees and the search stalls. NSGA-II
 # gets them as FAIL, so they never become members of a generation.
-OBSERVE_FREE = ("tpe",)
+OBSERVE_FREE = ("tpe", "gp")  # ehvi never proposes a free sample once past its random start
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,26 @@ class OptunaSearcher(Searcher):
         self.trained: dict[tuple, int] = {
             architecture_key(t.params): t.number for t in study.get_trials(deepcopy=False)
             if STATUS_ATTR in t.user_attrs and trial_status(t).trained}
+        if isinstance(study.sampler, KnownCostSampler):
+            study.sampler.bind_cost(self._known_cost(), completed=lambda t: trial_status(t) == Status.COMPLETED)
+
+    def _known_cost(self) -> Callable[[dict[str, Any]], float | None]:
+        """The cost objective of a point, from its spec; None if it is invalid or over a limit."""
+        names = [o.name for o in self.objectives]
+        if len(names) != 2 or names[1] not in KNOWN_COSTS:
+            raise NasError(f"--sampler ehvi searches val_acc against one cost nas.count knows"
+                           f" ({' or '.join(KNOWN_COSTS)}), not {','.join(names)}; use --sampler gp or nsga2")
+
+        def cost(params: dict[str, Any]) -> float | None:
+            try:
+                counted = count(self.to_spec(params))
+            except SpecError:
+                return None
+            if max(self.limits.violations(counted.macs, counted.params)) > 0:
+                return None
+            return float(counted.macs if names[1] == "macs" else counted.params)
+
+        return cost
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # objectives are ours; Ray's single metric only drives ASHA

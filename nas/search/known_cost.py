@@ -1,0 +1,221 @@
+"""A Bayesian-optimisation sampler that knows the cost objective before training.
+
+Optuna's samplers treat every objective as a black box, so they spend trials learning what
+`nas.count` says exactly: how many MACs an architecture has. This sampler models only the
+accuracy and takes the cost of a candidate from the spec:
+
+  candidates  up to `candidates` random points of the space, deduplicated, minus the ones asked
+              already and the ones over the limits (the cost function says None)
+  surrogate   a Gaussian process on the completed trials' val_acc: a linear mean in log cost (the
+              trend every efficient-CNN table shows) plus an RBF kernel over the choices (one-hot
+              options, ranges scaled to [0, 1]) and the log cost; its length scale, signal and
+              noise picked by marginal likelihood on a small grid
+  acquisition expected hypervolume improvement in (val_acc, log cost) over the front of the
+              posterior means of the trials so far (running trials count at their posterior mean,
+              so concurrent asks spread out), in closed form under the accuracy's posterior
+
+The first `n_startup` trained trials are random. Only trials trained to the full budget (nas
+status COMPLETED) train the surrogate: a pruned trial's rung value is another fidelity. Two
+objectives only: the first is learned (maximised), the second is the known cost (minimised).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+Cost = Callable[[dict[str, Any]], "float | None"]  # params -> known cost, None if infeasible
+LENGTH_SCALES = (0.5, 1.0, 2.0, 4.0)
+SIGNAL_SHARES = (0.1, 0.3, 1.0)  # of the residual variance
+NOISE_SHARES = (0.1, 0.3, 1.0)
+
+
+class KnownCostSampler(optuna.samplers.BaseSampler):
+    def __init__(self, seed: int | None = None, *, n_startup: int = 4, candidates: int = 4096,
+                 completed: Callable[[FrozenTrial], bool] | None = None):
+        self._rng = np.random.default_rng(seed)
+        self._random = optuna.samplers.RandomSampler(seed=seed)
+        self.n_startup, self.candidates = n_startup, candidates
+        self._completed = completed or (lambda t: True)
+        self._cost: Cost | None = None
+        self._costs: dict[tuple, float | None] = {}
+
+    def bind_cost(self, cost: Cost, completed: Callable[[FrozenTrial], bool]) -> None:
+        """The searcher gives the cost of a point and which trials reached the full budget."""
+        self._cost, self._completed = cost, completed
+
+    # --- Optuna's sampler interface
+
+    def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
+        space = optuna.search_space.intersection_search_space(study.get_trials(deepcopy=False))
+        if any(not isinstance(d, (CategoricalDistribution, IntDistribution)) for d in space.values()):
+            return {}  # float ranges: no finite candidate set here; Optuna's GP sampler handles them
+        return space
+
+    def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
+        if not search_space or self._cost is None or len(study.directions) != 2:
+            return {}
+        trials = study.get_trials(deepcopy=False)
+        done = [t for t in trials if t.state == TrialState.COMPLETE and self._completed(t)
+                and all(name in t.params for name in search_space)]
+        if len(done) < self.n_startup:
+            return {}
+        asked = {self._key(t.params, search_space) for t in trials if t.params}
+        pool = [p for p in self._pool(search_space) if self._key(p, search_space) not in asked]
+        costed = [(p, c) for p in pool if (c := self._cost_of(p, search_space)) is not None]
+        if not costed:
+            return {}
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
+                   and all(name in t.params for name in search_space)]
+        return self._best(study.directions, search_space, done, running, costed)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    # --- candidates and features
+
+    @staticmethod
+    def _key(params: dict[str, Any], space: dict[str, BaseDistribution]) -> tuple:
+        return tuple(repr(params.get(name)) for name in sorted(space))
+
+    def _pool(self, space: dict[str, BaseDistribution]) -> list[dict[str, Any]]:
+        seen, out = set(), []
+        for _ in range(self.candidates):
+            point = {}
+            for name, d in space.items():
+                if isinstance(d, CategoricalDistribution):
+                    point[name] = d.choices[self._rng.integers(len(d.choices))]
+                else:
+                    point[name] = int(d.low + d.step * self._rng.integers((d.high - d.low) // d.step + 1))
+            key = self._key(point, space)
+            if key not in seen:
+                seen.add(key)
+                out.append(point)
+        return out
+
+    def _cost_of(self, params: dict[str, Any], space: dict[str, BaseDistribution]) -> float | None:
+        key = self._key(params, space)
+        if key not in self._costs:
+            self._costs[key] = self._cost(dict(params))  # type: ignore[misc]
+        return self._costs[key]
+
+    @staticmethod
+    def _features(params: dict[str, Any], cost: float, space: dict[str, BaseDistribution]) -> list[float]:
+        out: list[float] = []
+        for name in sorted(space):
+            d, value = space[name], params[name]
+            if isinstance(d, CategoricalDistribution):
+                out += [1.0 if value == c else 0.0 for c in d.choices]
+            else:
+                out.append((value - d.low) / ((d.high - d.low) or 1))
+        out.append(math.log10(max(cost, 1.0)))
+        return out
+
+    # --- surrogate and acquisition
+
+    def _best(self, directions, space, done: list[FrozenTrial], running: list[FrozenTrial],
+              costed: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
+        sign = 1.0 if directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
+        known = [(t.params, self._trial_cost(t, space)) for t in done]
+        X = np.array([self._features(p, c, space) for p, c in known])
+        y = sign * np.array([t.values[0] for t in done])
+        gp = _GP(X, y)
+        cand_X = np.array([self._features(p, c, space) for p, c in costed])
+        mu, sd = gp.predict(cand_X)
+        front_acc, _ = gp.predict(X)
+        points = list(zip(front_acc, [math.log10(c) for _, c in known]))
+        if running:
+            run_known = [(t.params, self._trial_cost(t, space)) for t in running]
+            run_mu, _ = gp.predict(np.array([self._features(p, c, space) for p, c in run_known]))
+            points += list(zip(run_mu, [math.log10(c) for _, c in run_known]))
+        log_cost = np.log10([c for _, c in costed])
+        reference = (min(y.min(), mu.min()) - 1e-6, max(log_cost.max(), max(p[1] for p in points)) + 1e-6)
+        gain = expected_hv_gain(points, mu, sd, log_cost, reference)
+        return costed[int(np.argmax(gain))][0]
+
+    def _trial_cost(self, t: FrozenTrial, space) -> float:
+        cost = self._cost_of(t.params, space)
+        return float(cost) if cost is not None else float(t.values[1]) if t.values else 1.0
+
+
+class _GP:
+    """Exact GP regression: linear mean in the last feature (log cost) + RBF residual kernel."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray):
+        self.center, self.scale = X.mean(0), X.std(0)
+        self.scale[self.scale == 0] = 1.0
+        self.X = self._z(X)
+        A = np.column_stack([np.ones(len(X)), self.X[:, -1]])
+        self.beta = np.linalg.lstsq(A, y, rcond=None)[0]
+        r = y - A @ self.beta
+        var = max(float(r.var()), 1e-8)
+        best = None
+        for ls in LENGTH_SCALES:
+            K0 = self._kernel(self.X, self.X, ls)
+            for s in SIGNAL_SHARES:
+                for n in NOISE_SHARES:
+                    K = s * var * K0 + n * var * np.eye(len(r))
+                    try:
+                        L = np.linalg.cholesky(K)
+                    except np.linalg.LinAlgError:
+                        continue
+                    alpha = np.linalg.solve(L.T, np.linalg.solve(L, r))
+                    lml = -0.5 * r @ alpha - np.log(np.diag(L)).sum()
+                    if best is None or lml > best[0]:
+                        best = (lml, ls, s * var, L, alpha)
+        _, self.ls, self.signal, self.L, self.alpha = best  # type: ignore[misc]
+
+    def _z(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.center) / self.scale
+
+    @staticmethod
+    def _kernel(A: np.ndarray, B: np.ndarray, ls: float) -> np.ndarray:
+        d2 = ((A[:, None, :] - B[None, :, :]) ** 2).sum(-1) / A.shape[1]
+        return np.exp(-0.5 * d2 / ls ** 2)
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Z = self._z(X)
+        Ks = self.signal * self._kernel(Z, self.X, self.ls)
+        mean = self.beta[0] + self.beta[1] * Z[:, -1] + Ks @ self.alpha
+        v = np.linalg.solve(self.L, Ks.T)
+        var = np.clip(self.signal - (v ** 2).sum(0), 1e-12, None)
+        return mean, np.sqrt(var)
+
+
+def expected_hv_gain(front: Sequence[tuple[float, float]], mu: np.ndarray, sd: np.ndarray,
+                     cost: np.ndarray, reference: tuple[float, float]) -> np.ndarray:
+    """E[HV(front + candidate) - HV(front)] per candidate, in (accuracy max, cost min), exactly.
+
+    For a candidate of known cost c and accuracy a, the gain is the integral over t from the
+    reference accuracy to a of max(0, C(t) - c), C(t) being the cheapest front cost reaching
+    accuracy t (the reference cost if none). C is a step function, so the gain is piecewise
+    linear in a and its expectation under a ~ N(mu, sd) has a closed form per step."""
+    ref_acc, ref_cost = reference
+    levels = sorted({float(a) for a, _ in front if a > ref_acc})
+    bounds = [ref_acc, *levels, math.inf]
+    gain = np.zeros(len(mu))
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        cheapest = min([c for a, c in front if a >= hi], default=ref_cost) if hi < math.inf else ref_cost
+        width = np.clip(cheapest - cost, 0.0, None)
+        if not width.any():
+            continue
+        inside = _mean_excess(mu, sd, lo) - (_mean_excess(mu, sd, hi) if hi < math.inf else 0.0)
+        gain += width * inside
+    return gain
+
+
+def _mean_excess(mu: np.ndarray, sd: np.ndarray, k: float) -> np.ndarray:
+    """E[max(A - k, 0)] for A ~ N(mu, sd)."""
+    sd = np.maximum(sd, 1e-12)
+    z = (mu - k) / sd
+    cdf = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
+    pdf = np.exp(-0.5 * z ** 2) / math.sqrt(2.0 * math.pi)
+    return (mu - k) * cdf + sd * pdf
+
+
+_erf = np.vectorize(math.erf, otypes=[float])  # numpy has none; SciPy is not a dependency
