@@ -158,14 +158,32 @@ def test_simulated_search_spends_equal_compute(tmp_path):
     model = search_quality.StandIn(load_space("shufflenet"), search_quality.read_curves(path))
     for method in search_quality.METHODS:
         run = search_quality.simulate(method, model, 0, epoch_budget=30, grace=1, rf=2, max_macs=25e6)
-        # all the compute is spent, unless the sampler proposed only free samples (TPE keeps
-        # proposing never-trained, over-budget widths: infeasible trials are told FAIL)
-        assert run.epochs == 30 or (run.stuck and run.infeasible >= 500), method
+        # all the compute is spent, unless the searcher gave up on free samples in a row
+        assert run.epochs == 30 or (run.stuck and run.infeasible + run.duplicates >= 500), method
         assert run.completed == len(run.front_points) >= 1
         if method.scheduler is None:
             assert run.pruned <= 1 and run.completed >= 7  # 4 epochs each, the last one maybe cut
         else:
             assert run.trained > run.completed
+
+
+def test_oracle_front_bounds_every_search(tmp_path):
+    """The score's reference is the space's worst arch, and no search beats the space's true front."""
+    from nas.space import load_space
+
+    path = tmp_path / "curves.csv"
+    synthetic_curves(path)
+    model = search_quality.StandIn(load_space("shufflenet"), search_quality.read_curves(path))
+    everything = search_quality.feasible_points(model, 25e6)
+    assert len(everything) > 1000 and all(macs <= 25e6 for _, macs in everything)
+    score = search_quality.Score(min(acc for acc, _ in everything), 25e6)
+    oracle = score.hv(everything)
+    for method in search_quality.METHODS[:2]:
+        run = search_quality.simulate(method, model, 1, epoch_budget=30, grace=1, rf=2, max_macs=25e6)
+        found = score.hv([(true, macs) for true, _, macs in run.front_points])
+        assert 0 < found <= oracle + 1e-12
+    # a point at the reference accuracy or at the MAC limit adds nothing
+    assert score.hv([(score.reference_acc, 1e6), (0.9, 25e6)]) == 0.0
 
 
 def test_search_quality_stand_in_quick(tmp_path):
@@ -178,8 +196,9 @@ def test_search_quality_stand_in_quick(tmp_path):
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("hv_ratio_vs_random=") and last.endswith("seeds=2"), proc.stdout[-2000:]
     assert float(last.split()[0].split("=")[1]) > 0
-    for name in ("nsga2+moasha", "nsga2+asha", "tpe+moasha", "random"):
+    for name in ("gp+moasha", "nsga2+moasha", "nsga2+asha", "tpe+moasha", "random"):
         assert name in proc.stdout
+    assert "(default)" in proc.stdout and "oracle" in proc.stdout
 
 
 @pytest.mark.slow
