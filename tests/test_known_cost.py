@@ -74,3 +74,27 @@ def test_it_refuses_objectives_it_cannot_cost():
 
     with pytest.raises(NasError, match="ehvi"):
         _searcher("ehvi", 25e6, objectives="val_acc,macs,params")
+
+
+def test_pruned_trials_train_the_surrogate_at_their_fidelity():
+    searcher, study = _searcher("ehvi", 25e6)
+    seen = []
+    real_gp = __import__("nas.search.known_cost", fromlist=["_GP"])._GP
+
+    class Spy(real_gp):
+        def __init__(self, X, y):
+            seen.append(X[:, -2].copy())  # the fidelity column
+            super().__init__(X, y)
+
+    import nas.search.known_cost as kc
+
+    kc._GP = Spy
+    try:
+        for i in range(10):  # past the random start: 4 completed trials
+            config = searcher.suggest(str(i))
+            epoch = 4 if i % 2 == 0 else 1  # every other trial "pruned" after 1 of 4 epochs
+            searcher.on_trial_complete(str(i), {"epoch": epoch, "val_acc": 0.3 + 0.01 * i,
+                                                "macs": config["_nas_costs"]["macs"]})
+    finally:
+        kc._GP = real_gp
+    assert seen and sorted(set(seen[-1].tolist())) == [0.25, 1.0]

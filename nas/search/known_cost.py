@@ -14,8 +14,9 @@ accuracy and takes the cost of a candidate from the spec:
               posterior means of the trials so far (running trials count at their posterior mean,
               so concurrent asks spread out), in closed form under the accuracy's posterior
 
-The first `n_startup` trained trials are random. Only trials trained to the full budget (nas
-status COMPLETED) train the surrogate: a pruned trial's rung value is another fidelity. Two
+The first `n_startup` trials trained to the full budget are random. Pruned trials train the
+surrogate too, at their fidelity (the share of the full budget their value was measured at: a
+feature, and a term of the linear mean), and candidates are predicted at the full budget. Two
 objectives only: the first is learned (maximised), the second is the known cost (minimised).
 """
 
@@ -36,18 +37,18 @@ NOISE_SHARES = (0.1, 0.3, 1.0)
 
 
 class KnownCostSampler(optuna.samplers.BaseSampler):
-    def __init__(self, seed: int | None = None, *, n_startup: int = 4, candidates: int = 4096,
-                 completed: Callable[[FrozenTrial], bool] | None = None):
+    def __init__(self, seed: int | None = None, *, n_startup: int = 4, candidates: int = 4096):
         self._rng = np.random.default_rng(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
         self.n_startup, self.candidates = n_startup, candidates
-        self._completed = completed or (lambda t: True)
+        self._fidelity: Callable[[FrozenTrial], float | None] = lambda t: 1.0
         self._cost: Cost | None = None
         self._costs: dict[tuple, float | None] = {}
 
-    def bind_cost(self, cost: Cost, completed: Callable[[FrozenTrial], bool]) -> None:
-        """The searcher gives the cost of a point and which trials reached the full budget."""
-        self._cost, self._completed = cost, completed
+    def bind_cost(self, cost: Cost, fidelity: Callable[[FrozenTrial], float | None]) -> None:
+        """The searcher gives the cost of a point, and for a told trial the share of the full
+        budget its value was measured at (1.0: completed; None: not trained)."""
+        self._cost, self._fidelity = cost, fidelity
 
     # --- Optuna's sampler interface
 
@@ -61,9 +62,9 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
         if not search_space or self._cost is None or len(study.directions) != 2:
             return {}
         trials = study.get_trials(deepcopy=False)
-        done = [t for t in trials if t.state == TrialState.COMPLETE and self._completed(t)
+        done = [t for t in trials if t.state == TrialState.COMPLETE and self._fidelity(t) is not None
                 and all(name in t.params for name in search_space)]
-        if len(done) < self.n_startup:
+        if sum(self._fidelity(t) == 1.0 for t in done) < self.n_startup:
             return {}
         asked = {self._key(t.params, search_space) for t in trials if t.params}
         pool = [p for p in self._pool(search_space) if self._key(p, search_space) not in asked]
@@ -105,7 +106,9 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
         return self._costs[key]
 
     @staticmethod
-    def _features(params: dict[str, Any], cost: float, space: dict[str, BaseDistribution]) -> list[float]:
+    def _features(params: dict[str, Any], cost: float, space: dict[str, BaseDistribution],
+                  fidelity: float = 1.0) -> list[float]:
+        """The choices, then the fidelity and the log cost (the GP's mean is linear in both)."""
         out: list[float] = []
         for name in sorted(space):
             d, value = space[name], params[name]
@@ -113,7 +116,7 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
                 out += [1.0 if value == c else 0.0 for c in d.choices]
             else:
                 out.append((value - d.low) / ((d.high - d.low) or 1))
-        out.append(math.log10(max(cost, 1.0)))
+        out += [fidelity, math.log10(max(cost, 1.0))]
         return out
 
     # --- surrogate and acquisition
@@ -122,12 +125,12 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
               costed: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
         sign = 1.0 if directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
         known = [(t.params, self._trial_cost(t, space)) for t in done]
-        X = np.array([self._features(p, c, space) for p, c in known])
+        X = np.array([self._features(p, c, space, self._fidelity(t)) for (p, c), t in zip(known, done)])
         y = sign * np.array([t.values[0] for t in done])
         gp = _GP(X, y)
         cand_X = np.array([self._features(p, c, space) for p, c in costed])
         mu, sd = gp.predict(cand_X)
-        front_acc, _ = gp.predict(X)
+        front_acc, _ = gp.predict(np.array([self._features(p, c, space) for p, c in known]))
         points = list(zip(front_acc, [math.log10(c) for _, c in known]))
         if running:
             run_known = [(t.params, self._trial_cost(t, space)) for t in running]
@@ -144,13 +147,14 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
 
 
 class _GP:
-    """Exact GP regression: linear mean in the last feature (log cost) + RBF residual kernel."""
+    """Exact GP regression: linear mean in the last two features (fidelity, log cost) + RBF
+    residual kernel over all of them."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray):
         self.center, self.scale = X.mean(0), X.std(0)
         self.scale[self.scale == 0] = 1.0
         self.X = self._z(X)
-        A = np.column_stack([np.ones(len(X)), self.X[:, -1]])
+        A = np.column_stack([np.ones(len(X)), self.X[:, -2:]])
         self.beta = np.linalg.lstsq(A, y, rcond=None)[0]
         r = y - A @ self.beta
         var = max(float(r.var()), 1e-8)
@@ -181,7 +185,7 @@ class _GP:
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Z = self._z(X)
         Ks = self.signal * self._kernel(Z, self.X, self.ls)
-        mean = self.beta[0] + self.beta[1] * Z[:, -1] + Ks @ self.alpha
+        mean = self.beta[0] + Z[:, -2:] @ self.beta[1:] + Ks @ self.alpha
         v = np.linalg.solve(self.L, Ks.T)
         var = np.clip(self.signal - (v ** 2).sum(0), 1e-12, None)
         return mean, np.sqrt(var)

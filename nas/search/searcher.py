@@ -121,7 +121,7 @@ class OptunaSearcher(Searcher):
             architecture_key(t.params): t.number for t in study.get_trials(deepcopy=False)
             if STATUS_ATTR in t.user_attrs and trial_status(t).trained}
         if isinstance(study.sampler, KnownCostSampler):
-            study.sampler.bind_cost(self._known_cost(), completed=lambda t: trial_status(t) == Status.COMPLETED)
+            study.sampler.bind_cost(self._known_cost(), fidelity=self._fidelity)
 
     def _known_cost(self) -> Callable[[dict[str, Any]], float | None]:
         """The cost objective of a point, from its spec; None if it is invalid or over a limit."""
@@ -140,6 +140,12 @@ class OptunaSearcher(Searcher):
             return float(counted.macs if names[1] == "macs" else counted.params)
 
         return cost
+
+    def _fidelity(self, trial: optuna.trial.FrozenTrial) -> float | None:
+        """The share of the full budget a told trial's values were measured at (None: untrained)."""
+        if not trial_status(trial).trained or "epochs" not in trial.user_attrs:
+            return None
+        return min(1.0, trial.user_attrs["epochs"] / self.max_epochs)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # objectives are ours; Ray's single metric only drives ASHA
