@@ -77,8 +77,9 @@ RIDGE_GRID = tuple(10.0 ** k for k in np.arange(-3, 3.01, 0.5))
 
 # ----------------------------------------------------------------------------- the stand-in
 
-def read_curves(path: Path, budget: str = "search") -> dict[str, dict[str, Any]]:
-    """{arch: {"choices": {...}, "curve": [val_acc after epoch 1, 2, ...]}} for one budget."""
+def read_curves(path: Path, budget: str = "search", max_epoch: int | None = None) -> dict[str, dict[str, Any]]:
+    """{arch: {"choices": {...}, "curve": [val_acc after epoch 1, 2, ...]}} for one budget, the
+    curves cut after `max_epoch` if given."""
     if not path.exists():
         raise SystemExit(f"{path}: no curves table; make one with benchmarks/fidelity.py"
                          " --export-curves (benchmarks/data/README.md), or pass --curves CSV")
@@ -93,6 +94,7 @@ def read_curves(path: Path, budget: str = "search") -> dict[str, dict[str, Any]]
     if len(archs) < 4:
         raise SystemExit(f"{path}: {len(archs)} archs at budget {budget!r}; the stand-in needs >= 4")
     epochs = min(max(a["values"]) for a in archs.values())
+    epochs = min(epochs, max_epoch) if max_epoch else epochs
     for a in archs.values():
         a["curve"] = [a["values"][e] for e in range(1, epochs + 1)]
     return archs
@@ -217,10 +219,13 @@ BASELINE = "random"
 
 
 def default_method() -> str:
-    """The method `nas search` runs by default: its default sampler + MO-ASHA."""
+    """The method `nas search` runs by default at the cpu budget: its default sampler, with
+    MO-ASHA if the budget stops early."""
+    from nas.campaign.budget import get_budget
     from nas.search.driver import SearchSettings
 
-    return f"{SearchSettings(space=SPACE).sampler}+moasha"
+    sampler = SearchSettings(space=SPACE).sampler
+    return f"{sampler}+moasha" if get_budget("search", "cpu").early_stopping else sampler
 
 
 @dataclass
@@ -408,8 +413,12 @@ def stand_in(args: argparse.Namespace) -> None:
     budget = get_budget("search", "cpu")
     max_macs = args.max_macs or budget.default_max_macs
     space = load_space(SPACE)
-    standin = StandIn(space, read_curves(Path(args.curves), args.curves_budget))
-    epoch_budget = args.epochs or (24 if args.quick else 100)
+    from nas.campaign.estimate import mean_epochs
+
+    standin = StandIn(space, read_curves(Path(args.curves), args.curves_budget, args.curves_epochs))
+    trials = 12 if args.quick else 50  # what the default `nas search --trials 50` spends
+    epoch_budget = args.epochs or round(trials * mean_epochs(budget.with_epochs(standin.epochs),
+                                                              early_stopping=budget.early_stopping))
     default = default_method()
     methods = [m for m in METHODS if m.name in args.methods] if args.methods else list(METHODS)
     everything = feasible_points(standin, max_macs)
@@ -452,7 +461,8 @@ def real(args: argparse.Namespace) -> None:
     budget = get_budget("search", "cpu")
     max_macs = args.max_macs or budget.default_max_macs
     out = Path(args.output_dir)
-    random_trials = max(1, round(args.trials * mean_epochs(budget, early_stopping=True) / budget.epochs))
+    random_trials = max(1, round(args.trials * mean_epochs(budget, early_stopping=budget.early_stopping)
+                                 / budget.epochs))
     words = [f"data.root={args.data_root}"] if args.data_root else []
     default = default_method()
     runs = [(default, ["--trials", str(args.trials)]),
@@ -496,10 +506,14 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--real", action="store_true", help="real `nas search` runs (cpu budget)")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--curves", default=str(CURVES), help="curves table (fidelity.py --export-curves)")
-    parser.add_argument("--curves-budget", default="search",
-                        help="the table's budget the stand-in is fitted to")
+    parser.add_argument("--curves-budget", default="reference",
+                        help="the table's budget the stand-in is fitted to (default: reference, cut"
+                             " at 2 epochs: 15,000 images x 2 epochs, the cpu budget)")
+    parser.add_argument("--curves-epochs", type=int, default=2,
+                        help="cut the table's curves after this epoch (0: keep them whole)")
     parser.add_argument("--epochs", type=int,
-                        help="compute per search, epochs summed (default 100; --quick 24)")
+                        help="compute per search, epochs summed (default: what 50 trials with early"
+                             " stopping spend, 100 on 4-epoch curves; --quick: 12 trials' worth)")
     parser.add_argument("--methods", nargs="+", choices=[m.name for m in METHODS],
                         help="default: all of them")
     parser.add_argument("--max-macs", type=float, help="default: the cpu budget's (25e6)")

@@ -152,12 +152,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     settings = SearchSettings(
         space=args.space, trials=args.trials, name=args.name, resume=args.resume,
-        objectives=args.objectives, sampler=args.sampler, seed=args.seed, budget=args.budget,
+        objectives=args.objectives, seed=args.seed, budget=args.budget,
         address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, accelerator=args.accelerator, per_trial=args.per_trial,
         concurrency=args.concurrency, asha=not args.no_asha, scheduler=args.scheduler,
         retrain_top=args.retrain_top, output_dir=args.output_dir, overrides=list(args.words),
-        progress=not args.no_progress, references=not args.no_references)
+        progress=not args.no_progress, references=not args.no_references,
+        **({"sampler": args.sampler} if args.sampler else {}))
     outcome = search(settings)
     from nas.campaign.progress import summary_line
 
@@ -200,7 +201,7 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the search called --name")
     p.add_argument("--objectives", default="val_acc,macs",
                    help="comma list: val_acc (max), macs, params, latency_ms (min)")
-    p.add_argument("--sampler", default="nsga2", help="nsga2 | gp | tpe | random")
+    p.add_argument("--sampler", help="gp (the default: Optuna's GP sampler, logEHVI) | nsga2 | tpe | ehvi | random")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", default=None, help="smoke | cpu | gpu (default: gpu if visible, else cpu)")
     p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
@@ -211,7 +212,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, help="trials at once (default: what resources allow)")
     p.add_argument("--no-asha", action="store_true", help="train every trial to the full budget")
     p.add_argument("--scheduler", default="auto",
-                   help="early stopping: auto (moasha with several objectives, else asha) | moasha | asha")
+                   help="early stopping: auto (the budget's: none at cpu; else moasha with several"
+                        " objectives, asha with one) | moasha | asha")
     p.add_argument("--retrain-top", type=int, default=0, help="retrain the K best front members")
     p.add_argument("--output-dir", default="searches")
     p.add_argument("--no-progress", action="store_true")

@@ -10,7 +10,7 @@ from nas.campaign.budget import get_budget
 
 
 def test_early_stopping_share_of_epochs():
-    cpu = get_budget("search", "cpu")  # rungs 1, 2, 4: all train 1, half 2, a quarter 4
+    cpu = get_budget("search", "cpu").with_epochs(4)  # rungs 1, 2, 4: all train 1, half 2, a quarter 4
     assert estimate.mean_epochs(cpu, early_stopping=True) == pytest.approx(1 + 0.5 + 0.25 * 2)
     assert estimate.mean_epochs(cpu, early_stopping=False) == cpu.epochs
 

@@ -187,3 +187,18 @@ def test_tune_run_stops_trials_at_rung_boundaries(tmp_path):
     assert last[1] == 4 and last[0] == 4  # the cheapest and the most accurate: front extremes
     assert last[5] < 4  # (0.50, 520M) is dominated by (0.90, 500M) everywhere
     print(f"tune run {time.monotonic() - started:.1f}s, last epochs {last}")
+
+
+def test_auto_follows_the_budget_and_an_explicit_choice_wins():
+    from nas.campaign.budget import get_budget
+    from nas.pareto import parse_objectives
+    from nas.search.scheduler import scheduler_name
+
+    two, one = parse_objectives("val_acc,macs"), parse_objectives("val_acc")
+    cpu, smoke = get_budget("search", "cpu"), get_budget("search", "smoke")
+    assert not cpu.early_stopping and smoke.early_stopping  # cpu: rungs at epoch 1 misrank (fidelity.py)
+    assert scheduler_name(True, "auto", two, cpu.early_stopping) == "none"
+    assert scheduler_name(True, "auto", two, smoke.early_stopping) == "moasha"
+    assert scheduler_name(True, "auto", one, smoke.early_stopping) == "asha"
+    assert scheduler_name(True, "moasha", two, cpu.early_stopping) == "moasha"  # asked for: given
+    assert scheduler_name(False, "moasha", two, smoke.early_stopping) == "none"  # --no-asha wins

@@ -58,7 +58,7 @@ class SearchSettings:
     name: str | None = None
     resume: bool = False
     objectives: str = "val_acc,macs"
-    sampler: str = "nsga2"
+    sampler: str = "gp"  # picked by benchmarks/search_quality.py (README: "Which sampler")
     seed: int = 0
     budget: str | None = None  # None: gpu when a GPU is visible, else cpu
     max_macs: float | None = None
@@ -70,7 +70,7 @@ class SearchSettings:
     per_trial: float | None = None  # accelerator share per trial (None: the default share)
     concurrency: int | None = None
     asha: bool = True  # False (--no-asha): every trial trains to the full budget
-    scheduler: str = "auto"  # auto (moasha with several objectives, else asha) | moasha | asha
+    scheduler: str = "auto"  # auto (the budget's choice: moasha with several objectives, else asha; or none) | moasha | asha
     retrain_top: int = 0
     output_dir: str = "searches"
     overrides: list[str] = field(default_factory=list)  # nas run keys: data.root=..., device=...
@@ -100,6 +100,12 @@ class Search:
     campaign: CampaignRecorder
     recorder: SearchRecorder
     started: float
+
+    @property
+    def scheduler(self) -> str:
+        """none | asha | moasha: what stops trials early in this search."""
+        return scheduler_name(self.settings.asha, self.settings.scheduler, self.objectives,
+                              self.budget.early_stopping)
 
     @property
     def closed(self) -> dict[str, dict[str, str]]:
@@ -220,9 +226,9 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
     print(f"search {s.name}: space {s.space.name}, {remaining} trials to run"
           f" ({_trained_count(s)} done before{', ' + str(killed) + ' killed ones re-sampled' if killed else ''}),"
           f" {workers.describe()}")
-    name = scheduler_name(s.settings.asha, s.settings.scheduler, s.objectives)
+    name = s.scheduler
     asha = (f", {'MO-ASHA' if name == 'moasha' else 'ASHA'} from {s.budget.grace_epochs} epoch(s),"
-            f" keep 1/{s.budget.reduction_factor}" if name != "none" else "")
+            f" keep 1/{s.budget.reduction_factor}" if name != "none" else ", no early stopping")
     print(f"  budget {s.budget.name}: {len(s.data.train)} train images, val {len(s.data.val)},"
           f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives};"
           f" limits {s.limits.max_macs or '-'} MACs, {s.limits.max_params or '-'} params")
@@ -252,7 +258,7 @@ def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
     threads = max(1, int(s.settings.cpus_per_trial))
     rate = estimate.measure_rate(typical, s.cfg.train.batch_size, threads=threads,
                                  parallel=estimate.side_by_side(workers.concurrency, threads))
-    epochs = estimate.mean_epochs(s.budget, early_stopping=s.settings.asha)
+    epochs = estimate.mean_epochs(s.budget, early_stopping=s.scheduler != "none")
     work = [estimate.Work(m, len(s.data.train), epochs, int(len(s.data.val) * epochs)) for m, _ in specs]
     per_trial = estimate.estimate_s(work, rate, 1, "search") / len(work)
     total = per_trial * remaining / max(workers.concurrency, 1)
@@ -345,7 +351,7 @@ def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSet
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(
-            scheduler_name(s.settings.asha, s.settings.scheduler, s.objectives), s.objectives, s.budget),
+            s.scheduler, s.objectives, s.budget),
                                     num_samples=-1,
                                     max_concurrent_trials=workers.concurrency, reuse_actors=True),
         run_config=tune.RunConfig(

@@ -278,9 +278,11 @@ class MultiObjectiveASHA(FIFOScheduler):
 SCHEDULERS = ("auto", "moasha", "asha")
 
 
-def scheduler_name(early_stopping: bool, asked: str, objectives: Sequence[Any]) -> str:
+def scheduler_name(early_stopping: bool, asked: str, objectives: Sequence[Any],
+                   budget_stops: bool = True) -> str:
     """moasha (promotion by non-dominated rank over every objective) for multi-objective
-    searches, scalar asha on val_acc for one objective or when asked; none with --no-asha."""
+    searches, scalar asha on val_acc for one objective or when asked; none with --no-asha, and
+    for `auto` at a budget that does not stop early (`Budget.early_stopping`)."""
     from nas.errors import NasError
 
     if asked not in SCHEDULERS:
@@ -288,6 +290,8 @@ def scheduler_name(early_stopping: bool, asked: str, objectives: Sequence[Any]) 
     if not early_stopping:
         return "none"
     if asked == "auto":
+        if not budget_stops:
+            return "none"
         return "moasha" if len(objectives) > 1 else "asha"
     return asked
 
