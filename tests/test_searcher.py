@@ -116,3 +116,29 @@ def test_tpe_learns_the_limits_from_free_samples_and_does_not_stall(tmp_path):
         searcher.on_trial_complete(str(i), {"epoch": 4, "val_acc": 0.3 + 1e-9 * macs, "macs": macs})
     trained = [t for t in study.trials if t.user_attrs.get("nas_status") == "COMPLETED"]
     assert len(trained) == 30
+
+
+def test_gp_is_told_duplicates_with_constraints_like_every_other_trial(tmp_path):
+    """Optuna's GP sampler refuses a study whose told trials carry different constraint counts;
+    a duplicate told without them crashed the next ask."""
+    from nas.pareto import parse_objectives
+    from nas.search.searcher import OBSERVE_FREE, Limits, OptunaSearcher
+    from nas.space import load_space
+
+    path = tmp_path / "four.yaml"
+    path.write_text("name: four\nbase: shufflenet_v1_g3\nchoices:\n"
+                    "  kernel: {options: [3, 5], set: stages.*.kernel}\n"
+                    "  shuffle: {options: [true, false], set: stages.*.shuffle}\n")
+    space = load_space(str(path))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=SAMPLERS["gp"](0, 4))
+    searcher = OptunaSearcher(study, space, parse_objectives("val_acc,macs"),
+                              to_spec=lambda p: space.to_spec(p, resolution=32, num_classes=10),
+                              limits=Limits(max_macs=1e9), max_epochs=2, trials=4,
+                              on_infeasible=lambda s: None, observe_free="gp" in OBSERVE_FREE)
+    for i in range(4):  # the space has 4 points: the GP re-proposes trained ones (duplicates)
+        config = searcher.suggest(str(i))
+        searcher.on_trial_complete(str(i), {"epoch": 2, "val_acc": 0.4 + 0.01 * i,
+                                            "macs": config["_nas_costs"]["macs"]})
+    told = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len({len(t.constraints) for t in told}) == 1
+    assert {t.user_attrs["nas_status"] for t in told} == {"COMPLETED", "DUPLICATE"}

@@ -221,7 +221,10 @@ class OptunaSearcher(Searcher):
         """What a sampler without generations is told of a free sample, or None (FAIL)."""
         if sampled.duplicate_of is not None:
             earlier = self.study.get_trials(deepcopy=False)[sampled.duplicate_of]
-            return list(earlier.values) if earlier.values is not None else None
+            if earlier.values is None:
+                return None
+            set_constraints(trial, sampled.violations)  # every told trial has them (GP needs it)
+            return list(earlier.values)
         if sampled.error is not None:
             return None
         set_constraints(trial, sampled.violations)
