@@ -406,6 +406,43 @@ def print_table(scores: dict[str, dict[str, list[float]]], seeds: int, columns: 
     print(f"hv_ratio_vs_random={ratio:.3f} seeds={seeds}")
 
 
+_SHARED: dict[str, Any] = {}  # the stand-in, inherited by forked workers (not pickled per task)
+
+
+def _one(task: tuple[str, int, dict[str, Any]]) -> tuple[str, int, Run]:
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker: Optuna's GP fits in torch
+    name, seed, kw = task
+    method = next(m for m in METHODS if m.name == name)
+    return name, seed, simulate(method, _SHARED["standin"], seed, **kw)
+
+
+def _simulate_all(methods: list[Method], standin: StandIn, seeds: int, workers: int,
+                  **kw: Any) -> dict[tuple[str, int], Run]:
+    """Every method x seed, `workers` at a time (forked processes), slowest methods first."""
+    import multiprocessing
+
+    slow = ("gp", "ehvi")  # their asks fit a GP: start them first so the pool ends together
+    order = sorted(methods, key=lambda m: m.sampler not in slow)
+    tasks = [(m.name, seed, kw) for m in order for seed in range(seeds)]
+    _SHARED["standin"] = standin
+    done: dict[tuple[str, int], Run] = {}
+    left = {m.name: seeds for m in methods}
+    if workers <= 1:
+        results = map(_one, tasks)
+        for name, seed, run in results:
+            done[name, seed] = run
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for name, seed, run in pool.imap_unordered(_one, tasks):
+                done[name, seed] = run
+                left[name] -= 1
+                if not left[name]:
+                    print(f"  {name}: {seeds} seeds done", flush=True)
+    return done
+
+
 def stand_in(args: argparse.Namespace) -> None:
     from nas.campaign.budget import get_budget
     from nas.space import load_space
@@ -430,18 +467,18 @@ def stand_in(args: argparse.Namespace) -> None:
           f" <= {max_macs / 1e6:g}M MACs; {score.describe()}: the worst of the space's"
           f" {len(everything)} feasible archs; their front (the oracle) has HV {oracle:.4f}", flush=True)
     scores: dict[str, dict[str, list[float]]] = {}
+    runs = _simulate_all(methods, standin, args.seeds, args.workers, epoch_budget=epoch_budget,
+                         grace=budget.grace_epochs, rf=budget.reduction_factor, max_macs=max_macs)
     for m in methods:
         s = scores.setdefault(m.name, {})
         for seed in range(args.seeds):
-            run = simulate(m, standin, seed, epoch_budget=epoch_budget, grace=budget.grace_epochs,
-                           rf=budget.reduction_factor, max_macs=max_macs)
+            run = runs[m.name, seed]
             s.setdefault("HV", []).append(score.hv([(t, c) for t, _, c in run.front_points]))
             s.setdefault("HV obs", []).append(score.hv([(o, c) for _, o, c in run.front_points]))
             for col, v in (("trained", run.trained), ("full", run.completed), ("epochs", run.epochs),
                            ("infeasible", run.infeasible), ("duplicates", run.duplicates),
                            ("stuck", int(run.stuck))):
                 s.setdefault(col, []).append(v)
-        print(f"  {m.name}: HV {_mean_std(s['HV'])}", flush=True)
     print(f"HV: the noise-free val_acc of the archs each search trained to the full budget; `HV obs`:"
           f" what it saw; `gap closed`: of the way from random's HV to the oracle's")
     print_table(scores, args.seeds, ["HV", "HV obs", "trained", "full", "epochs", "infeasible",
@@ -518,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: all of them")
     parser.add_argument("--max-macs", type=float, help="default: the cpu budget's (25e6)")
     parser.add_argument("--quick", action="store_true", help="small compute per search (CI)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="--stand-in: simulations at once (default: every core)")
     parser.add_argument("--trials", type=int, default=50, help="--real: trials of the default search")
     parser.add_argument("--data-root", default=os.environ.get("NAS_DATA"), help="--real: CIFAR-10 folder")
     parser.add_argument("--output-dir", default="searches", help="--real: where the searches go")

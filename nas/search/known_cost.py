@@ -85,14 +85,17 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
         return tuple(repr(params.get(name)) for name in sorted(space))
 
     def _pool(self, space: dict[str, BaseDistribution]) -> list[dict[str, Any]]:
+        """Up to `candidates` distinct random points (drawn per dimension at once)."""
+        columns = {}
+        for name, d in space.items():
+            if isinstance(d, CategoricalDistribution):
+                columns[name] = [d.choices[i] for i in self._rng.integers(len(d.choices), size=self.candidates)]
+            else:
+                steps = self._rng.integers((d.high - d.low) // d.step + 1, size=self.candidates)
+                columns[name] = [int(d.low + d.step * k) for k in steps]
         seen, out = set(), []
-        for _ in range(self.candidates):
-            point = {}
-            for name, d in space.items():
-                if isinstance(d, CategoricalDistribution):
-                    point[name] = d.choices[self._rng.integers(len(d.choices))]
-                else:
-                    point[name] = int(d.low + d.step * self._rng.integers((d.high - d.low) // d.step + 1))
+        for i in range(self.candidates):
+            point = {name: column[i] for name, column in columns.items()}
             key = self._key(point, space)
             if key not in seen:
                 seen.add(key)
