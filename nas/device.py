@@ -73,16 +73,32 @@ class Precision:
     amp_dtype: torch.dtype | None
     channels_last: bool
 
+    def describe(self) -> str:
+        """'bf16', 'fp16' or 'fp32', with '+channels_last': what a run's numbers were made with."""
+        name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp_dtype, "fp32")
+        return name + ("+channels_last" if self.channels_last else "")
+
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.amp_dtype)
 
 
+def native_cpu_bf16() -> bool:
+    """Does this CPU run bf16 convolutions natively (AVX512-BF16 or AMX)? Elsewhere oneDNN
+    emulates them, slower than fp32."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
 def _auto_amp(device: torch.device) -> torch.dtype | None:
-    """CUDA: bf16. Ascend: bf16 where the chip has it (910B and later), else fp16. CPU/MPS: fp32."""
+    """CUDA: bf16. Ascend: bf16 where the chip has it (910B and later), else fp16. CPU: bf16
+    where it is native (benchmarks/cpu_formats.py: faster training steps and evaluation there),
+    else fp32. MPS: fp32."""
     if device.type == "cuda":
         return torch.bfloat16
+    if device.type == "cpu":
+        return torch.bfloat16 if native_cpu_bf16() else None
     if device.type == "npu":
         supported = getattr(getattr(torch, "npu", None), "is_bf16_supported", lambda: True)
         return torch.bfloat16 if supported() else torch.float16
@@ -90,7 +106,9 @@ def _auto_amp(device: torch.device) -> torch.dtype | None:
 
 
 # channels_last by default only where it was measured to help: CUDA convs. On Ascend NPUs it is
-# unmeasured here (no NPU was available), on CPU it was slower (441 vs 399 ms/step).
+# unmeasured here (no NPU was available); on CPU it depends on the net (benchmarks/cpu_formats.py:
+# 0.59x fp32's step time for MobileNetV1 0.25x, 0.97x for ShuffleNet 0.25x, and slower than
+# plain bf16 for ShuffleNet with bf16), so it stays off there unless asked for.
 CHANNELS_LAST_DEFAULT = ("cuda",)
 
 

@@ -48,6 +48,7 @@ class JobResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
     device: str = "?"
+    precision: str = ""  # nas.device.Precision.describe(): bf16 / fp32, +channels_last
     node: str = ""
     latency_ms: float | None = None
     error: str = ""
@@ -156,9 +157,10 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
         bundle = resize_bundle(bundle, cfg.data.resize)
     spec = spec_from_dict(job.spec)
     precision = precision_for(device, cfg.train.amp, cfg.train.channels_last)
+    result.precision = precision.describe()
     torch.manual_seed(cfg.train.seed)
     model = build_model(spec).to(device)
-    fixed: dict[str, Any] = {"node": result.node, "device": result.device}
+    fixed: dict[str, Any] = {"node": result.node, "device": result.device, "precision": result.precision}
     if job.measure_latency:
         res = spec.input.resolution
         result.latency_ms = latency_ms(model, (1, spec.input.channels, res, res), device)

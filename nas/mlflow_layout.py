@@ -23,6 +23,7 @@ OBJECTIVES = "nas.objectives"
 NODE = "nas.node"  # the Ray node a trial or cell ran on
 DEVICE = "device"  # the torch device a run, trial or cell trained on (cpu, cuda:0, npu:1)
 DEVICE_KIND = "nas.device_kind"  # cpu | cuda | npu | mps
+PRECISION = "nas.precision"  # bf16 | fp16 | fp32, +channels_last: what the numbers were made with
 INFEASIBLE_REASON = "nas.infeasible_reason"
 DUPLICATE_OF = "nas.duplicate_of"
 RETRAIN_OF = "nas.retrain_of"

@@ -120,6 +120,7 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
             tracker.log_text(result.traceback, "traceback.txt")
         tracker.end("FAILED", result.error)
         raise NasError(result.error)
+    tracker.set_tags({ml.PRECISION: result.precision})
     tracker.log_metrics({ml.VAL_ACC: result.val_acc, ml.TEST_ACC: result.test_acc, ml.WALL_TIME_S: wall,
                          ml.PARAMS: counted.params, ml.MACS: counted.macs}, step=cfg.train.epochs)
     tracker.end("FINISHED")
@@ -137,7 +138,7 @@ def summary_table(outcome: RunOutcome, cfg: RunConfig) -> str:
         ["val_acc (selection)", fmt(outcome.result.val_acc)],
         ["test_acc (report only)", fmt(outcome.test_acc)],
         ["last train_loss", fmt(last.get("train_loss"))],
-        ["throughput", f"{last.get('img_per_s', 0):.0f} img/s on {outcome.device}"],
+        ["throughput", f"{last.get('img_per_s', 0):.0f} img/s on {outcome.device} ({outcome.result.precision})"],
         ["wall time", f"{outcome.wall_s:.1f}s"],
         ["checkpoint", str(outcome.run_dir / "checkpoint.pt")],
         ["mlflow run", outcome.run_id or "disabled"],

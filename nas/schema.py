@@ -96,6 +96,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             raise SpecError(f"{path} must be a finite number, got {show(value)}")
         return float(value)
     if tp is str:
+        if isinstance(value, bool):  # YAML 1.1 read `off` / `on` (train.amp=off) as booleans
+            return "on" if value else "off"
         if not isinstance(value, str):
             raise SpecError(f"{path} must be a string, got {show(value)}")
         return value

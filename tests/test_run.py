@@ -57,7 +57,7 @@ def test_run_logs_everything_to_a_sqlite_mlflow_store(workdir, capsys):
     assert [x.step for x in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
     assert p["train.epochs"] == "2" and p["train.seed"] == "0" and p["data.val_size"] == "64"
     assert p["preset"] == "shufflenet_v1_g3" and p["data.name"] == "synthetic"
-    for tag in ("nas.git_commit", "torch.version", "device", "nas.selection_metric"):  # the names users filter on
+    for tag in ("nas.git_commit", "torch.version", "device", "nas.precision", "nas.selection_metric"):  # the names users filter on
         assert tag in tags
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert "spec.yaml" in artifacts

@@ -49,6 +49,8 @@ class AblationRecorder:
         tags = {ml.DEVICE: result.device} if result.device and result.device != "?" else {}
         if result.node:
             tags[ml.NODE] = result.node
+        if result.precision:
+            tags[ml.PRECISION] = result.precision
         if result.test_images:
             tags[ml.TEST_IMAGES] = result.test_images
         self.campaign.finish(point.key, result.status, metrics=final, step=result.epochs, tags=tags,

@@ -62,7 +62,8 @@ class SearchRecorder:
         self._child(number)
         self.campaign.epoch(number, metrics, step=int(result["epoch"]))
         if int(result["epoch"]) == 1:  # where it ran (a retry may move it)
-            tags = {ml.NODE: result.get("node"), ml.DEVICE: result.get("device")}
+            tags = {ml.NODE: result.get("node"), ml.DEVICE: result.get("device"),
+                    ml.PRECISION: result.get("precision")}
             self.children[number].set_tags({k: v for k, v in tags.items() if v})
 
     def finish(self, number: int, status: Status, error: str | None = None) -> None:
