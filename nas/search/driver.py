@@ -58,7 +58,7 @@ class SearchSettings:
     name: str | None = None
     resume: bool = False
     objectives: str = "val_acc,macs"
-    sampler: str = "gp"  # picked by benchmarks/search_quality.py (README: "Which sampler")
+    sampler: str = "gp"  # picked by benchmarks/search_quality.py (README: "Benchmarks")
     seed: int = 0
     budget: str | None = None  # None: gpu when a GPU is visible, else cpu
     max_macs: float | None = None
