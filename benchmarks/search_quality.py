@@ -42,15 +42,17 @@ trained architectures (what they are worth), `HV obs` the noisy values the searc
 mean +- std over seeds; the last line is `hv_ratio_vs_random=R.RRR seeds=N` (the default over
 random, mean HV over mean HV).
 
-`--real` runs `nas search` itself at the cpu budget for each seed: the default (`--trials T`)
-and random without early stopping (`--sampler random --no-asha`, the trials that spend the same
-epochs), and prints the same table from their trials.csv (observed val_acc; plumbing for the
-lead: about 30 min per default search and as much per random one on 2 cores).
+`--real` runs `nas search` itself at the cpu budget for each seed: random without early
+stopping (`--sampler random --no-asha`, the trials that spend the same epochs), then the default
+(`--trials T`), both with the space's reference nets first as `nas search` does, and prints the
+same table from their trials.csv (observed val_acc). At the cpu budget each search of 50 trials
+takes about 50 min on 2 cores; the default's run is then exactly `nas search --space shufflenet
+--trials 50`.
 
     python benchmarks/search_quality.py --stand-in --seeds 20           # a few minutes, 1 core
     python benchmarks/search_quality.py --stand-in --curves my_curves.csv --seeds 5 --epochs 200
     python benchmarks/search_quality.py --stand-in --quick --curves CSV --seeds 2   # CI: seconds
-    python benchmarks/search_quality.py --real --seeds 3 --data-root /tmp/cifar  # ~3 h, 2 cores
+    python benchmarks/search_quality.py --real --seeds 3 --data-root /tmp/cifar  # ~5 h, 2 cores
 """
 
 from __future__ import annotations
@@ -241,8 +243,9 @@ class Run:
 
 
 def _searcher(method: Method, standin: StandIn, seed: int, planned: int, max_epochs: int,
-              max_macs: float, run: Run):
-    """The product's own searcher (`nas.search.searcher.OptunaSearcher`) on an in-memory study."""
+              max_macs: float, run: Run, references: bool):
+    """The product's own searcher (`nas.search.searcher.OptunaSearcher`) on an in-memory study,
+    the space's reference points queued first if `references` (as `nas search` does)."""
     import optuna
 
     from nas.pareto import Objective
@@ -251,6 +254,8 @@ def _searcher(method: Method, standin: StandIn, seed: int, planned: int, max_epo
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(directions=["maximize", "minimize"],
                                 sampler=SAMPLERS[method.sampler](seed, planned))
+    for ref_name, point in standin.space.references if references else ():
+        study.enqueue_trial(point, user_attrs={"reference": ref_name})
 
     def on_free(sampled) -> None:
         if sampled.duplicate_of is None:
@@ -267,8 +272,12 @@ def _searcher(method: Method, standin: StandIn, seed: int, planned: int, max_epo
 
 
 def simulate(method: Method, standin: StandIn, seed: int, *, epoch_budget: int, grace: int, rf: int,
-             max_macs: float) -> Run:
-    """One search with `method` until `epoch_budget` epochs are trained (see the module doc)."""
+             max_macs: float, references: bool = True, concurrency: int = 1) -> Run:
+    """One search with `method` until `epoch_budget` epochs are trained (see the module doc).
+
+    `concurrency` trials run at once: a trial's outcome reaches the sampler only after the
+    next `concurrency - 1` trials were asked, as in `nas search` with that many side by side
+    (the trials' lengths are alike, so they finish in the order they started)."""
     from nas.campaign.budget import get_budget
     from nas.campaign.estimate import mean_epochs
     from nas.errors import SpecError
@@ -279,12 +288,13 @@ def simulate(method: Method, standin: StandIn, seed: int, *, epoch_budget: int, 
     budget = get_budget("search", "cpu").with_epochs(max_epochs)
     planned = max(1, round(epoch_budget / mean_epochs(budget, early_stopping=method.scheduler is not None)))
     run, points = Run(), []
-    searcher = _searcher(method, standin, seed, planned, max_epochs, max_macs, run)
+    searcher = _searcher(method, standin, seed, planned, max_epochs, max_macs, run, references)
     milestones = ([int(m) for m in rung_milestones(grace, max_epochs, rf) if m < max_epochs]
                   if method.scheduler else [])
     rungs: dict[int, list[list[float]]] = {m: [] for m in milestones}
     directions = ["max", "min"] if method.scheduler == "moasha" else ["max"]
     rng = np.random.default_rng([seed, [m.name for m in METHODS].index(method.name)])
+    in_flight: list[tuple[str, dict[str, float]]] = []
     while run.epochs < epoch_budget:
         trial_id = str(run.trained)
         try:
@@ -315,8 +325,9 @@ def simulate(method: Method, standin: StandIn, seed: int, *, epoch_budget: int, 
             if not keep:
                 run.pruned += 1
                 break
-        searcher.on_trial_complete(trial_id, {"val_acc": float(curve[reached - 1]), "macs": macs,
-                                              "epoch": reached})
+        in_flight.append((trial_id, {"val_acc": float(curve[reached - 1]), "macs": macs, "epoch": reached}))
+        while len(in_flight) >= concurrency:
+            searcher.on_trial_complete(*in_flight.pop(0))
     run.front_points = points
     return run
 
@@ -465,10 +476,14 @@ def stand_in(args: argparse.Namespace) -> None:
     print(f"{len(methods)} methods x {args.seeds} seeds, {epoch_budget} epochs each, max"
           f" {standin.epochs} a trial, rungs from {budget.grace_epochs} x {budget.reduction_factor}^k,"
           f" <= {max_macs / 1e6:g}M MACs; {score.describe()}: the worst of the space's"
-          f" {len(everything)} feasible archs; their front (the oracle) has HV {oracle:.4f}", flush=True)
+          f" {len(everything)} feasible archs; their front (the oracle) has HV {oracle:.4f};"
+          f" {'no reference nets' if args.no_references else 'the reference nets first, as nas search does'};"
+          f" {args.concurrency} trial(s) at once",
+          flush=True)
     scores: dict[str, dict[str, list[float]]] = {}
     runs = _simulate_all(methods, standin, args.seeds, args.workers, epoch_budget=epoch_budget,
-                         grace=budget.grace_epochs, rf=budget.reduction_factor, max_macs=max_macs)
+                         grace=budget.grace_epochs, rf=budget.reduction_factor, max_macs=max_macs,
+                         references=not args.no_references, concurrency=args.concurrency)
     for m in methods:
         s = scores.setdefault(m.name, {})
         for seed in range(args.seeds):
@@ -487,6 +502,14 @@ def stand_in(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- --real
 
+def _trained(table: Path) -> int:
+    """Trials a search's trials.csv says were trained (0 if there is none yet)."""
+    if not table.exists():
+        return 0
+    with open(table, newline="") as f:
+        return sum(row["status"] in ("COMPLETED", "PRUNED", "FAILED") for row in csv.DictReader(f))
+
+
 def real(args: argparse.Namespace) -> None:
     """`nas search` for real at the cpu budget, each seed: the default and random without
     early stopping on the same epochs; the table from their trials.csv."""
@@ -502,17 +525,18 @@ def real(args: argparse.Namespace) -> None:
                                  / budget.epochs))
     words = [f"data.root={args.data_root}"] if args.data_root else []
     default = default_method()
-    runs = [(default, ["--trials", str(args.trials)]),
-            (BASELINE, ["--sampler", "random", "--no-asha", "--trials", str(random_trials)])]
+    # random first: the default's wall time is then the one a quiet machine gives
+    runs = [(BASELINE, ["--sampler", "random", "--no-asha", "--trials", str(random_trials)]),
+            (default, ["--trials", str(args.trials)])]
     done: dict[str, list[Any]] = {}
     for seed in range(args.seeds):
         for label, extra in runs:
             name = f"quality-{label.replace('+', '-')}-s{seed}"
             table = out / name / "trials.csv"
-            if not table.exists():
+            if _trained(table) < int(extra[extra.index("--trials") + 1]):  # new, or interrupted
                 cmd = [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
                        "search", "--space", SPACE, "--budget", "cpu", "--seed", str(seed), "--name", name,
-                       "--output-dir", str(out), "--no-references", *extra, *words, *args.overrides]
+                       "--output-dir", str(out), *extra, *words, *args.overrides]
                 if (out / name).exists():
                     cmd.append("--resume")
                 print("  $ nas " + " ".join(cmd[3:]), flush=True)
@@ -555,6 +579,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: all of them")
     parser.add_argument("--max-macs", type=float, help="default: the cpu budget's (25e6)")
     parser.add_argument("--quick", action="store_true", help="small compute per search (CI)")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="--stand-in: trials at once, the sampler told each outcome that much"
+                             " later (default 2: what `nas search` runs on a 2-core machine)")
+    parser.add_argument("--no-references", action="store_true",
+                        help="--stand-in: do not queue the space's reference nets first (every"
+                             " method gets them by default, as `nas search` does)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="--stand-in: simulations at once (default: every core)")
     parser.add_argument("--trials", type=int, default=50, help="--real: trials of the default search")

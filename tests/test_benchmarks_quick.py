@@ -168,6 +168,65 @@ def test_simulated_search_spends_equal_compute(tmp_path):
             assert run.trained > run.completed
 
 
+def _events(monkeypatch) -> list[tuple[str, str, dict]]:
+    """The order in which the simulated search asks and tells the product's searcher."""
+    from nas.search.searcher import OptunaSearcher
+
+    events: list[tuple[str, str, dict]] = []
+    ask, tell = OptunaSearcher.suggest, OptunaSearcher.on_trial_complete
+
+    def suggest(self, trial_id):
+        config = ask(self, trial_id)
+        events.append(("ask", trial_id, config))
+        return config
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        events.append(("tell", trial_id, result))
+        return tell(self, trial_id, result, error)
+
+    monkeypatch.setattr(OptunaSearcher, "suggest", suggest)
+    monkeypatch.setattr(OptunaSearcher, "on_trial_complete", on_trial_complete)
+    return events
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 3])
+def test_simulated_search_tells_after_the_trials_beside_it(tmp_path, monkeypatch, concurrency):
+    """With k trials at once, the sampler asks for trial n knowing the outcomes of n - k + 1."""
+    from nas.space import load_space
+
+    path = tmp_path / "curves.csv"
+    synthetic_curves(path)
+    model = search_quality.StandIn(load_space("shufflenet"), search_quality.read_curves(path))
+    events = _events(monkeypatch)
+    method = next(m for m in search_quality.METHODS if m.name == "random")
+    search_quality.simulate(method, model, 0, epoch_budget=40, grace=1, rf=2, max_macs=25e6,
+                            concurrency=concurrency)
+    asks = [i for i, e in enumerate(events) if e[0] == "ask"]
+    assert len(asks) == 10
+    for n, at in enumerate(asks):
+        told = [e[1] for e in events[:at] if e[0] == "tell"]
+        assert told == [str(k) for k in range(max(0, n - concurrency + 1))]
+
+
+def test_simulated_search_trains_the_reference_nets_first(tmp_path, monkeypatch):
+    from nas.space import load_space
+
+    path = tmp_path / "curves.csv"
+    synthetic_curves(path)
+    space = load_space("shufflenet")
+    model = search_quality.StandIn(space, search_quality.read_curves(path))
+    method = next(m for m in search_quality.METHODS if m.name == "random")
+    feasible = [point for _, point in space.references if (model.macs(point) or 1e99) <= 25e6]
+    assert len(feasible) == 2  # the 1x net is over the cpu budget's MACs: free, not trained
+    for references in (True, False):
+        events = _events(monkeypatch)
+        search_quality.simulate(method, model, 0, epoch_budget=8, grace=1, rf=2, max_macs=25e6,
+                                references=references)
+        first = [{k: v for k, v in e[2].items() if not k.startswith("_nas_")}
+                 for e in events if e[0] == "ask"][:2]
+        assert (first == [space.normalize(p) for p in feasible]) is references
+
+
 def test_oracle_front_bounds_every_search(tmp_path):
     """The score's reference is the space's worst arch, and no search beats the space's true front."""
     from nas.space import load_space
