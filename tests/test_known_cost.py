@@ -42,10 +42,10 @@ def _searcher(sampler, limits, objectives="val_acc,macs"):
 
     space = load_space("shufflenet")
     study = optuna.create_study(directions=["maximize", "minimize"][:len(objectives.split(","))] or None,
-                                sampler=SAMPLERS[sampler](0, 20))
+                                sampler=SAMPLERS[sampler](0, 40))
     return OptunaSearcher(study, space, parse_objectives(objectives),
                           to_spec=lambda p: space.to_spec(p, resolution=32, num_classes=10),
-                          limits=Limits(max_macs=limits), max_epochs=4, trials=20,
+                          limits=Limits(max_macs=limits), max_epochs=4, trials=40,
                           on_infeasible=lambda s: None), study
 
 
@@ -53,17 +53,18 @@ def test_after_its_random_start_it_proposes_only_new_feasible_points_and_learns_
     """Accuracy that grows with log MACs: the guided asks spread along the cost axis and none
     is over the limit (the sampler costs candidates by `nas.count` before proposing)."""
     searcher, study = _searcher("ehvi", 25e6)
+    start = study.sampler.n_startup
     free_before = 0
-    for i in range(16):
+    for i in range(start + 12):
         config = searcher.suggest(str(i))
         macs = config["_nas_costs"]["macs"]
         assert macs <= 25e6
-        if i == 4:
+        if i == start:
             free_before = searcher.infeasible
         acc = 0.2 + 0.05 * math.log10(macs) + (0.02 if config["shuffle"] else 0.0)
         searcher.on_trial_complete(str(i), {"epoch": 4, "val_acc": acc, "macs": macs})
     assert searcher.infeasible == free_before  # guided asks: no infeasible or duplicate sample
-    guided = [t for t in study.trials if t.user_attrs.get("nas_status") == "COMPLETED"][4:]
+    guided = [t for t in study.trials if t.user_attrs.get("nas_status") == "COMPLETED"][start:]
     assert sum(t.params["shuffle"] for t in guided) >= 0.75 * len(guided)  # it learned shuffle helps
     costs = sorted(t.user_attrs["macs"] for t in guided)
     assert costs[-1] / costs[0] > 3  # and it covers the front, not one corner of it
@@ -90,7 +91,7 @@ def test_pruned_trials_train_the_surrogate_at_their_fidelity():
 
     kc._GP = Spy
     try:
-        for i in range(10):  # past the random start: 4 completed trials
+        for i in range(2 * study.sampler.n_startup + 2):  # past the random start of completed trials
             config = searcher.suggest(str(i))
             epoch = 4 if i % 2 == 0 else 1  # every other trial "pruned" after 1 of 4 epochs
             searcher.on_trial_complete(str(i), {"epoch": epoch, "val_acc": 0.3 + 0.01 * i,
@@ -98,3 +99,4 @@ def test_pruned_trials_train_the_surrogate_at_their_fidelity():
     finally:
         kc._GP = real_gp
     assert seen and sorted(set(seen[-1].tolist())) == [0.25, 1.0]
+

@@ -14,7 +14,8 @@ accuracy and takes the cost of a candidate from the spec:
               posterior means of the trials so far (running trials count at their posterior mean,
               so concurrent asks spread out), in closed form under the accuracy's posterior
 
-The first `n_startup` trials trained to the full budget are random. Pruned trials train the
+The first `n_startup` trials trained to the full budget are random (10, as Optuna's GP
+sampler: on the stand-in 4 gave 1.065x random and 10 1.079x, 20 seeds). Pruned trials train the
 surrogate too, at their fidelity (the share of the full budget their value was measured at: a
 feature, and a term of the linear mean), and candidates are predicted at the full budget. Two
 objectives only: the first is learned (maximised), the second is the known cost (minimised).
@@ -37,7 +38,7 @@ NOISE_SHARES = (0.1, 0.3, 1.0)
 
 
 class KnownCostSampler(optuna.samplers.BaseSampler):
-    def __init__(self, seed: int | None = None, *, n_startup: int = 4, candidates: int = 4096):
+    def __init__(self, seed: int | None = None, *, n_startup: int = 10, candidates: int = 4096):
         self._rng = np.random.default_rng(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
         self.n_startup, self.candidates = n_startup, candidates
