@@ -231,9 +231,13 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
             f" keep 1/{s.budget.reduction_factor}" if name != "none" else ", no early stopping")
     print(f"  budget {s.budget.name}: {len(s.data.train)} train images, val {len(s.data.val)},"
           f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives};"
-          f" limits {s.limits.max_macs or '-'} MACs, {s.limits.max_params or '-'} params")
+          f" limits {_limit(s.limits.max_macs)} MACs, {_limit(s.limits.max_params)} params")
     print(f"  folder {s.folder}   MLflow {(s.campaign.uri or 'disabled').split('?')[0]}"
           f" (experiment {s.cfg.mlflow.experiment})")
+
+
+def _limit(value: float | None) -> str:
+    return f"{value / 1e6:g}M" if value else "-"
 
 
 def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
