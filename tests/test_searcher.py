@@ -142,3 +142,41 @@ def test_gp_is_told_duplicates_with_constraints_like_every_other_trial(tmp_path)
     told = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len({len(t.constraints) for t in told}) == 1
     assert {t.user_attrs["nas_status"] for t in told} == {"COMPLETED", "DUPLICATE"}
+
+
+class _Stubborn(optuna.samplers.BaseSampler):
+    """A degenerate sampler that proposes one architecture only (the first option of every
+    choice), as TPE can while that architecture's trial is still running."""
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        if isinstance(param_distribution, optuna.distributions.CategoricalDistribution):
+            return param_distribution.choices[0]
+        return param_distribution.low
+
+
+def test_a_sampler_stuck_on_a_running_architecture_does_not_stall_the_search(tmp_path):
+    """Its re-proposals are free DUPLICATE samples told FAIL; after RANDOM_AFTER_FREE of them
+    in a row a random point is queued, so the next trial is a new architecture, not a SpecError
+    after MAX_CONSECUTIVE_INFEASIBLE asks."""
+    from nas.pareto import parse_objectives
+    from nas.search.searcher import RANDOM_AFTER_FREE, Limits, OptunaSearcher
+    from nas.space import load_space
+
+    space = load_space("shufflenet")
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=_Stubborn())
+    skipped = []
+    searcher = OptunaSearcher(study, space, parse_objectives("val_acc,macs"),
+                              to_spec=lambda p: space.to_spec(p, resolution=32, num_classes=10),
+                              limits=Limits(), max_epochs=4, trials=3, on_infeasible=skipped.append)
+    first = searcher.suggest("a")  # still running when the next asks come
+    keys = ("_nas_trial", "_nas_spec", "_nas_costs")
+    second = searcher.suggest("b")
+    assert {k: v for k, v in second.items() if k not in keys} != {k: v for k, v in first.items() if k not in keys}
+    assert len(skipped) == RANDOM_AFTER_FREE and all(s.duplicate_of == 0 for s in skipped)
+    assert study.trials[second["_nas_trial"]].user_attrs["fallback"] == "random"
