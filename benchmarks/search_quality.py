@@ -46,7 +46,7 @@ random, mean HV over mean HV).
 stopping (`--sampler random --no-asha`, the trials that spend the same epochs), then the default
 (`--trials T`), both with the space's reference nets first as `nas search` does, and prints the
 same table from their trials.csv (observed val_acc). At the cpu budget each search of 50 trials
-takes about 50 min on 2 cores; the default's run is then exactly `nas search --space shufflenet
+takes about 70 min on 2 cores; the default's run is then exactly `nas search --space shufflenet
 --trials 50`.
 
     python benchmarks/search_quality.py --stand-in --seeds 20           # a few minutes, 1 core

@@ -52,7 +52,7 @@ SEARCH_BUDGETS: dict[str, Budget] = {
     # former 3,000 x 4 with 500 validation images ranked them at 0.25, its first epoch at -0.61:
     # small nets learn first). No early stopping: a rung at epoch 1 ranked at 0.35, and in
     # benchmarks/search_quality.py stopping at it lost hypervolume for every sampler
-    "cpu": Budget("cpu", 15000, 2000, 2, 128, "about 50 min for 50 ShuffleNet trials on 2 CPU cores",
+    "cpu": Budget("cpu", 15000, 2000, 2, 128, "about 70 min for 50 ShuffleNet trials on 2 CPU cores",
                   default_max_macs=25e6, early_stopping=False),
     "gpu": Budget("gpu", None, 5000, 30, 256, "45k images x 30 epochs per full trial, for one or more GPUs",
                   grace_epochs=5, reduction_factor=3),
