@@ -533,7 +533,7 @@ def real(args: argparse.Namespace) -> None:
         for label, extra in runs:
             name = f"quality-{label.replace('+', '-')}-s{seed}"
             table = out / name / "trials.csv"
-            if _trained(table) < int(extra[extra.index("--trials") + 1]):  # new, or interrupted
+            if not args.no_run and _trained(table) < int(extra[extra.index("--trials") + 1]):
                 cmd = [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
                        "search", "--space", SPACE, "--budget", "cpu", "--seed", str(seed), "--name", name,
                        "--output-dir", str(out), *extra, *words, *args.overrides]
@@ -541,7 +541,11 @@ def real(args: argparse.Namespace) -> None:
                     cmd.append("--resume")
                 print("  $ nas " + " ".join(cmd[3:]), flush=True)
                 subprocess.run(cmd, check=True)
-            done.setdefault(label, []).append(pd.read_csv(table))
+            trials = pd.read_csv(table)
+            if args.first:  # equal compute when a search was cut short: its first N trained trials
+                trained = trials[trials["status"].isin(["COMPLETED", "PRUNED", "FAILED"])]
+                trials = trials[trials["trial"] <= trained["trial"].iloc[:args.first].max()]
+            done.setdefault(label, []).append(trials)
     completed = [t[t["status"] == "COMPLETED"] for tables in done.values() for t in tables]
     score = Score(min(float(t["val_acc"].min()) for t in completed if len(t)), max_macs)
     scores: dict[str, dict[str, list[float]]] = {}
@@ -553,8 +557,10 @@ def real(args: argparse.Namespace) -> None:
             free = trials["status"].isin(["INFEASIBLE", "DUPLICATE"])
             s.setdefault("trained", []).append(int((~free).sum()))
             s.setdefault("full", []).append(len(full))
+    counted = f"the first {args.first} trained trials of each" if args.first else "every trial"
     print(f"real searches at the cpu budget ({args.trials} default trials, {random_trials} random"
-          f" ones); observed val_acc; {score.describe()}: the worst completed trial of them all")
+          f" ones; {counted}); observed val_acc; {score.describe()}: the worst completed trial of"
+          f" them all")
     print_table(scores, args.seeds, ["HV", "trained", "full"], default)
 
 
@@ -590,6 +596,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=50, help="--real: trials of the default search")
     parser.add_argument("--data-root", default=os.environ.get("NAS_DATA"), help="--real: CIFAR-10 folder")
     parser.add_argument("--output-dir", default="searches", help="--real: where the searches go")
+    parser.add_argument("--first", type=int,
+                        help="--real: score the first N trained trials of each search (equal"
+                             " compute when one was cut short)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="--real: score the searches already in --output-dir, run none")
     parser.add_argument("overrides", nargs="*", help="--real: more `nas search` key=value words")
     args = parser.parse_args(argv)
     if args.stand_in:

@@ -271,3 +271,33 @@ def test_fidelity_quick_on_two_ray_workers(tmp_path):
     assert "2 at once" in proc.stdout and "kendall_tau_b=" in proc.stdout
     with open(out / "fidelity.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 4
+
+
+def test_real_scores_finished_searches_at_equal_trials(tmp_path):
+    """`--real --no-run --first N` scores the first N trained trials of each search, so a
+    search cut short is compared with the same compute of the other; free samples are skipped."""
+    def table(name, rows):
+        folder = tmp_path / name
+        folder.mkdir()
+        with open(folder / "trials.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["trial", "status", "macs", "val_acc"])
+            w.writeheader()
+            for i, (status, macs, acc) in enumerate(rows):
+                w.writerow({"trial": i, "status": status, "macs": macs, "val_acc": acc})
+
+    default = search_quality.default_method().replace("+", "-")
+    table("quality-random-s0", [("COMPLETED", 2e6, 0.40), ("INFEASIBLE", 40e6, ""), ("COMPLETED", 5e6, 0.45)])
+    table(f"quality-{default}-s0", [("COMPLETED", 2e6, 0.40), ("COMPLETED", 3e6, 0.50),
+                                    ("COMPLETED", 1e6, 0.60)])  # its third trial: past N=2
+    cmd = [sys.executable, str(BENCH / "search_quality.py"), "--real", "--seeds", "1", "--no-run",
+           "--output-dir", str(tmp_path)]
+    ratios = {}
+    for first in (2, 3):
+        proc = subprocess.run([*cmd, "--first", str(first)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        ratios[first] = float(proc.stdout.strip().splitlines()[-1].split()[0].split("=")[1])
+    # reference (0.40, 25M): random's 2 trained trials cover (0.05 x log10(25/5)); the default's
+    # first 2 cover (0.10 x log10(25/3)); with its third trial random has no more to add
+    expected = 0.10 * math.log10(25 / 3) / (0.05 * math.log10(25 / 5))
+    assert ratios[2] == pytest.approx(expected, rel=1e-3)
+    assert ratios[3] > ratios[2]
