@@ -207,7 +207,8 @@ class OptunaSearcher(Searcher):
 
     def _queue_random_point(self, attempt: int) -> None:
         """The next ask gets a uniform random point (Optuna's stored form of its values)."""
-        params = self.space.sample(RandomChooser(seed=hash((len(self.study.trials), attempt))))
+        asked = len(self.study.get_trials(deepcopy=False))
+        params = self.space.sample(RandomChooser(seed=hash((asked, attempt))))
         kinds = {c.label: c.kind for c in self.space.choices}
         stored = {k: option_key(v) if kinds.get(k) == "categorical" else v for k, v in params.items()}
         self.study.enqueue_trial(stored, user_attrs={"fallback": "random"}, skip_if_exists=False)
