@@ -174,8 +174,28 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(outcome.retrained.to_string(index=False))
     print(f"\nfiles: {outcome.folder}/trials.csv, pareto.png, front/*.yaml"
           f"  (retrain one: nas run spec={outcome.folder}/front/<file> train.epochs=..)")
+    _resume_hint(settings, outcome)
     _campaign_hint(settings.overrides)
     return 0
+
+
+def _resume_hint(settings: Any, outcome: Any) -> None:
+    """An interrupted search says how far it got and how to go on from there."""
+    from nas.status import Status
+
+    statuses = [Status(s) for s in outcome.trials["status"]] if len(outcome.trials) else []
+    ran = sum(1 for s in statuses if s.trained or s is Status.FAILED)
+    if ran >= settings.trials:
+        return
+    default = type(settings)(space=settings.space)
+    words = ["--space", settings.space, "--name", outcome.name, "--resume", "--trials", str(settings.trials)]
+    for flag, field in (("--budget", "budget"), ("--sampler", "sampler"), ("--output-dir", "output_dir"),
+                        ("--objectives", "objectives"), ("--seed", "seed"), ("--scheduler", "scheduler")):
+        if getattr(settings, field) != getattr(default, field):
+            words += [flag, str(getattr(settings, field))]
+    words += [] if settings.asha else ["--no-asha"]
+    print(f"interrupted at {ran} of {settings.trials} trials; go on with: nas search"
+          f" {' '.join(words + list(settings.overrides))}")
 
 
 def _campaign_hint(words: list[str]) -> None:

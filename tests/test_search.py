@@ -142,3 +142,30 @@ def test_killed_search_resumes_without_losing_or_duplicating(workdir):
     assert not [c for c in children if c.info.status == "RUNNING"]
     parents = [r for r in runs if r.data.tags.get("nas.kind") == "search"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+
+def test_interrupted_search_prints_the_command_that_goes_on(workdir):
+    """Ctrl-C (SIGINT) mid-search: the summary says how far it got and gives the resume
+    command, with the words it needs (budget, data); running that command finishes the search."""
+    import shlex
+
+    cmd = [sys.executable, "-m", "nas.cli", "search", "--space", "shufflenet", "--budget", "smoke",
+           "--no-progress", "--trials", "5", "--name", "s5", "--concurrency", "1", "--no-asha", *SYNTH]
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    db = workdir / "searches" / "s5" / "optuna.db"
+    deadline = time.time() + 300
+    while time.time() < deadline and _completed(db) < 1:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    hint = [line for line in out.splitlines() if line.startswith("interrupted at ")]
+    assert len(hint) == 1, out[-3000:]
+    words = shlex.split(hint[0].split("go on with: nas ", 1)[1])
+    assert words[:7] == ["search", "--space", "shufflenet", "--name", "s5", "--resume", "--trials"]
+    assert "--budget" in words and "--no-asha" in words and all(w in words for w in SYNTH)
+    done = subprocess.run([sys.executable, "-m", "nas.cli", *words, "--no-progress", "--concurrency", "1"],
+                          cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "interrupted at" not in done.stdout
+    df = pd.read_csv(workdir / "searches" / "s5" / "trials.csv")
+    assert df.status.isin(["COMPLETED", "PRUNED", "FAILED"]).sum() == 5
