@@ -40,6 +40,7 @@ from nas.search.searcher import OBSERVE_FREE, SAMPLERS, Limits, OptunaSearcher
 from nas.search.trial import TrialSetup, run_trial
 from nas.space import SearchSpace, load_space
 from nas.status import Status
+from nas.table import millions
 from nas.tracking import preflight
 
 __all__ = ["SearchSettings", "SearchOutcome", "front_table", "search"]
@@ -231,13 +232,10 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
             f" keep 1/{s.budget.reduction_factor}" if name != "none" else ", no early stopping")
     print(f"  budget {s.budget.name}: {len(s.data.train)} train images, val {len(s.data.val)},"
           f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives};"
-          f" limits {_limit(s.limits.max_macs)} MACs, {_limit(s.limits.max_params)} params")
+          f" limits {millions(s.limits.max_macs) if s.limits.max_macs else '-'} MACs,"
+          f" {millions(s.limits.max_params) if s.limits.max_params else '-'} params")
     print(f"  folder {s.folder}   MLflow {(s.campaign.uri or 'disabled').split('?')[0]}"
           f" (experiment {s.cfg.mlflow.experiment})")
-
-
-def _limit(value: float | None) -> str:
-    return f"{value / 1e6:g}M" if value else "-"
 
 
 def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
