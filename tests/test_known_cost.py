@@ -100,3 +100,25 @@ def test_pruned_trials_train_the_surrogate_at_their_fidelity():
         kc._GP = real_gp
     assert seen and sorted(set(seen[-1].tolist())) == [0.25, 1.0]
 
+
+
+def test_the_surrogate_pools_additive_effects_into_unseen_combinations():
+    """Each option's effect, learned from the trials that share it, predicts a combination no
+    trial trained (the linear part of the kernel)."""
+    from nas.search.known_cost import _GP
+
+    rng = np.random.default_rng(0)
+    effect_a, effect_b = rng.normal(0, 0.03, 5), rng.normal(0, 0.03, 4)
+
+    def row(i, j):
+        return [*np.eye(5)[i], *np.eye(4)[j], 1.0, 6.5]  # one-hot options, fidelity, log cost
+
+    combos = [(i, j) for i in range(5) for j in range(4)]
+    held_out = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 1)]
+    train = [c for c in combos if c not in held_out]
+    y = np.array([0.5 + effect_a[i] + effect_b[j] + rng.normal(0, 0.003) for i, j in train])
+    gp = _GP(np.array([row(*c) for c in train]), y)
+    mean, sd = gp.predict(np.array([row(*c) for c in held_out]))
+    truth = np.array([0.5 + effect_a[i] + effect_b[j] for i, j in held_out])
+    assert np.sqrt(np.mean((mean - truth) ** 2)) < 0.25 * truth.std()
+    assert np.all(np.abs(mean - truth) < 3 * sd + 0.01)

@@ -7,15 +7,21 @@ accuracy and takes the cost of a candidate from the spec:
   candidates  up to `candidates` random points of the space, deduplicated, minus the ones asked
               already and the ones over the limits (the cost function says None)
   surrogate   a Gaussian process on the completed trials' val_acc: a linear mean in log cost (the
-              trend every efficient-CNN table shows) plus an RBF kernel over the choices (one-hot
-              options, ranges scaled to [0, 1]) and the log cost; its length scale, signal and
-              noise picked by marginal likelihood on a small grid
+              trend every efficient-CNN table shows) plus a kernel over the choices (one-hot
+              options, ranges scaled to [0, 1]) and the log cost that is a linear part (an
+              additive effect per option: a trial of groups=8 says something of every groups=8
+              net) plus an RBF part (the interactions); the parts' shares, the length scale and
+              the noise picked by marginal likelihood on a small grid. On real trials at the cpu
+              budget (71 ShuffleNets, 10-fold CV) it predicts val_acc within 0.0126 RMSE (the
+              RBF part alone 0.0119, the linear part alone 0.0129); on the stand-in fitted to
+              them it closes 92% of the way from random search to the oracle, the RBF part
+              alone less (benchmarks/search_quality.py)
   acquisition expected hypervolume improvement in (val_acc, log cost) over the front of the
               posterior means of the trials so far (running trials count at their posterior mean,
               so concurrent asks spread out), in closed form under the accuracy's posterior
 
 The first `n_startup` trials trained to the full budget are random (10, as Optuna's GP
-sampler: on the stand-in 4 gave 1.065x random and 10 1.079x, 20 seeds). Pruned trials train the
+sampler: on the stand-in 5 gave 1.063x random, 10 1.106x, 15 1.067x, 20 1.085x, 20 seeds). Pruned trials train the
 surrogate too, at their fidelity (the share of the full budget their value was measured at: a
 feature, and a term of the linear mean), and candidates are predicted at the full budget. Two
 objectives only: the first is learned (maximised), the second is the known cost (minimised).
@@ -23,6 +29,7 @@ objectives only: the first is learned (maximised), the second is the known cost 
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Callable, Sequence
 
@@ -33,7 +40,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 Cost = Callable[[dict[str, Any]], "float | None"]  # params -> known cost, None if infeasible
 LENGTH_SCALES = (0.5, 1.0, 2.0, 4.0)
-SIGNAL_SHARES = (0.1, 0.3, 1.0)  # of the residual variance
+SIGNAL_SHARES = (0.0, 0.1, 0.3, 1.0)  # of the residual variance: the RBF part
+LINEAR_SHARES = (0.0, 0.3, 1.0, 3.0)  # the linear part
 NOISE_SHARES = (0.1, 0.3, 1.0)
 
 
@@ -151,8 +159,9 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
 
 
 class _GP:
-    """Exact GP regression: linear mean in the last two features (fidelity, log cost) + RBF
-    residual kernel over all of them."""
+    """Exact GP regression: linear mean in the last two features (fidelity, log cost), and a
+    residual kernel that is the sum of a linear one (each choice adds its own effect: what pools
+    evidence across architectures that share an option) and an RBF one (the interactions)."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray):
         self.center, self.scale = X.mean(0), X.std(0)
@@ -162,21 +171,23 @@ class _GP:
         self.beta = np.linalg.lstsq(A, y, rcond=None)[0]
         r = y - A @ self.beta
         var = max(float(r.var()), 1e-8)
+        linear = self.X @ self.X.T / self.X.shape[1]
         best = None
         for ls in LENGTH_SCALES:
             K0 = self._kernel(self.X, self.X, ls)
-            for s in SIGNAL_SHARES:
-                for n in NOISE_SHARES:
-                    K = s * var * K0 + n * var * np.eye(len(r))
-                    try:
-                        L = np.linalg.cholesky(K)
-                    except np.linalg.LinAlgError:
-                        continue
-                    alpha = np.linalg.solve(L.T, np.linalg.solve(L, r))
-                    lml = -0.5 * r @ alpha - np.log(np.diag(L)).sum()
-                    if best is None or lml > best[0]:
-                        best = (lml, ls, s * var, L, alpha)
-        _, self.ls, self.signal, self.L, self.alpha = best  # type: ignore[misc]
+            for s, a, n in itertools.product(SIGNAL_SHARES, LINEAR_SHARES, NOISE_SHARES):
+                if s == 0 and ls != LENGTH_SCALES[0]:
+                    continue  # no RBF part: the length scale does not matter
+                K = var * (s * K0 + a * linear + n * np.eye(len(r)))
+                try:
+                    L = np.linalg.cholesky(K)
+                except np.linalg.LinAlgError:
+                    continue
+                alpha = np.linalg.solve(L.T, np.linalg.solve(L, r))
+                lml = -0.5 * r @ alpha - np.log(np.diag(L)).sum()
+                if best is None or lml > best[0]:
+                    best = (lml, ls, s * var, a * var, L, alpha)
+        _, self.ls, self.signal, self.linear, self.L, self.alpha = best  # type: ignore[misc]
 
     def _z(self, X: np.ndarray) -> np.ndarray:
         return (X - self.center) / self.scale
@@ -188,10 +199,11 @@ class _GP:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Z = self._z(X)
-        Ks = self.signal * self._kernel(Z, self.X, self.ls)
+        Ks = self.signal * self._kernel(Z, self.X, self.ls) + self.linear * Z @ self.X.T / Z.shape[1]
         mean = self.beta[0] + Z[:, -2:] @ self.beta[1:] + Ks @ self.alpha
         v = np.linalg.solve(self.L, Ks.T)
-        var = np.clip(self.signal - (v ** 2).sum(0), 1e-12, None)
+        prior = self.signal + self.linear * (Z ** 2).sum(1) / Z.shape[1]
+        var = np.clip(prior - (v ** 2).sum(0), 1e-12, None)
         return mean, np.sqrt(var)
 
 
