@@ -495,9 +495,10 @@ def report(table: Path, curves: Path) -> None:
 
 # ----------------------------------------------------------------------------- export
 
-def export_curves(out_dir: Path, dest: Path) -> None:
-    """fidelity.csv + fidelity_curves.csv -> one long table (choices, MACs, per-epoch val_acc
-    per arch and budget): what search_quality.py's stand-in is fitted to."""
+def export_curves(out_dir: Path, dest: Path, searches: Sequence[Path] = (), mlflow_uri: str | None = None) -> None:
+    """fidelity.csv + fidelity_curves.csv (+ the trials of `searches`, budget `cpu`) -> one long
+    table (choices, MACs, per-epoch val_acc per arch and budget): what search_quality.py's
+    stand-in is fitted to."""
     rows = {r["arch"]: r for r in read_csv(out_dir / "fidelity.csv")}
     curve_rows = read_csv(out_dir / "fidelity_curves.csv")
     if not rows or not curve_rows:
@@ -515,12 +516,60 @@ def export_curves(out_dir: Path, dest: Path) -> None:
                     "budget": c["budget"], "train_images": c["train_images"],
                     "val_images": c.get("val_images", ""), "epochs": epochs[(c["arch"], c["budget"])],
                     "epoch": c["epoch"], "val_acc": c["val_acc"]})
+    from_searches = search_curves(list(searches), mlflow_uri)
+    out += from_searches
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=EXPORT_COLUMNS)
         w.writeheader()
         w.writerows(out)
-    print(f"wrote {dest}: {len(out)} rows, {len(rows)} archs")
+    searched = len({r["arch"] for r in from_searches})
+    print(f"wrote {dest}: {len(out)} rows, {len(rows)} archs of the fidelity study"
+          + (f", {searched} trained by {len(searches)} searches (budget cpu)" if searches else ""))
+
+
+def _cell(text: str) -> Any:
+    """A trials.csv choice cell back to its value (3, 0.25, True, "ir")."""
+    if text in ("True", "False"):
+        return text == "True"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def search_curves(folders: list[Path], mlflow_uri: str | None) -> list[dict[str, Any]]:
+    """Export rows of every trial `nas search` trained to the full budget in `folders`, budget
+    `cpu`: its choices from trials.csv, its per-epoch val_acc from the trial's MLflow run. The
+    same architecture trained again with the same numbers (a reference net in two searches of
+    one seed) is kept once; with other numbers (another seed) it is a replicate, `#2`."""
+    from mlflow.tracking import MlflowClient
+
+    from nas.campaign.budget import get_budget
+
+    budget = get_budget("search", "cpu")
+    client = MlflowClient(mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
+    out: list[dict[str, Any]] = []
+    seen: dict[str, list[tuple[float, ...]]] = {}
+    for folder in folders:
+        for t in read_csv(folder / "trials.csv"):
+            if t["status"] != "COMPLETED" or float(t["epochs"]) != budget.epochs:
+                continue
+            choices = {k[len("choice."):]: _cell(v) for k, v in t.items() if k.startswith("choice.") and v}
+            history = sorted(client.get_metric_history(t["mlflow_run_id"], "val_acc"), key=lambda m: m.step)
+            curve = tuple(m.value for m in history)
+            label = choices_label(choices)
+            if len(curve) != budget.epochs or curve in seen.setdefault(label, []):
+                continue
+            seen[label].append(curve)
+            arch = label + (f" #{len(seen[label])}" if len(seen[label]) > 1 else "")
+            out += [{"arch": arch, "choices": json.dumps(choices, sort_keys=True), "macs": int(float(t["macs"])),
+                     "params": int(float(t["params"])), "budget": "cpu", "train_images": budget.train_subset,
+                     "val_images": budget.val_size, "epochs": budget.epochs, "epoch": e + 1, "val_acc": v}
+                    for e, v in enumerate(curve)]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -545,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
                         " ./mlflow.db; --quick: a SQLite file in --out)")
     parser.add_argument("--export-curves", nargs="?", const=str(CURVES_EXPORT), metavar="CSV",
                         help=f"write the curves table from --out's results (default {CURVES_EXPORT})")
+    parser.add_argument("--searches", nargs="+", default=[], metavar="DIR",
+                        help="--export-curves: also the trials these `nas search` folders trained"
+                             " to the full cpu budget (per-epoch val_acc from --mlflow-uri)")
     parser.add_argument("overrides", nargs="*", help="more nas run key=value words (train.lr=0.2)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -553,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         args.mlflow_uri = args.mlflow_uri or f"sqlite:///{Path(args.out).resolve() / 'mlflow.db'}"
     args.out = args.out or str(RESULTS)
     if args.export_curves:
-        export_curves(Path(args.out), Path(args.export_curves))
+        export_curves(Path(args.out), Path(args.export_curves), [Path(d) for d in args.searches],
+                      args.mlflow_uri)
         return 0
     args.data_root = args.data_root or os.environ.get("NAS_DATA")
     run_benchmark(args)

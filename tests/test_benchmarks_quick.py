@@ -116,6 +116,45 @@ def test_fidelity_quick_writes_columns_and_prints_tau(tmp_path, capsys):
     assert run_ids == {r["search_run_id"] for r in rows} | {r["reference_run_id"] for r in rows}
 
 
+def _search_folder(folder: Path, client, experiment: str, trials: list[tuple[str, float, list[float]]]) -> None:
+    """A `nas search` folder's trials.csv, each trial's val_acc per epoch in a real MLflow run."""
+    folder.mkdir()
+    choices = {"groups": 3, "width": 0.25, "s0.depth": 4, "s1.depth": 8, "s2.depth": 4, "kernel": 3,
+               "shuffle": True}
+    with open(folder / "trials.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["trial", "status", "macs", "params", "epochs", "mlflow_run_id",
+                                          *[f"choice.{k}" for k in choices]])
+        w.writeheader()
+        for i, (status, width, curve) in enumerate(trials):
+            run = client.create_run(experiment)
+            for step, value in enumerate(curve, start=1):
+                client.log_metric(run.info.run_id, "val_acc", value, step=step)
+            w.writerow({"trial": i, "status": status, "macs": 1e6 * (1 + width), "params": 5e4,
+                        "epochs": len(curve), "mlflow_run_id": run.info.run_id,
+                        **{f"choice.{k}": (width if k == "width" else v) for k, v in choices.items()}})
+
+
+def test_export_curves_takes_the_searches_full_budget_trials_once(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("nas")
+    _search_folder(tmp_path / "a", client, experiment, [("COMPLETED", 0.25, [0.30, 0.40]),
+                                                        ("COMPLETED", 0.5, [0.35, 0.45]),
+                                                        ("PRUNED", 1.0, [0.2])])
+    _search_folder(tmp_path / "b", client, experiment, [("COMPLETED", 0.25, [0.30, 0.40]),  # the same run
+                                                        ("COMPLETED", 0.5, [0.33, 0.47]),  # a replicate
+                                                        ("FAILED", 1.0, [])])
+    rows = fidelity.search_curves([tmp_path / "a", tmp_path / "b"], uri)
+    archs = sorted({r["arch"] for r in rows})
+    assert archs == ["g3 w0.25 d4-8-4 k3 shuf", "g3 w0.5 d4-8-4 k3 shuf", "g3 w0.5 d4-8-4 k3 shuf #2"]
+    assert {r["budget"] for r in rows} == {"cpu"} and len(rows) == 3 * 2
+    replicate = [r["val_acc"] for r in rows if r["arch"].endswith("#2")]
+    assert replicate == [0.33, 0.47]
+    assert json.loads(rows[0]["choices"])["shuffle"] is True and json.loads(rows[0]["choices"])["width"] == 0.25
+
+
 # ----------------------------------------------------------------------------- search_quality.py
 
 def synthetic_curves(path: Path, n: int = 14, epochs: int = 4, seed: int = 0) -> None:
