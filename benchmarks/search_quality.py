@@ -224,9 +224,13 @@ def default_method() -> str:
     """The method `nas search` runs by default at the cpu budget: its default sampler, with
     MO-ASHA if the budget stops early."""
     from nas.campaign.budget import get_budget
+    from nas.pareto import parse_objectives
     from nas.search.driver import SearchSettings
+    from nas.search.searcher import pick_sampler
+    from nas.space import load_space
 
-    sampler = SearchSettings(space=SPACE).sampler
+    settings = SearchSettings(space=SPACE)
+    sampler = pick_sampler(settings.sampler, parse_objectives(settings.objectives), load_space(SPACE))
     return f"{sampler}+moasha" if get_budget("search", "cpu").early_stopping else sampler
 
 

@@ -221,7 +221,9 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the search called --name")
     p.add_argument("--objectives", default="val_acc,macs",
                    help="comma list: val_acc (max), macs, params, latency_ms (min)")
-    p.add_argument("--sampler", help="gp (the default: Optuna's GP sampler, logEHVI) | nsga2 | tpe | ehvi | random")
+    p.add_argument("--sampler", help="auto (the default: ehvi for val_acc against macs or params on a"
+                   " finite space, else gp) | ehvi (GP on val_acc, EHVI with the costs nas.count"
+                   " knows) | gp (Optuna's GP sampler, logEHVI) | nsga2 | tpe | random")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", default=None, help="smoke | cpu | gpu (default: gpu if visible, else cpu)")
     p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")

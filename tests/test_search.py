@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,6 +48,9 @@ def test_search_records_parent_children_front_and_plot(workdir):
                       env={"NAS_FAIL_TRIALS": "1", "NAS_STOP_TUNE_AT": "3"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Pareto front" in done.stdout
+    # --sampler auto: val_acc against MACs on a finite space is ehvi's, and the folder says so
+    assert "sampler ehvi" in done.stdout
+    assert json.loads((workdir / "searches" / "s1" / "search.json").read_text())["settings"]["sampler"] == "ehvi"
     # Tune itself stopped when trial 3 started (as on a worker OOM): recorded, search went on
     assert "Ray Tune stopped" in done.stdout
     folder = workdir / "searches" / "s1"

@@ -180,3 +180,20 @@ def test_a_sampler_stuck_on_a_running_architecture_does_not_stall_the_search(tmp
     assert {k: v for k, v in second.items() if k not in keys} != {k: v for k, v in first.items() if k not in keys}
     assert len(skipped) == RANDOM_AFTER_FREE and all(s.duplicate_of == 0 for s in skipped)
     assert study.trials[second["_nas_trial"]].user_attrs["fallback"] == "random"
+
+
+def test_auto_picks_ehvi_where_its_costs_are_known_and_gp_elsewhere(tmp_path):
+    from nas.pareto import parse_objectives
+    from nas.search.searcher import pick_sampler
+    from nas.space import load_space
+
+    shufflenet = load_space("shufflenet")
+    assert pick_sampler("auto", parse_objectives("val_acc,macs"), shufflenet) == "ehvi"
+    assert pick_sampler("auto", parse_objectives("val_acc,params"), shufflenet) == "ehvi"
+    assert pick_sampler("auto", parse_objectives("val_acc,macs,params"), shufflenet) == "gp"
+    assert pick_sampler("auto", parse_objectives("val_acc,latency_ms"), shufflenet) == "gp"
+    assert pick_sampler("tpe", parse_objectives("val_acc,macs"), shufflenet) == "tpe"  # asked for
+    floats = tmp_path / "floats.yaml"
+    floats.write_text("name: floats\nbase: mobilenet_v1\nchoices:\n"
+                      "  width:\n    range: {low: 0.25, high: 1.0}\n    set: width\n")
+    assert pick_sampler("auto", parse_objectives("val_acc,macs"), load_space(str(floats))) == "gp"

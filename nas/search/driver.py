@@ -11,7 +11,7 @@ a kill left RUNNING, and runs the remaining trials.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -36,7 +36,7 @@ from nas.search.recorder import RecorderCallback, SearchRecorder
 from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
                                 trials_frame, write_front)
 from nas.search.scheduler import make_scheduler, scheduler_name
-from nas.search.searcher import OBSERVE_FREE, SAMPLERS, Limits, OptunaSearcher
+from nas.search.searcher import AUTO, OBSERVE_FREE, SAMPLERS, Limits, OptunaSearcher, pick_sampler
 from nas.search.trial import TrialSetup, run_trial
 from nas.space import SearchSpace, load_space
 from nas.status import Status
@@ -59,7 +59,7 @@ class SearchSettings:
     name: str | None = None
     resume: bool = False
     objectives: str = "val_acc,macs"
-    sampler: str = "gp"  # picked by benchmarks/search_quality.py (README: "Benchmarks")
+    sampler: str = AUTO  # ehvi where it applies, else gp (searcher.pick_sampler; README: "Benchmarks")
     seed: int = 0
     budget: str | None = None  # None: gpu when a GPU is visible, else cpu
     max_macs: float | None = None
@@ -127,8 +127,8 @@ def with_limits(settings: SearchSettings) -> SearchSettings:
 def _check_settings(settings: SearchSettings) -> list[Objective]:
     if settings.trials < 1:
         raise NasError(f"--trials {settings.trials} must be >= 1")
-    if settings.sampler not in SAMPLERS:
-        raise NasError(f"--sampler {settings.sampler!r} must be one of {', '.join(SAMPLERS)}")
+    if settings.sampler not in (AUTO, *SAMPLERS):
+        raise NasError(f"--sampler {settings.sampler!r} must be one of {', '.join((AUTO, *SAMPLERS))}")
     if settings.cpus_per_trial <= 0 or (settings.gpus_per_trial or 0) < 0 or (settings.per_trial or 0) < 0:
         raise NasError("--cpus-per-trial must be > 0 and --per-trial / --gpus-per-trial >= 0")
     objectives = parse_objectives(settings.objectives)
@@ -166,6 +166,9 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
     folder = Path(settings.output_dir) / name
     state = open_state(folder, "search.json", what="search", resume=settings.resume)
+    stored = state.data.get("settings", {}).get("sampler")  # a resumed search keeps its sampler
+    settings = replace(settings, sampler=stored if stored and settings.sampler == AUTO
+                       else pick_sampler(settings.sampler, objectives, space))
     data = load_data(cfg.data, "cpu")
     overrides = spec_overrides(cfg, data)
     planned = int(state.data.get("settings", {}).get("trials", settings.trials))
@@ -231,7 +234,7 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
     asha = (f", {'MO-ASHA' if name == 'moasha' else 'ASHA'} from {s.budget.grace_epochs} epoch(s),"
             f" keep 1/{s.budget.reduction_factor}" if name != "none" else ", no early stopping")
     print(f"  budget {s.budget.name}: {len(s.data.train)} train images, val {len(s.data.val)},"
-          f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives};"
+          f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives}, sampler {s.settings.sampler};"
           f" limits {millions(s.limits.max_macs) if s.limits.max_macs else '-'} MACs,"
           f" {millions(s.limits.max_params) if s.limits.max_params else '-'} params")
     print(f"  folder {s.folder}   MLflow {(s.campaign.uri or 'disabled').split('?')[0]}"

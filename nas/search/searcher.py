@@ -58,6 +58,19 @@ SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
     "random": lambda seed, trials: optuna.samplers.RandomSampler(seed=seed),
 }
 KNOWN_COSTS = ("macs", "params")  # objectives `nas.count` gives before training
+AUTO = "auto"  # --sampler's default: the benchmark's best sampler where it applies (pick_sampler)
+
+
+def pick_sampler(name: str, objectives: list[Objective], space: SearchSpace) -> str:
+    """`auto`: ehvi where it applies (a learned objective against one cost nas.count knows, on
+    a space of finite choices: benchmarks/search_quality.py's best), else Optuna's GP sampler
+    (any objectives, float ranges). Any other name is kept."""
+    if name != AUTO:
+        return name
+    costs_known = len(objectives) == 2 and objectives[0].name not in KNOWN_COSTS \
+        and objectives[1].name in KNOWN_COSTS
+    finite = all(c.kind in ("categorical", "int") for c in space.choices)
+    return "ehvi" if costs_known and finite else "gp"
 # Samplers without generations learn where the limits are from the free samples too: told as
 # constraint violations (infeasible) or with the earlier trial's values (duplicates). Without
 # that TPE keeps proposing the over-budget region it never sees and the search stalls. NSGA-II
