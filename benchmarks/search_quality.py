@@ -532,7 +532,8 @@ def real(args: argparse.Namespace) -> None:
     # random first: the default's wall time is then the one a quiet machine gives
     runs = [(BASELINE, ["--sampler", "random", "--no-asha", "--trials", str(random_trials)]),
             (default, ["--trials", str(args.trials)])]
-    done: dict[str, list[Any]] = {}
+    done: dict[str, Any] = {}
+    missing: set[int] = set()
     for seed in range(args.seeds):
         for label, extra in runs:
             name = f"quality-{label.replace('+', '-')}-s{seed}"
@@ -545,11 +546,17 @@ def real(args: argparse.Namespace) -> None:
                     cmd.append("--resume")
                 print("  $ nas " + " ".join(cmd[3:]), flush=True)
                 subprocess.run(cmd, check=True)
+            if not table.exists():  # --no-run: a search not run yet leaves its seed out
+                print(f"  {name}: no trials.csv in {out / name}; seed {seed} left out")
+                missing.add(seed)
+                continue
             trials = pd.read_csv(table)
             if args.first:  # equal compute when a search was cut short: its first N trained trials
                 trained = trials[trials["status"].isin(["COMPLETED", "PRUNED", "FAILED"])]
                 trials = trials[trials["trial"] <= trained["trial"].iloc[:args.first].max()]
-            done.setdefault(label, []).append(trials)
+            done.setdefault(label, {})[seed] = trials
+    kept = [seed for seed in range(args.seeds) if seed not in missing]
+    done = {label: [by_seed[seed] for seed in kept] for label, by_seed in done.items()}
     completed = [t[t["status"] == "COMPLETED"] for tables in done.values() for t in tables]
     score = Score(min(float(t["val_acc"].min()) for t in completed if len(t)), max_macs)
     scores: dict[str, dict[str, list[float]]] = {}
@@ -565,7 +572,11 @@ def real(args: argparse.Namespace) -> None:
     print(f"real searches at the cpu budget ({args.trials} default trials, {random_trials} random"
           f" ones; {counted}); observed val_acc; {score.describe()}: the worst completed trial of"
           f" them all")
-    print_table(scores, args.seeds, ["HV", "trained", "full"], default)
+    if BASELINE in scores and default in scores:
+        ratios = [f"s{seed} {ours / theirs:.3f}" for seed, ours, theirs
+                  in zip(kept, scores[default]["HV"], scores[BASELINE]["HV"]) if theirs > 0]
+        print(f"{default} over random per seed: {', '.join(ratios)}")
+    print_table(scores, len(kept), ["HV", "trained", "full"], default)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -340,3 +340,10 @@ def test_real_scores_finished_searches_at_equal_trials(tmp_path):
     expected = 0.10 * math.log10(25 / 3) / (0.05 * math.log10(25 / 5))
     assert ratios[2] == pytest.approx(expected, rel=1e-3)
     assert ratios[3] > ratios[2]
+    # a seed whose default search has not run yet is left out, not scored half
+    table("quality-random-s1", [("COMPLETED", 2e6, 0.90)])
+    proc = subprocess.run([*cmd[:4], "2", *cmd[5:], "--first", "2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "seed 1 left out" in proc.stdout and f"s0 {expected:.3f}" in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1].split()
+    assert float(last[0].split("=")[1]) == pytest.approx(expected, rel=1e-3) and last[1] == "seeds=1"
