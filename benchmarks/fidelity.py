@@ -4,8 +4,9 @@ Trains N architectures of the `shufflenet` space (its paper references that fit 
 budget's MAC limit, then seeded random feasible samples) on real CIFAR-10 twice, each run one
 `nas.job.Job` recorded in MLflow (experiment `fidelity`, a run per arch x budget):
 
-  search     the `cpu` search budget, read from `nas.campaign.budget.get_budget("search", "cpu")`:
-             3,000 training images, 500 validation, 4 epochs, batch 128
+  search     the `cpu` search budget, read from `nas.campaign.budget.get_budget("search", "cpu")`
+             (today 15,000 training images, 2,000 validation, 2 epochs, batch 128; the shipped
+             study ran the former 3,000 x 4 with 500 validation images: --search-* flags)
   reference  --ref-train images (15,000) x --ref-epochs (4), batch 128: 5x the search budget's
              training compute, validated on --ref-val (2,000) images so that the "truth" is
              less noisy (nas.data.split_indices nests the search budget's 500 validation images
@@ -37,7 +38,8 @@ interruption skips what is done):
     python benchmarks/fidelity.py --quick            # 4 archs, synthetic data, tiny budgets: CI
 
 `--export-curves` writes the table search_quality.py's stand-in objective is fitted to (the
-choices, MACs and per-epoch val_acc of every run); see benchmarks/data/README.md.
+choices, MACs and per-epoch val_acc of every run; `--searches DIR...` adds the trials those `nas
+search` folders trained to the full `cpu` budget, budget `cpu`); see benchmarks/data/README.md.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 `--stand-in` (minutes for 20+ seeds, no training, no Ray): every method searches the `shufflenet`
 space against a stand-in objective made from real learning curves, the table
 `benchmarks/data/shufflenet_curves.csv` (per-epoch val_acc of architectures of the space trained
-on CIFAR-10 at the `cpu` search budget; written by `benchmarks/fidelity.py --export-curves`, see
-benchmarks/data/README.md). The stand-in, fitted to it:
+on CIFAR-10; its `cpu` rows, the default, are the trials real `nas search` runs trained at the `cpu`
+budget; written by `benchmarks/fidelity.py --export-curves`, see benchmarks/data/README.md). The
+stand-in, fitted to it:
 
   mean      per epoch e, a ridge regression of val_acc on the architecture's choices (one-hot
             for options, scaled to [0, 1] for integer ranges) and log MACs (exact, `nas.count`),
@@ -18,12 +19,14 @@ what `nas search --trials 50` spends at the cpu budget with ASHA, 2 epochs a tri
 Each drives the product's own searcher (`nas.search.searcher.OptunaSearcher`: the same asks, the
 same FAIL / constraint / duplicate telling as `nas search`) on an in-memory study:
 
+  ehvi+moasha   nas's known-cost sampler (a GP on val_acc, exact EHVI with the MACs nas.count
+                gives: nas.search.known_cost) + MO-ASHA promotion
   gp+moasha     Optuna's GP sampler (logEHVI, constraints) + MO-ASHA promotion
   nsga2+moasha  NSGA-II (population as `nas search`'s) + MO-ASHA
   nsga2+asha    NSGA-II + scalar ASHA (promotion by val_acc alone)
   tpe+moasha    Optuna's multi-objective TPE + MO-ASHA
   random+moasha random sampling + MO-ASHA
-  gp, tpe, nsga2, random   the samplers with every trial trained to the full budget
+  ehvi, gp, tpe, nsga2, random   the samplers with every trial trained to the full budget
                 (`--sampler S --no-asha`); `random` is the baseline
 
 The row marked (default) is what `nas search` runs by default (its default sampler + MO-ASHA).
@@ -588,10 +591,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--real", action="store_true", help="real `nas search` runs (cpu budget)")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--curves", default=str(CURVES), help="curves table (fidelity.py --export-curves)")
-    parser.add_argument("--curves-budget", default="reference",
-                        help="the table's budget the stand-in is fitted to (default: reference, cut"
-                             " at 2 epochs: 15,000 images x 2 epochs, the cpu budget)")
-    parser.add_argument("--curves-epochs", type=int, default=2,
+    parser.add_argument("--curves-budget", default="cpu",
+                        help="the table's budget the stand-in is fitted to (default: cpu, the"
+                             " trials real searches trained at it; reference with --curves-epochs 2:"
+                             " the fidelity study's 15,000 x 4 runs cut at epoch 2)")
+    parser.add_argument("--curves-epochs", type=int, default=0,
                         help="cut the table's curves after this epoch (0: keep them whole)")
     parser.add_argument("--epochs", type=int,
                         help="compute per search, epochs summed (default: what 50 trials with early"

@@ -167,7 +167,8 @@ def synthetic_curves(path: Path, n: int = 14, epochs: int = 4, seed: int = 0) ->
         w.writeheader()
         for a in archs:
             level = 0.25 + 0.06 * math.log(a.macs / 1e6 + 1) + (0.02 if a.choices["shuffle"] else 0)
-            for budget, images, val, lift in (("search", 3000, 500, 0.0), ("reference", 15000, 2000, 0.15)):
+            for budget, images, val, lift in (("search", 3000, 500, 0.0), ("reference", 15000, 2000, 0.15),
+                                              ("cpu", 15000, 2000, 0.1)):
                 for e in range(1, epochs + 1):
                     acc = (level + lift) * (1 - 0.5 ** e) / 0.9375 + rng.normal(0, 0.01)
                     w.writerow({"arch": a.label, "choices": json.dumps(a.choices), "macs": a.macs,
