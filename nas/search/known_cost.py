@@ -11,17 +11,18 @@ accuracy and takes the cost of a candidate from the spec:
               options, ranges scaled to [0, 1]) and the log cost that is a linear part (an
               additive effect per option: a trial of groups=8 says something of every groups=8
               net) plus an RBF part (the interactions); the parts' shares, the length scale and
-              the noise picked by marginal likelihood on a small grid. On real trials at the cpu
-              budget (71 ShuffleNets, 10-fold CV) it predicts val_acc within 0.0126 RMSE (the
-              RBF part alone 0.0119, the linear part alone 0.0129); on the stand-in fitted to
-              them it closes 92% of the way from random search to the oracle, the RBF part
-              alone less (benchmarks/search_quality.py)
+              the noise picked by marginal likelihood on a small grid. On 89 real ShuffleNet
+              trials at the cpu budget (10-fold CV x 5) it predicts val_acc to 0.0127 RMSE (the
+              RBF part alone 0.0130, the linear part alone 0.0133, the mean alone 0.0339); on
+              the stand-in fitted to them it closes 92% of the way from random search to the
+              oracle, Optuna's GP sampler 82% (benchmarks/search_quality.py)
   acquisition expected hypervolume improvement in (val_acc, log cost) over the front of the
               posterior means of the trials so far (running trials count at their posterior mean,
               so concurrent asks spread out), in closed form under the accuracy's posterior
 
 The first `n_startup` trials trained to the full budget are random (10, as Optuna's GP
-sampler: on the stand-in 5 gave 1.063x random, 10 1.106x, 15 1.067x, 20 1.085x, 20 seeds). Pruned trials train the
+sampler: on the former stand-in, fitted to 16 archs, 5 gave 1.063x random, 10 1.106x, 15
+1.067x and 20 1.085x with the linear part alone, 20 seeds). Pruned trials train the
 surrogate too, at their fidelity (the share of the full budget their value was measured at: a
 feature, and a term of the linear mean), and candidates are predicted at the full budget. Two
 objectives only: the first is learned (maximised), the second is the known cost (minimised).
