@@ -193,6 +193,9 @@ def test_auto_picks_ehvi_where_its_costs_are_known_and_gp_elsewhere(tmp_path):
     assert pick_sampler("auto", parse_objectives("val_acc,macs,params"), shufflenet) == "gp"
     assert pick_sampler("auto", parse_objectives("val_acc,latency_ms"), shufflenet) == "gp"
     assert pick_sampler("tpe", parse_objectives("val_acc,macs"), shufflenet) == "tpe"  # asked for
+    # a resumed search goes on with the sampler it started with, unless another is asked for
+    assert pick_sampler("auto", parse_objectives("val_acc,macs"), shufflenet, started_with="gp") == "gp"
+    assert pick_sampler("nsga2", parse_objectives("val_acc,macs"), shufflenet, started_with="gp") == "nsga2"
     floats = tmp_path / "floats.yaml"
     floats.write_text("name: floats\nbase: mobilenet_v1\nchoices:\n"
                       "  width:\n    range: {low: 0.25, high: 1.0}\n    set: width\n")

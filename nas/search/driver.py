@@ -166,9 +166,8 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
     folder = Path(settings.output_dir) / name
     state = open_state(folder, "search.json", what="search", resume=settings.resume)
-    stored = state.data.get("settings", {}).get("sampler")  # a resumed search keeps its sampler
-    settings = replace(settings, sampler=stored if stored and settings.sampler == AUTO
-                       else pick_sampler(settings.sampler, objectives, space))
+    settings = replace(settings, sampler=pick_sampler(settings.sampler, objectives, space,
+                                                      state.data.get("settings", {}).get("sampler")))
     data = load_data(cfg.data, "cpu")
     overrides = spec_overrides(cfg, data)
     planned = int(state.data.get("settings", {}).get("trials", settings.trials))

@@ -61,12 +61,16 @@ KNOWN_COSTS = ("macs", "params")  # objectives `nas.count` gives before training
 AUTO = "auto"  # --sampler's default: the benchmark's best sampler where it applies (pick_sampler)
 
 
-def pick_sampler(name: str, objectives: list[Objective], space: SearchSpace) -> str:
-    """`auto`: ehvi where it applies (a learned objective against one cost nas.count knows, on
-    a space of finite choices: benchmarks/search_quality.py's best), else Optuna's GP sampler
-    (any objectives, float ranges). Any other name is kept."""
+def pick_sampler(name: str, objectives: list[Objective], space: SearchSpace,
+                 started_with: str | None = None) -> str:
+    """`auto`: the sampler a resumed search `started_with`, else ehvi where it applies (a
+    learned objective against one cost nas.count knows, on a space of finite choices:
+    benchmarks/search_quality.py's best), else Optuna's GP sampler (any objectives, float
+    ranges). Any other name is kept."""
     if name != AUTO:
         return name
+    if started_with:
+        return started_with
     costs_known = len(objectives) == 2 and objectives[0].name not in KNOWN_COSTS \
         and objectives[1].name in KNOWN_COSTS
     finite = all(c.kind in ("categorical", "int") for c in space.choices)
