@@ -75,6 +75,8 @@ def pick_sampler(name: str, objectives: list[Objective], space: SearchSpace,
         and objectives[1].name in KNOWN_COSTS
     finite = all(c.kind in ("categorical", "int") for c in space.choices)
     return "ehvi" if costs_known and finite else "gp"
+
+
 # Samplers without generations learn where the limits are from the free samples too: told as
 # constraint violations (infeasible) or with the earlier trial's values (duplicates). Without
 # that TPE keeps proposing the over-budget region it never sees and the search stalls. NSGA-II
