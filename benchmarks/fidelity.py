@@ -530,36 +530,26 @@ def export_curves(out_dir: Path, dest: Path, searches: Sequence[Path] = (), mlfl
           + (f", {searched} trained by {len(searches)} searches (budget cpu)" if searches else ""))
 
 
-def _cell(text: str) -> Any:
-    """A trials.csv choice cell back to its value (3, 0.25, True, "ir")."""
-    if text in ("True", "False"):
-        return text == "True"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def search_curves(folders: list[Path], mlflow_uri: str | None) -> list[dict[str, Any]]:
     """Export rows of every trial `nas search` trained to the full budget in `folders`, budget
     `cpu`: its choices from trials.csv, its per-epoch val_acc from the trial's MLflow run. The
     same architecture trained again with the same numbers (a reference net in two searches of
     one seed) is kept once; with other numbers (another seed) it is a replicate, `#2`."""
+    import pandas as pd
     from mlflow.tracking import MlflowClient
 
     from nas.campaign.budget import get_budget
+    from nas.search.results import choices_of
 
     budget = get_budget("search", "cpu")
     client = MlflowClient(mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
     out: list[dict[str, Any]] = []
     seen: dict[str, list[tuple[float, ...]]] = {}
     for folder in folders:
-        for t in read_csv(folder / "trials.csv"):
+        for _, t in pd.read_csv(folder / "trials.csv").iterrows():
             if t["status"] != "COMPLETED" or float(t["epochs"]) != budget.epochs:
                 continue
-            choices = {k[len("choice."):]: _cell(v) for k, v in t.items() if k.startswith("choice.") and v}
+            choices = choices_of(t)
             history = sorted(client.get_metric_history(t["mlflow_run_id"], "val_acc"), key=lambda m: m.step)
             curve = tuple(m.value for m in history)
             label = choices_label(choices)
