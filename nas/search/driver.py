@@ -5,7 +5,8 @@ Durable state of a search lives in `<output_dir>/<name>/`: `optuna.db` (the stud
 sampled architecture and its outcome, the sampler's history), `search.json` (settings, the
 MLflow parent run id, the trials the driver closed after a kill or a lost worker), and the
 results (`trials.csv`, `pareto.png`, `front/*.yaml`). `--resume` reopens the study, closes what
-a kill left RUNNING, and runs the remaining trials.
+a kill left RUNNING, and runs the remaining trials, with the experiment search.json names
+(`nas.search.resume`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives, pareto_mask
 from nas.search.recorder import RecorderCallback, SearchRecorder
+from nas.search.resume import resumed_settings
 from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
                                 trials_frame, write_front)
 from nas.search.scheduler import make_scheduler, scheduler_name
@@ -153,6 +155,15 @@ def _study(folder: Path, name: str, objectives: list[Objective], settings: Searc
 
 
 def _setup(settings: SearchSettings, started: float) -> Search:
+    _check_settings(settings)
+    if settings.resume and not settings.name:
+        raise NasError("--resume needs --name NAME (the search to continue; see the --output-dir folder)")
+    space = load_space(settings.space)  # read once: the workers get specs, never this file
+    name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    folder = Path(settings.output_dir) / name
+    state = open_state(folder, "search.json", what="search", resume=settings.resume)
+    stored = state.data.get("settings")
+    settings = resumed_settings(settings, stored, name)
     objectives = _check_settings(settings)
     scheduler_name(settings.asha, settings.scheduler, objectives)
     import torch
@@ -161,13 +172,9 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     cfg = load_run_config(settings.overrides, base=budget.run_layer())
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
     budget = budget.with_epochs(cfg.train.epochs)
-    space = load_space(settings.space)  # read once: the workers get specs, never this file
     space.refuse_words(settings.overrides)
-    name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    folder = Path(settings.output_dir) / name
-    state = open_state(folder, "search.json", what="search", resume=settings.resume)
-    settings = replace(settings, sampler=pick_sampler(settings.sampler, objectives, space,
-                                                      state.data.get("settings", {}).get("sampler")))
+    settings = replace(settings, budget=budget.name, sampler=pick_sampler(
+        settings.sampler, objectives, space, (stored or {}).get("sampler")))
     data = load_data(cfg.data, "cpu")
     overrides = spec_overrides(cfg, data)
     planned = int(state.data.get("settings", {}).get("trials", settings.trials))

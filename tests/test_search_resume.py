@@ -1,0 +1,53 @@
+"""`--resume` goes on with the experiment its search.json names: stored settings fill in the
+words left at their defaults, contradicting ones are refused in one line."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from nas.errors import NasError
+from nas.search.driver import SearchSettings
+from nas.search.resume import resumed_settings
+
+STARTED = asdict(SearchSettings(space="shufflenet", trials=20, name="s", budget="cpu", seed=2, asha=False,
+                                max_macs=20e6, overrides=["data.root=/old", "train.lr=0.1"]))
+
+
+def test_a_bare_resume_goes_on_with_the_stored_experiment():
+    bare = SearchSettings(space="shufflenet", trials=50, name="s", resume=True)
+    got = resumed_settings(bare, STARTED, "s")
+    assert (got.budget, got.seed, got.asha, got.max_macs) == ("cpu", 2, False, 20e6)
+    assert got.overrides == ["data.root=/old", "train.lr=0.1"]
+    assert got.trials == 50 and got.resume  # how far to go is the command line's
+
+
+def test_the_same_words_again_and_moved_data_are_accepted():
+    again = SearchSettings(space="search_spaces/shufflenet.yaml", trials=50, name="s", resume=True,
+                           budget="cpu", seed=2, asha=False, concurrency=1,
+                           overrides=["train.lr=0.1", "data.root=/new", "device=cpu"])
+    got = resumed_settings(again, STARTED, "s")
+    assert got.overrides == ["train.lr=0.1", "data.root=/new", "device=cpu"]  # the data moved: its new place
+    assert got.concurrency == 1
+
+
+@pytest.mark.parametrize("changed, says", [
+    ({"budget": "gpu"}, "started with --budget cpu; --resume keeps it (drop --budget gpu"),
+    ({"seed": 5}, "started with --seed 2"),
+    ({"max_macs": 10e6}, "started with max_macs=2e+07"),
+    ({"objectives": "val_acc,params"}, "started with --objectives val_acc,macs"),
+    ({"overrides": ["train.lr=0.05"]}, "cannot change train.lr"),
+    ({"overrides": ["train.epochs=3"]}, "cannot change train.epochs"),
+    ({"space": "mobilenet_v2"}, "searches space 'shufflenet'"),
+])
+def test_a_word_that_contradicts_the_stored_experiment_is_refused(changed, says):
+    given = SearchSettings(**{"space": "shufflenet", "name": "s", "resume": True, **changed})
+    with pytest.raises(NasError, match="^search 's' ") as err:
+        resumed_settings(given, STARTED, "s")
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_fresh_search_keeps_its_command_line():
+    given = SearchSettings(space="shufflenet", budget="smoke", seed=3)
+    assert resumed_settings(given, None, "s") == given
