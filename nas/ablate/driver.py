@@ -27,12 +27,14 @@ from nas.ablate.report import format_report, results_frame, summary_frame
 from nas.campaign.placement import requested_placement
 from nas.campaign.budget import Budget, get_budget
 from nas.campaign.recorder import CampaignRecorder
-from nas.campaign.state import State, open_state
+from nas.campaign.resume import resumed_settings
+from nas.campaign.state import State, open_state, stored_settings
 from nas.errors import NasError
 from nas.job import JobResult
 from nas.status import Status
 from nas.tracking import preflight
 
+RESUME_KEEPS = {"budget": "--budget", "test_images": "--test-images"}  # field -> its flag (+ the words)
 DONE = (Status.COMPLETED, Status.INFEASIBLE, Status.FAILED)  # not re-run on --resume (FAILED is, with --retry-failed)
 
 
@@ -117,29 +119,31 @@ def _check(settings: AblateSettings) -> None:
         raise NasError("--resume needs --name NAME (the ablation to continue; see ablations/)")
 
 
+def _same_experiment(exp: Experiment, stored: dict[str, Any] | None, name: str) -> None:
+    if stored and stored.get("experiment_name") != exp.name:
+        raise NasError(f"ablation {name!r} ran experiment {stored.get('experiment_name')}, not {exp.name};"
+                       f" resume it with nas ablate {stored.get('experiment_path')} --name {name} --resume")
+
+
 def _open(settings: AblateSettings, exp: Experiment, budget: Budget, name: str) -> State:
     state = open_state(Path(settings.output_dir) / name, "state.json", what="ablation", resume=settings.resume)
-    was = state.data.get("settings")
-    if was is None:
-        state.data["settings"] = {**asdict(settings), "budget": budget.name, "experiment_name": exp.name,
-                                  "experiment_path": str(exp.path)}
-    elif was.get("budget") != budget.name or was.get("overrides") != list(settings.overrides) \
-            or was.get("experiment_name") != exp.name:
-        raise NasError(f"ablation {name!r} ran experiment {was.get('experiment_name')} at budget "
-                       f"{was.get('budget')} with overrides {was.get('overrides')}; resume it with "
-                       f"the same experiment, --budget and key=value words")
+    state.data.setdefault("settings", {**asdict(settings), "budget": budget.name, "experiment_name": exp.name,
+                                       "experiment_path": str(exp.path)})
     return state
 
 
 def _setup(settings: AblateSettings, started: float) -> Ablation:
     _check(settings)
     exp = load_experiment(settings.experiment)
+    name = settings.name or f"{exp.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    stored = stored_settings(Path(settings.output_dir) / name, "state.json", resume=settings.resume)
+    _same_experiment(exp, stored, name)
+    settings = resumed_settings(settings, stored, RESUME_KEEPS, what="ablation", name=name)
     budget = get_budget("ablation", settings.budget or exp.budget)
     seeds = pick_seeds(exp, settings.seeds)
     check_overrides(exp, settings.overrides)
     cfg = run_config(exp, budget, settings.overrides)  # unknown keys and bad values fail here, in one line
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
-    name = settings.name or f"{exp.name}-{datetime.now():%Y%m%d-%H%M%S}"
     state = _open(settings, exp, budget, name)
     data = resolve_data(exp, budget, settings.overrides)
     grid = build_grid(exp, budget, settings.overrides, seeds, data)

@@ -42,3 +42,10 @@ def open_state(folder: Path, file_name: str, *, what: str, resume: bool) -> Stat
         return State(path, read_json(path))
     folder.mkdir(parents=True, exist_ok=True)
     return State(path)
+
+
+def stored_settings(folder: Path, file_name: str, *, resume: bool) -> dict[str, Any] | None:
+    """The settings a campaign being resumed started with (None: a fresh one, or none stored);
+    read before the folder is opened, so they can shape the checks that come first."""
+    path = folder / file_name
+    return read_json(path).get("settings") if resume and path.exists() else None

@@ -6,7 +6,7 @@ sampled architecture and its outcome, the sampler's history), `search.json` (set
 MLflow parent run id, the trials the driver closed after a kill or a lost worker), and the
 results (`trials.csv`, `pareto.png`, `front/*.yaml`). `--resume` reopens the study, closes what
 a kill left RUNNING, and runs the remaining trials, with the experiment search.json names
-(`nas.search.resume`).
+(`nas.campaign.resume`).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from nas.campaign.placement import requested_placement
 from nas.campaign.budget import Budget, get_budget
 from nas.campaign.progress import Progress
 from nas.campaign.recorder import CampaignRecorder
-from nas.campaign.state import State, open_state
+from nas.campaign.resume import resumed_settings
+from nas.campaign.state import State, open_state, stored_settings
 from nas.config import RunConfig, load_run_config, spec_overrides
 from nas.words import split_words
 from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives, pareto_mask
 from nas.search.recorder import RecorderCallback, SearchRecorder
-from nas.search.resume import resumed_settings
 from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
                                 trials_frame, write_front)
 from nas.search.scheduler import make_scheduler, scheduler_name
@@ -51,6 +51,9 @@ FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRU
                    optuna.trial.TrialState.FAIL)
 SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency_ms")
 LIMIT_KEYS = ("max_macs", "max_params")
+RESUME_KEEPS = {"objectives": "--objectives", "seed": "--seed", "budget": "--budget",  # field -> its flag
+                "max_macs": "max_macs=", "max_params": "max_params=", "asha": "--no-asha",
+                "scheduler": "--scheduler", "references": "--no-references"}
 TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
 
 
@@ -141,6 +144,12 @@ def _check_settings(settings: SearchSettings) -> list[Objective]:
     return objectives
 
 
+def _same_space(given: str, stored: str, name: str) -> None:
+    if Path(given).stem != Path(stored).stem:
+        raise NasError(f"search {name!r} searches space {stored!r}, not {given!r}; resume it with"
+                       f" --space {stored}")
+
+
 def _study(folder: Path, name: str, objectives: list[Objective], settings: SearchSettings,
            planned_trials: int) -> optuna.Study:
     """The durable study; `planned_trials` is the first run's --trials, so a resumed NSGA-II
@@ -157,13 +166,13 @@ def _study(folder: Path, name: str, objectives: list[Objective], settings: Searc
 def _setup(settings: SearchSettings, started: float) -> Search:
     _check_settings(settings)
     if settings.resume and not settings.name:
-        raise NasError("--resume needs --name NAME (the search to continue; see the --output-dir folder)")
+        raise NasError("--resume needs --name NAME (the search to continue, a folder of --output-dir)")
     space = load_space(settings.space)  # read once: the workers get specs, never this file
     name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
     folder = Path(settings.output_dir) / name
-    state = open_state(folder, "search.json", what="search", resume=settings.resume)
-    stored = state.data.get("settings")
-    settings = resumed_settings(settings, stored, name)
+    stored = stored_settings(folder, "search.json", resume=settings.resume)
+    _same_space(settings.space, (stored or {}).get("space", settings.space), name)
+    settings = resumed_settings(settings, stored, RESUME_KEEPS, what="search", name=name)
     objectives = _check_settings(settings)
     scheduler_name(settings.asha, settings.scheduler, objectives)
     import torch
@@ -173,6 +182,7 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
     budget = budget.with_epochs(cfg.train.epochs)
     space.refuse_words(settings.overrides)
+    state = open_state(folder, "search.json", what="search", resume=settings.resume)
     settings = replace(settings, budget=budget.name, sampler=pick_sampler(
         settings.sampler, objectives, space, (stored or {}).get("sampler")))
     data = load_data(cfg.data, "cpu")

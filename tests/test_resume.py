@@ -1,5 +1,6 @@
-"""`--resume` goes on with the experiment its search.json names: stored settings fill in the
-words left at their defaults, contradicting ones are refused in one line."""
+"""`--resume` goes on with the experiment its state file names (search.json, an ablation's
+state.json): stored settings fill in the flags left at their defaults, contradicting ones are
+refused in one line."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ from dataclasses import asdict
 
 import pytest
 
+from nas.ablate.driver import RESUME_KEEPS as ABLATION_KEEPS
+from nas.ablate.driver import AblateSettings
+from nas.campaign.resume import resumed_settings
 from nas.errors import NasError
-from nas.search.driver import SearchSettings
-from nas.search.resume import resumed_settings
+from nas.search.driver import RESUME_KEEPS, SearchSettings, _same_space
+
+
+def resumed(given, stored=None):
+    _same_space(given.space, (stored or STARTED)["space"], "s")
+    return resumed_settings(given, stored or STARTED, RESUME_KEEPS, what="search", name="s")
 
 STARTED = asdict(SearchSettings(space="shufflenet", trials=20, name="s", budget="cpu", seed=2, asha=False,
                                 max_macs=20e6, overrides=["data.root=/old", "train.lr=0.1"]))
@@ -17,7 +25,7 @@ STARTED = asdict(SearchSettings(space="shufflenet", trials=20, name="s", budget=
 
 def test_a_bare_resume_goes_on_with_the_stored_experiment():
     bare = SearchSettings(space="shufflenet", trials=50, name="s", resume=True)
-    got = resumed_settings(bare, STARTED, "s")
+    got = resumed(bare)
     assert (got.budget, got.seed, got.asha, got.max_macs) == ("cpu", 2, False, 20e6)
     assert got.overrides == ["data.root=/old", "train.lr=0.1"]
     assert got.trials == 50 and got.resume  # how far to go is the command line's
@@ -27,13 +35,14 @@ def test_the_same_words_again_and_moved_data_are_accepted():
     again = SearchSettings(space="search_spaces/shufflenet.yaml", trials=50, name="s", resume=True,
                            budget="cpu", seed=2, asha=False, concurrency=1,
                            overrides=["train.lr=0.1", "data.root=/new", "device=cpu"])
-    got = resumed_settings(again, STARTED, "s")
+    got = resumed(again)
     assert got.overrides == ["train.lr=0.1", "data.root=/new", "device=cpu"]  # the data moved: its new place
     assert got.concurrency == 1
 
 
 @pytest.mark.parametrize("changed, says", [
     ({"budget": "gpu"}, "started with --budget cpu; --resume keeps it (drop --budget gpu"),
+    ({"scheduler": "moasha"}, "started with --scheduler auto"),
     ({"seed": 5}, "started with --seed 2"),
     ({"max_macs": 10e6}, "started with max_macs=2e+07"),
     ({"objectives": "val_acc,params"}, "started with --objectives val_acc,macs"),
@@ -44,10 +53,22 @@ def test_the_same_words_again_and_moved_data_are_accepted():
 def test_a_word_that_contradicts_the_stored_experiment_is_refused(changed, says):
     given = SearchSettings(**{"space": "shufflenet", "name": "s", "resume": True, **changed})
     with pytest.raises(NasError, match="^search 's' ") as err:
-        resumed_settings(given, STARTED, "s")
+        resumed(given)
     assert says in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_fresh_search_keeps_its_command_line():
     given = SearchSettings(space="shufflenet", budget="smoke", seed=3)
-    assert resumed_settings(given, None, "s") == given
+    assert resumed_settings(given, None, RESUME_KEEPS, what="search", name="s") == given
+
+
+def test_an_ablation_resumes_at_its_budget_and_words_and_grows_by_seeds():
+    stored = asdict(AblateSettings(experiment="mobilenet_v1_width", seeds=3, name="a",
+                                   overrides=["data.root=/old", "train.epochs=3"]))
+    stored["budget"] = "cpu"  # the driver stores the budget it resolved
+    got = resumed_settings(AblateSettings(experiment="mobilenet_v1_width", seeds=5, name="a", resume=True),
+                           stored, ABLATION_KEEPS, what="ablation", name="a")
+    assert (got.budget, got.seeds, got.overrides) == ("cpu", 5, ["data.root=/old", "train.epochs=3"])
+    with pytest.raises(NasError, match="^ablation 'a' started with --budget cpu; --resume keeps it"):
+        resumed_settings(AblateSettings(experiment="mobilenet_v1_width", budget="gpu", name="a", resume=True),
+                         stored, ABLATION_KEEPS, what="ablation", name="a")
