@@ -72,3 +72,16 @@ def test_an_ablation_resumes_at_its_budget_and_words_and_grows_by_seeds():
     with pytest.raises(NasError, match="^ablation 'a' started with --budget cpu; --resume keeps it"):
         resumed_settings(AblateSettings(experiment="mobilenet_v1_width", budget="gpu", name="a", resume=True),
                          stored, ABLATION_KEEPS, what="ablation", name="a")
+
+
+def test_an_ablation_resumed_with_another_experiment_is_refused_with_the_command_that_resumes_it():
+    from nas.ablate.driver import _same_experiment
+    from nas.ablate.experiment import load_experiment
+
+    exp = load_experiment("mobilenet_v1_width")
+    _same_experiment(exp, {"experiment_name": exp.name}, "a")
+    _same_experiment(exp, None, "a")  # a fresh ablation
+    with pytest.raises(NasError, match="ran experiment dsc_cnn_act_conv, not mobilenet_v1_width; resume it"
+                                       " with nas ablate experiments/dsc_cnn_act_conv.yaml --name a --resume"):
+        _same_experiment(exp, {"experiment_name": "dsc_cnn_act_conv",
+                               "experiment_path": "experiments/dsc_cnn_act_conv.yaml"}, "a")
