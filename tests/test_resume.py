@@ -85,3 +85,34 @@ def test_an_ablation_resumed_with_another_experiment_is_refused_with_the_command
                                        " with nas ablate experiments/dsc_cnn_act_conv.yaml --name a --resume"):
         _same_experiment(exp, {"experiment_name": "dsc_cnn_act_conv",
                                "experiment_path": "experiments/dsc_cnn_act_conv.yaml"}, "a")
+
+
+def test_a_resumed_search_estimates_its_time_from_its_own_trained_trials():
+    """Its trials' wall spans, not a random sample's: the free ones and a kill's do not count."""
+    import datetime as dt
+    import types
+
+    import optuna
+
+    from nas.search.driver import OBSERVED_TRIALS, _observed_trial_s
+    from nas.search.searcher import STATUS_ATTR
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    start = dt.datetime(2026, 1, 1)
+
+    def add(seconds: float, status: str, state=optuna.trial.TrialState.COMPLETE) -> None:
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=0, state=state, value=None, values=[0.5, 1e6] if state.name == "COMPLETE" else None,
+            datetime_start=start, datetime_complete=start + dt.timedelta(seconds=seconds), params={},
+            distributions={}, user_attrs={STATUS_ATTR: status}, system_attrs={}, intermediate_values={},
+            trial_id=0))
+
+    s = types.SimpleNamespace(study=study, closed={})
+    for _ in range(OBSERVED_TRIALS - 1):
+        add(100.0, "COMPLETED")
+    add(0.1, "INFEASIBLE")
+    add(9000.0, "KILLED", optuna.trial.TrialState.FAIL)  # closed on resume: its span holds the downtime
+    assert _observed_trial_s(s) is None  # too few yet: the measured training rate answers
+    add(60.0, "PRUNED", optuna.trial.TrialState.PRUNED)
+    assert _observed_trial_s(s) == (pytest.approx(((OBSERVED_TRIALS - 1) * 100.0 + 60.0) / OBSERVED_TRIALS),
+                                    OBSERVED_TRIALS)

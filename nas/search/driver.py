@@ -49,11 +49,13 @@ __all__ = ["SearchSettings", "SearchOutcome", "front_table", "search"]
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                    optuna.trial.TrialState.FAIL)
+TRAINED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # a FAIL's span may hold a kill's downtime
 SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency_ms")
 LIMIT_KEYS = ("max_macs", "max_params")
 RESUME_KEEPS = {"objectives": "--objectives", "seed": "--seed", "budget": "--budget",  # field -> its flag
                 "max_macs": "max_macs=", "max_params": "max_params=", "asha": "--no-asha",
                 "scheduler": "--scheduler", "references": "--no-references"}
+OBSERVED_TRIALS = 4  # a resumed search estimates its time from its own trials once it has this many
 TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
 
 
@@ -257,9 +259,26 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
           f" (experiment {s.cfg.mlflow.experiment})")
 
 
+def _observed_trial_s(s: Search) -> tuple[float, int] | None:
+    """Mean wall seconds of the trials this search trained so far (side by side, as the rest
+    will run), once there are a few: a resumed search's own record is a better guide than a
+    typical random sample, as a model-based sampler moves towards the larger nets of the front."""
+    spans = [t.duration.total_seconds() for t in s.study.get_trials(deepcopy=False, states=TRAINED_STATES)
+             if t.duration is not None and not status_of(t, s.closed)[0].untrained]
+    return (sum(spans) / len(spans), len(spans)) if len(spans) >= OBSERVED_TRIALS else None
+
+
 def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
-    """Measured, not assumed: a few training steps of a typical feasible sample on this machine."""
+    """Measured, not assumed: this search's own trials when it has some, else a few training
+    steps of a typical feasible sample on this machine."""
     from nas.space import RandomChooser
+
+    observed = _observed_trial_s(s)
+    if observed is not None:
+        per_trial, count = observed
+        print(f"  estimated time: {estimate.describe(per_trial * remaining / max(workers.concurrency, 1))}"
+              f" (this search's {count} trials so far: {per_trial:.0f} s each, {workers.concurrency} at a time)")
+        return
 
     specs = []
     for seed in range(24):
