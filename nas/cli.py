@@ -132,7 +132,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 EPILOG_SEARCH = """examples:
-  nas search --space shufflenet --trials 50                 # CPU budget: about 70 min on 2 cores
+  nas search --space shufflenet --trials 50                 # CPU budget: about 90 min on 2 cores
   nas search --space mobilenet_v2 --objectives val_acc,macs,params --sampler tpe
   nas search --space mixed --trials 200 --budget gpu --gpus-per-trial 0.5
   nas search --space shufflenet --trials 50 max_macs=20e6 data.root=/data
