@@ -7,10 +7,10 @@ budget's MAC limit, then seeded random feasible samples) on real CIFAR-10 twice,
   search     the `cpu` search budget, read from `nas.campaign.budget.get_budget("search", "cpu")`
              (today 15,000 training images, 2,000 validation, 2 epochs, batch 128; the shipped
              study ran the former 3,000 x 4 with 500 validation images: --search-* flags)
-  reference  --ref-train images (15,000) x --ref-epochs (4), batch 128: 5x the search budget's
-             training compute, validated on --ref-val (2,000) images so that the "truth" is
-             less noisy (nas.data.split_indices nests the search budget's 500 validation images
-             inside these 2,000, so the reference runs never train on them)
+  reference  --ref-train images (15,000) x --ref-epochs (10), batch 128: 5x the `cpu` search
+             budget's training compute (15,000 x 2), validated on --ref-val (2,000) images
+             (nas.data.split_indices nests a smaller search validation set inside these, so the
+             reference runs never train on it; at today's budgets both read the same 2,000)
 
 and prints Kendall's tau-b and Spearman's rho between the two budgets' final validation
 accuracies, then tau of cheaper candidate budgets read off the same runs' learning curves, with
@@ -18,7 +18,7 @@ the CPU-minutes each would cost for all N archs (training + validation, one thre
 
   search@k      epoch k of the search runs (what ASHA's rungs at 1 and 2 epochs see)
   reference@k   epoch k of the reference runs ("more images, fewer epochs"); an optimistic stand-in
-                for a k-epoch run: the schedule (OneCycle over the run's 4 epochs) is not finished
+                for a k-epoch run: the schedule (OneCycle over the whole run) is not finished
                 at epoch k, and epoch k shares the run (and the validation images) with the
                 final value it is compared with
 
@@ -34,6 +34,8 @@ interruption skips what is done):
     python /work/shared/data/cifar10/make_batches.py /tmp/cifar       # once, offline CIFAR-10
     python benchmarks/fidelity.py --data-root /tmp/cifar --archs 16 --workers 2   # ~35-60 min, 2 cores
     python benchmarks/fidelity.py --data-root /tmp/cifar --resume                  # after Ctrl-C
+    python benchmarks/fidelity.py --report --also benchmarks/results/fidelity_3000x4_15000x4
+                                                     # the tables again, with a former study's budgets
     python benchmarks/fidelity.py --export-curves    # -> benchmarks/data/shufflenet_curves.csv
     python benchmarks/fidelity.py --quick            # 4 archs, synthetic data, tiny budgets: CI
 
@@ -460,7 +462,19 @@ def candidates(rows: list[dict[str, str]], curve_rows: list[dict[str, str]]) -> 
     return out
 
 
-def report(table: Path, curves: Path) -> None:
+def other_curves(folders: Sequence[Path]) -> list[dict[str, str]]:
+    """Another study's learning curves, each budget named `FOLDER:budget`, so that its cheap
+    budgets are ranked against this study's reference (archs matched by label, i.e. choices)."""
+    out = []
+    for folder in folders:
+        rows = read_csv(folder / "fidelity_curves.csv")
+        if not rows:
+            raise SystemExit(f"--also {folder}: no fidelity_curves.csv there")
+        out += [{**r, "budget": f"{folder.name}:{r['budget']}"} for r in rows]
+    return out
+
+
+def report(table: Path, curves: Path, also: Sequence[Path] = ()) -> None:
     from nas.table import format_table
 
     rows = read_csv(table)
@@ -475,7 +489,7 @@ def report(table: Path, curves: Path) -> None:
                        align="lrrrr"))
     x = [float(r["search_budget_val_acc"]) for r in rows]
     y = [float(r["reference_budget_val_acc"]) for r in rows]
-    cands = candidates(rows, read_csv(curves))
+    cands = candidates(rows, read_csv(curves) + other_curves(also))
     if cands:
         print("\ncandidate budgets vs the reference budget's final val_acc (CPU-min: all archs,"
               " one thread each; @k = after epoch k of that budget's runs; the reference's last"
@@ -577,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-epochs", type=int, help="search budget: epochs (default: the cpu budget's)")
     parser.add_argument("--search-val", type=int, help="search budget: validation images (default: the cpu budget's)")
     parser.add_argument("--ref-train", type=int, default=15000, help="reference budget: training images")
-    parser.add_argument("--ref-epochs", type=int, default=4, help="reference budget: epochs")
+    parser.add_argument("--ref-epochs", type=int, default=10, help="reference budget: epochs")
     parser.add_argument("--ref-val", type=int, default=2000, help="reference budget: validation images")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random architectures")
     parser.add_argument("--out", help=f"results folder (default {RESULTS}; --quick: a temporary one)")
@@ -589,6 +603,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--searches", nargs="+", default=[], metavar="DIR",
                         help="--export-curves: also the trials these `nas search` folders trained"
                              " to the full cpu budget (per-epoch val_acc from --mlflow-uri)")
+    parser.add_argument("--report", action="store_true",
+                        help="print the tables from --out's CSVs; train nothing")
+    parser.add_argument("--also", nargs="+", default=[], metavar="DIR",
+                        help="--report: also rank these studies' budgets (their fidelity_curves.csv)"
+                             " against --out's reference")
     parser.add_argument("overrides", nargs="*", help="more nas run key=value words (train.lr=0.2)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -599,6 +618,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.export_curves:
         export_curves(Path(args.out), Path(args.export_curves), [Path(d) for d in args.searches],
                       args.mlflow_uri)
+        return 0
+    if args.report:
+        out = Path(args.out)
+        report(out / "fidelity.csv", out / "fidelity_curves.csv", [Path(d) for d in args.also])
         return 0
     args.data_root = args.data_root or os.environ.get("NAS_DATA")
     run_benchmark(args)

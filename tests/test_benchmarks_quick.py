@@ -116,6 +116,38 @@ def test_fidelity_quick_writes_columns_and_prints_tau(tmp_path, capsys):
     assert run_ids == {r["search_run_id"] for r in rows} | {r["reference_run_id"] for r in rows}
 
 
+def _study(folder: Path, truth: dict[str, float], curves: dict[str, list[float]], budget: str) -> None:
+    """A fidelity study's two CSVs, hand-made: reference finals per arch, one budget's curves."""
+    folder.mkdir()
+    for name, columns, rows in (
+            ("fidelity.csv", fidelity.COLUMNS,
+             [{"arch": a, "macs": 1, "params": 1, "search_budget_val_acc": v, "reference_budget_val_acc": v}
+              for a, v in truth.items()]),
+            ("fidelity_curves.csv", fidelity.CURVE_COLUMNS,
+             [{"arch": a, "budget": budget, "epoch": e, "val_acc": v, "train_images": 100,
+               "epoch_cpu_s": 6.0} for a, curve in curves.items() for e, v in enumerate(curve, 1)])):
+        with open(folder / name, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            w.writerows(rows)
+
+
+def test_report_ranks_another_studys_budgets_against_this_reference(tmp_path, capsys):
+    """--report --also DIR: DIR's curves are scored against --out's reference finals, archs
+    matched by label; archs only DIR has are left out, and nothing is trained."""
+    truth = {"a": 0.3, "b": 0.5, "c": 0.7}
+    _study(tmp_path / "new", truth, {a: [v] for a, v in truth.items()}, "reference")
+    _study(tmp_path / "old", {}, {"a": [0.9, 0.1], "b": [0.5, 0.2], "c": [0.1, 0.3], "z": [0.0, 0.0]},
+           "search")
+    assert fidelity.main(["--report", "--out", str(tmp_path / "new"), "--also", str(tmp_path / "old")]) == 0
+    printed = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in printed.splitlines() if line.startswith("old:")}
+    assert rows["old:search@1"][4] == "-1.000" and rows["old:search@2"][4] == "1.000"
+    assert rows["old:search@2"][6] == "0.6"  # 3 archs x 2 epochs x 6 s, z left out
+    with pytest.raises(SystemExit, match="no fidelity_curves.csv"):
+        fidelity.main(["--report", "--out", str(tmp_path / "new"), "--also", str(tmp_path / "none")])
+
+
 def _search_folder(folder: Path, client, experiment: str, trials: list[tuple[str, float, list[float]]]) -> None:
     """A `nas search` folder's trials.csv, each trial's val_acc per epoch in a real MLflow run."""
     folder.mkdir()
