@@ -7,20 +7,21 @@ budget's MAC limit, then seeded random feasible samples) on real CIFAR-10 twice,
   search     the `cpu` search budget, read from `nas.campaign.budget.get_budget("search", "cpu")`
              (today 15,000 training images, 2,000 validation, 2 epochs, batch 128; the shipped
              study ran the former 3,000 x 4 with 500 validation images: --search-* flags)
-  reference  --ref-train images (15,000) x --ref-epochs (10), batch 128: 5x the `cpu` search
-             budget's training compute (15,000 x 2), validated on --ref-val (2,000) images
-             (nas.data.split_indices nests a smaller search validation set inside these, so the
-             reference runs never train on it; at today's budgets both read the same 2,000)
+  reference  --ref-train images (30,000) x --ref-epochs (5), batch 128: 5x the `cpu` search
+             budget's training compute (15,000 x 2) spent on twice its images, nearer full
+             training; validated on --ref-val (2,000) images (nas.data.split_indices nests a
+             smaller search validation set inside these, so the reference runs never train on
+             it; at today's budgets both read the same 2,000)
 
 and prints Kendall's tau-b and Spearman's rho between the two budgets' final validation
 accuracies, then tau of cheaper candidate budgets read off the same runs' learning curves, with
 the CPU-minutes each would cost for all N archs (training + validation, one thread per run):
 
   search@k      epoch k of the search runs (what ASHA's rungs at 1 and 2 epochs see)
-  reference@k   epoch k of the reference runs ("more images, fewer epochs"); an optimistic stand-in
-                for a k-epoch run: the schedule (OneCycle over the whole run) is not finished
-                at epoch k, and epoch k shares the run (and the validation images) with the
-                final value it is compared with
+  reference@k   epoch k of the reference runs ("more images, fewer epochs": reference@1 costs
+                what the search budget does); an optimistic stand-in for a k-epoch run: the
+                schedule (OneCycle over the whole run) is not finished at epoch k, and epoch k
+                shares the run (and the validation images) with the final value it is compared with
 
 so the best tau per CPU-minute can be picked. Results (appended per arch, so `--resume` after an
 interruption skips what is done):
@@ -590,8 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-train", type=int, help="search budget: training images (default: the cpu budget's)")
     parser.add_argument("--search-epochs", type=int, help="search budget: epochs (default: the cpu budget's)")
     parser.add_argument("--search-val", type=int, help="search budget: validation images (default: the cpu budget's)")
-    parser.add_argument("--ref-train", type=int, default=15000, help="reference budget: training images")
-    parser.add_argument("--ref-epochs", type=int, default=10, help="reference budget: epochs")
+    parser.add_argument("--ref-train", type=int, default=30000, help="reference budget: training images")
+    parser.add_argument("--ref-epochs", type=int, default=5, help="reference budget: epochs")
     parser.add_argument("--ref-val", type=int, default=2000, help="reference budget: validation images")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random architectures")
     parser.add_argument("--out", help=f"results folder (default {RESULTS}; --quick: a temporary one)")
