@@ -533,7 +533,7 @@ def export_curves(out_dir: Path, dest: Path, searches: Sequence[Path] = (), mlfl
                     "budget": c["budget"], "train_images": c["train_images"],
                     "val_images": c.get("val_images", ""), "epochs": epochs[(c["arch"], c["budget"])],
                     "epoch": c["epoch"], "val_acc": c["val_acc"]})
-    from_searches = search_curves(list(searches), mlflow_uri)
+    from_searches = search_curves(list(searches), mlflow_uri) if searches else []  # no stray store
     out += from_searches
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", newline="") as f:
