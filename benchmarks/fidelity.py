@@ -5,8 +5,9 @@ budget's MAC limit, then seeded random feasible samples) on real CIFAR-10 twice,
 `nas.job.Job` recorded in MLflow (experiment `fidelity`, a run per arch x budget):
 
   search     the `cpu` search budget, read from `nas.campaign.budget.get_budget("search", "cpu")`
-             (today 15,000 training images, 2,000 validation, 2 epochs, batch 128; the shipped
-             study ran the former 3,000 x 4 with 500 validation images: --search-* flags)
+             (today 15,000 training images, 2,000 validation, 2 epochs, batch 128; the study in
+             benchmarks/results/fidelity_3000x4_15000x4/ ran the former 3,000 x 4 with 500
+             validation images against 15,000 x 4: --search-* and --ref-* flags)
   reference  --ref-train images (30,000) x --ref-epochs (5), batch 128: 5x the `cpu` search
              budget's training compute (15,000 x 2) spent on twice its images, nearer full
              training; validated on --ref-val (2,000) images (nas.data.split_indices nests a
@@ -33,7 +34,7 @@ interruption skips what is done):
                                           epoch_cpu_s
 
     python /work/shared/data/cifar10/make_batches.py /tmp/cifar       # once, offline CIFAR-10
-    python benchmarks/fidelity.py --data-root /tmp/cifar --archs 16 --workers 2   # ~35-60 min, 2 cores
+    python benchmarks/fidelity.py --data-root /tmp/cifar --archs 16 --workers 2   # 2-5 h on 2 cores
     python benchmarks/fidelity.py --data-root /tmp/cifar --resume                  # after Ctrl-C
     python benchmarks/fidelity.py --report --also benchmarks/results/fidelity_3000x4_15000x4
                                                      # the tables again, with a former study's budgets
