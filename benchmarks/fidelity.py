@@ -38,7 +38,8 @@ interruption skips what is done):
     python benchmarks/fidelity.py --data-root /tmp/cifar --resume                  # after Ctrl-C
     python benchmarks/fidelity.py --report --also benchmarks/results/fidelity_3000x4_15000x4
                                                      # the tables again, with a former study's budgets
-    python benchmarks/fidelity.py --export-curves    # -> benchmarks/data/shufflenet_curves.csv
+    python benchmarks/fidelity.py --out benchmarks/results/fidelity_3000x4_15000x4 --export-curves
+                                                     # -> benchmarks/data/shufflenet_curves.csv (its source)
     python benchmarks/fidelity.py --quick            # 4 archs, synthetic data, tiny budgets: CI
 
 `--export-curves` writes the table search_quality.py's stand-in objective is fitted to (the
