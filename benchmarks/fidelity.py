@@ -24,14 +24,14 @@ the CPU-minutes each would cost for all N archs (training + validation, one thre
                 schedule (OneCycle over the whole run) is not finished at epoch k, and epoch k
                 shares the run (and the validation images) with the final value it is compared with
 
-so the best tau per CPU-minute can be picked. Results (appended per arch, so `--resume` after an
-interruption skips what is done):
+so the best tau per CPU-minute can be picked. Results (a run's curve when it ends, an arch's row
+when both are in, so `--resume` after an interruption trains only what did not finish):
 
   benchmarks/results/fidelity.csv         arch, choices (JSON), macs, params,
                                           search_budget_val_acc, reference_budget_val_acc,
                                           search_run_id, reference_run_id, search_cpu_s, reference_cpu_s
   benchmarks/results/fidelity_curves.csv  arch, budget, epoch, val_acc, train_images, val_images,
-                                          epoch_cpu_s
+                                          epoch_cpu_s, run_id
 
     python /work/shared/data/cifar10/make_batches.py /tmp/cifar       # once, offline CIFAR-10
     python benchmarks/fidelity.py --data-root /tmp/cifar --archs 16 --workers 2   # 2-5 h on 2 cores
@@ -68,7 +68,8 @@ SPACE = "shufflenet"
 EXPERIMENT = "fidelity"
 COLUMNS = ["arch", "choices", "macs", "params", "search_budget_val_acc", "reference_budget_val_acc",
            "search_run_id", "reference_run_id", "search_cpu_s", "reference_cpu_s"]
-CURVE_COLUMNS = ["arch", "budget", "epoch", "val_acc", "train_images", "val_images", "epoch_cpu_s"]
+CURVE_COLUMNS = ["arch", "budget", "epoch", "val_acc", "train_images", "val_images", "epoch_cpu_s",
+                 "run_id"]
 EXPORT_COLUMNS = ["arch", "choices", "macs", "params", "budget", "train_images", "val_images",
                   "epochs", "epoch", "val_acc"]
 QUICK_DATA = ["data.name=synthetic", "data.synthetic_train=640", "data.synthetic_test=64"]
@@ -358,27 +359,27 @@ def run_benchmark(args: argparse.Namespace) -> Path:
             if p.exists() and p.stat().st_size:
                 raise SystemExit(f"{p} exists: add --resume to continue it, or move it away")
     done = {row["arch"] for row in read_csv(table)}
-    _drop_unfinished(curves, done)
     max_macs = get_budget("search", "cpu").default_max_macs
     archs = pick_archs(args.archs, max_macs, args.seed)
-    todo = [a for a in archs if a.label not in done]
     cfgs, fids = {}, []
     for f in fidelities(args):  # key=value words go on top: the sizes are read back from them
         cfg = cfgs[f.name] = run_config(f, args)
         fids.append(replace(f, train_images=cfg.data.train_subset, val_images=cfg.data.val_size,
                             epochs=cfg.train.epochs, batch_size=cfg.train.batch_size))
     search_fid, ref_fid = fids
+    halves = _kept_runs(curves, done, {f.name: f for f in fids})
+    tasks = [Task(a, f, cfgs[f.name]) for a in archs if a.label not in done
+             for f in (search_fid, ref_fid) if f.name not in halves.get(a.label, {})]
     print(f"fidelity: {len(archs)} archs of {SPACE} (<= {max_macs / 1e6:g}M MACs), {len(done)} done,"
-          f" {len(todo)} to run, {args.workers} at once", flush=True)
+          f" {len({t.arch.label for t in tasks})} to run ({len(tasks)} runs), {args.workers} at once",
+          flush=True)
     for f in (search_fid, ref_fid):
         print(f"  {f.name:9s} {f.train_images} train x {f.epochs} epochs, val {f.val_images},"
               f" batch {f.batch_size} ({f.compute() / search_fid.compute():.1f}x the search budget)")
     print(f"  results {table}   MLflow {args.mlflow_uri or 'default'} (experiment {args.experiment})",
           flush=True)
-    if todo:
-        data = {name: load_data(cfg.data, "cpu") for name, cfg in cfgs.items()}
-        tasks = [Task(a, f, cfgs[f.name]) for a in todo for f in (search_fid, ref_fid)]
-        finished: dict[str, dict[str, tuple[Any, str]]] = {}
+    if tasks:
+        data = {name: load_data(cfgs[name].data, "cpu") for name in {t.fid.name for t in tasks}}
         started, count = time.perf_counter(), [0]
 
         def on_done(task: Task, result: Any) -> None:
@@ -389,50 +390,71 @@ def run_benchmark(args: argparse.Namespace) -> Path:
                   f" {result.status.value} val_acc {acc} in {result.wall_s:.0f}s"
                   f"{' ' + result.error if result.error else ''}"
                   f"  ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
-            got = finished.setdefault(task.arch.label, {})
-            got[task.fid.name] = (result, run_id)
+            if result.val_acc is None:
+                print(f"  {task.arch.label} @ {task.fid.name}: failed; not written (rerun with --resume)")
+                return
+            rows = curve_rows(task.arch, task.fid, result, run_id)
+            _append(curves, CURVE_COLUMNS, rows)  # kept at once: --resume trains only the other half
+            got = halves.setdefault(task.arch.label, {})
+            got[task.fid.name] = rows
             if len(got) == 2:
-                _save_arch(task.arch, got, table, curves, (search_fid, ref_fid))
+                _append(table, COLUMNS, [table_row(task.arch, got["search"], got["reference"])])
 
         run_tasks(tasks, data, args.workers, on_done)
     report(table, curves)
     return table
 
 
-def _drop_unfinished(curves: Path, done: set[str]) -> None:
-    """Curves of an arch whose row never got written (killed between the two appends) go: it
-    is trained again."""
+def _kept_runs(curves: Path, done: set[str], fids: dict[str, Fidelity]) -> dict[str, dict[str, list]]:
+    """The finished runs of archs without a row yet ({arch: {budget: curve rows}}): a run's rows
+    are appended when it ends, so rows of today's budget with every epoch and a run id are a
+    whole run. Anything else of an unfinished arch goes, and the file is rewritten in today's
+    columns."""
     rows = read_csv(curves)
-    kept = [r for r in rows if r["arch"] in done]
-    if len(kept) < len(rows):
+    groups: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for r in rows:
+        groups.setdefault((r["arch"], r["budget"]), []).append(r)
+    halves: dict[str, dict[str, list]] = {}
+    for (arch, budget), runs in groups.items():
+        if arch not in done and budget in fids and _whole_run(runs, fids[budget]):
+            halves.setdefault(arch, {})[budget] = runs
+    kept = [r for r in rows if r["arch"] in done or r["budget"] in halves.get(r["arch"], {})]
+    if kept != rows or (rows and list(rows[0]) != CURVE_COLUMNS):
         tmp = curves.with_suffix(".tmp")
         with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
+            w = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, extrasaction="ignore", restval="")
             w.writeheader()
             w.writerows(kept)
         os.replace(tmp, curves)
+    return halves
 
 
-def _save_arch(arch: Arch, got: dict[str, tuple[Any, str]], table: Path, curves: Path,
-               fids: tuple[Fidelity, Fidelity]) -> None:
-    """Both runs of one arch: its curves, then its row (the row is what --resume trusts)."""
-    if any(result.val_acc is None for result, _ in got.values()):
-        print(f"  {arch.label}: a run failed; not written (rerun with --resume)")
-        return
-    rows = []
-    for f in fids:
-        result, _ = got[f.name]
-        for h, cpu in zip(result.history, epoch_cpu_s(result)):
-            rows.append({"arch": arch.label, "budget": f.name, "epoch": int(h["epoch"]),
-                         "val_acc": h["val_acc"], "train_images": f.train_images,
-                         "val_images": f.val_images, "epoch_cpu_s": round(cpu, 3)})
-    _append(curves, CURVE_COLUMNS, rows)
-    (s, s_id), (r, r_id) = got["search"], got["reference"]
-    _append(table, COLUMNS, [{
-        "arch": arch.label, "choices": json.dumps(arch.choices, sort_keys=True), "macs": arch.macs,
-        "params": arch.params, "search_budget_val_acc": s.val_acc, "reference_budget_val_acc": r.val_acc,
-        "search_run_id": s_id, "reference_run_id": r_id,
-        "search_cpu_s": round(sum(epoch_cpu_s(s)), 3), "reference_cpu_s": round(sum(epoch_cpu_s(r)), 3)}])
+def _whole_run(runs: list[dict[str, str]], fid: Fidelity) -> bool:
+    """One budget's rows of an arch are a whole run of `fid`: epochs 1..E once each, its image
+    counts, one run id."""
+    ids = {r.get("run_id") or "" for r in runs}
+    sizes = {(int(r["train_images"]), int(r["val_images"])) for r in runs}
+    return (sorted(int(r["epoch"]) for r in runs) == list(range(1, fid.epochs + 1))
+            and sizes == {(fid.train_images, fid.val_images)} and len(ids) == 1 and "" not in ids)
+
+
+def curve_rows(arch: Arch, fid: Fidelity, result: Any, run_id: str) -> list[dict[str, Any]]:
+    """One run's learning curve as fidelity_curves.csv rows."""
+    return [{"arch": arch.label, "budget": fid.name, "epoch": int(h["epoch"]), "val_acc": h["val_acc"],
+             "train_images": fid.train_images, "val_images": fid.val_images,
+             "epoch_cpu_s": round(cpu, 3), "run_id": run_id}
+            for h, cpu in zip(result.history, epoch_cpu_s(result))]
+
+
+def table_row(arch: Arch, search: list[dict], reference: list[dict]) -> dict[str, Any]:
+    """An arch's fidelity.csv row from its two runs' curve rows (final val_acc = last epoch's)."""
+    final = lambda rows: max(rows, key=lambda r: int(r["epoch"]))  # noqa: E731
+    cpu_s = lambda rows: round(sum(float(r["epoch_cpu_s"]) for r in rows), 3)  # noqa: E731
+    return {"arch": arch.label, "choices": json.dumps(arch.choices, sort_keys=True), "macs": arch.macs,
+            "params": arch.params, "search_budget_val_acc": float(final(search)["val_acc"]),
+            "reference_budget_val_acc": float(final(reference)["val_acc"]),
+            "search_run_id": final(search)["run_id"], "reference_run_id": final(reference)["run_id"],
+            "search_cpu_s": cpu_s(search), "reference_cpu_s": cpu_s(reference)}
 
 
 # ----------------------------------------------------------------------------- the report

@@ -103,6 +103,21 @@ def test_fidelity_quick_writes_columns_and_prints_tau(tmp_path, capsys):
     assert fidelity.main([*argv, "--resume"]) == 0
     again = capsys.readouterr().out
     assert "0 to run" in again and "kendall_tau_b=" in again
+    # killed after one arch's search run ended, before its reference run did: only that one runs
+    last = rows[-1]["arch"]
+    _write_csv(out / "fidelity.csv", fidelity.COLUMNS, rows[:-1])
+    _write_csv(out / "fidelity_curves.csv", fidelity.CURVE_COLUMNS,
+               [c for c in curves if (c["arch"], c["budget"]) != (last, "reference")])
+    assert fidelity.main([*argv, "--resume"]) == 0
+    assert "1 to run (1 runs)" in capsys.readouterr().out
+    with open(out / "fidelity.csv", newline="") as f:
+        resumed = list(csv.DictReader(f))
+    assert [r["arch"] for r in resumed] == [r["arch"] for r in rows]
+    assert resumed[-1]["search_run_id"] == rows[-1]["search_run_id"]
+    assert resumed[-1]["reference_run_id"] not in {"", rows[-1]["reference_run_id"]}
+    with open(out / "fidelity_curves.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 4 * 2 * 2
+    orphan, rows = rows[-1]["reference_run_id"], resumed
     export = tmp_path / "curves.csv"
     assert fidelity.main([*argv, "--export-curves", str(export)]) == 0
     table = search_quality.read_curves(export, "search")
@@ -113,7 +128,14 @@ def test_fidelity_quick_writes_columns_and_prints_tau(tmp_path, capsys):
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("fidelity")
     run_ids = {r.info.run_id for r in client.search_runs([experiment.experiment_id])}
-    assert run_ids == {r["search_run_id"] for r in rows} | {r["reference_run_id"] for r in rows}
+    assert run_ids == {r["search_run_id"] for r in rows} | {r["reference_run_id"] for r in rows} | {orphan}
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _study(folder: Path, truth: dict[str, float], curves: dict[str, list[float]], budget: str) -> None:
@@ -126,10 +148,7 @@ def _study(folder: Path, truth: dict[str, float], curves: dict[str, list[float]]
             ("fidelity_curves.csv", fidelity.CURVE_COLUMNS,
              [{"arch": a, "budget": budget, "epoch": e, "val_acc": v, "train_images": 100,
                "epoch_cpu_s": 6.0} for a, curve in curves.items() for e, v in enumerate(curve, 1)])):
-        with open(folder / name, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns)
-            w.writeheader()
-            w.writerows(rows)
+        _write_csv(folder / name, columns, rows)
 
 
 def test_report_ranks_another_studys_budgets_against_this_reference(tmp_path, capsys):
