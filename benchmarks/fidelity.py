@@ -24,7 +24,9 @@ the CPU-minutes each would cost for all N archs (training + validation, one thre
                 schedule (OneCycle over the whole run) is not finished at epoch k, and epoch k
                 shares the run (and the validation images) with the final value it is compared with
 
-so the best tau per CPU-minute can be picked. Results (a run's curve when it ends, an arch's row
+so the best tau per CPU-minute can be picked. The MAC count alone is printed as the baseline, and
+every tau also "beyond MACs" (of the residuals of val_acc on log10 MACs): a Pareto search needs the
+better net at a given cost, and across the space cost alone ranks most of it. Results (a run's curve when it ends, an arch's row
 when both are in, so `--resume` after an interruption trains only what did not finish):
 
   benchmarks/results/fidelity.csv         arch, choices (JSON), macs, params,
@@ -136,6 +138,21 @@ def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
     sxx = sum((a - mx) ** 2 for a in rx)
     syy = sum((b - my) ** 2 for b in ry)
     return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
+
+
+def beyond_cost(values: Sequence[float], macs: Sequence[float]) -> list[float]:
+    """What the MAC count does not explain: residuals of a least-squares line of `values` on
+    log10 MACs. Their tau asks whether a budget picks the better net at a given cost, which is
+    what a Pareto search needs (bigger nets being better is known before training)."""
+    _check_pair(values, macs)
+    n = len(values)
+    if n == 0:
+        return []
+    logs = [math.log10(m) for m in macs]
+    mx, my = sum(logs) / n, sum(values) / n
+    sxx = sum((a - mx) ** 2 for a in logs)
+    slope = sum((a - mx) * (b - my) for a, b in zip(logs, values)) / sxx if sxx > 0 else 0.0
+    return [b - my - slope * (a - mx) for a, b in zip(logs, values)]
 
 
 # ----------------------------------------------------------------------------- the points
@@ -463,6 +480,7 @@ def candidates(rows: list[dict[str, str]], curve_rows: list[dict[str, str]]) -> 
     """Every (budget, epoch) read off the curves: tau/rho against the reference's final value,
     and what all archs at that budget would cost in CPU-minutes."""
     truth = {r["arch"]: float(r["reference_budget_val_acc"]) for r in rows}
+    macs = {r["arch"]: float(r["macs"]) for r in rows}
     by: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
     cum: dict[tuple[str, str], float] = {}
     for c in sorted(curve_rows, key=lambda c: (c["arch"], c["budget"], int(c["epoch"]))):
@@ -480,10 +498,11 @@ def candidates(rows: list[dict[str, str]], curve_rows: list[dict[str, str]]) -> 
         y = [truth[a] for a in archs]
         images = next(int(c["train_images"]) for c in curve_rows if c["budget"] == budget)
         minutes = sum(per_arch[a][1] for a in archs) / 60
-        tau = kendall_tau_b(x, y)
+        tau, cost = kendall_tau_b(x, y), [macs[a] for a in archs]
         out.append({"candidate": f"{budget}@{epoch}", "images x epochs": f"{images} x {epoch}",
                     "tau": tau, "rho": spearman_rho(x, y), "cpu_min": minutes,
-                    "tau_per_cpu_min": tau / minutes if minutes > 0 else math.nan, "n": len(archs)})
+                    "tau_per_cpu_min": tau / minutes if minutes > 0 else math.nan, "n": len(archs),
+                    "tau_beyond_macs": kendall_tau_b(beyond_cost(x, cost), beyond_cost(y, cost))})
     return out
 
 
@@ -518,11 +537,14 @@ def report(table: Path, curves: Path, also: Sequence[Path] = ()) -> None:
     if cands:
         print("\ncandidate budgets vs the reference budget's final val_acc (CPU-min: all archs,"
               " one thread each; @k = after epoch k of that budget's runs; the reference's last"
-              " epoch is the reference itself):")
-        print(format_table(["candidate", "images x epochs", "tau-b", "rho", "CPU-min", "tau/CPU-min"],
+              " epoch is the reference itself; beyond MACs: tau of what a line on log10 MACs"
+              " leaves, i.e. the better net at a given cost):")
+        print(format_table(["candidate", "images x epochs", "tau-b", "rho", "CPU-min", "tau/CPU-min",
+                            "tau-b beyond MACs"],
                            [[c["candidate"], c["images x epochs"], fmt(c["tau"]), fmt(c["rho"]),
-                             f"{c['cpu_min']:.1f}", fmt(c["tau_per_cpu_min"])] for c in cands],
-                           align="llrrrr"))
+                             f"{c['cpu_min']:.1f}", fmt(c["tau_per_cpu_min"]), fmt(c["tau_beyond_macs"])]
+                            for c in cands],
+                           align="llrrrrr"))
         last = "reference@%d" % max((int(c["candidate"].split("@")[1]) for c in cands
                                      if c["candidate"].startswith("reference@")), default=0)
         best = max((c for c in cands if c["candidate"] != last and not math.isnan(c["tau_per_cpu_min"])),
@@ -532,6 +554,11 @@ def report(table: Path, curves: Path, also: Sequence[Path] = ()) -> None:
                   f" {best['cpu_min']:.1f} CPU-min for {best['n']} archs)")
     print(f"\nsearch vs reference budget over {len(rows)} archs: kendall_tau_b={fmt(kendall_tau_b(x, y))}"
           f" spearman_rho={fmt(spearman_rho(x, y))}")
+    macs = [float(r["macs"]) for r in rows]  # the baseline a budget must beat to say more than cost
+    print(f"MAC count alone vs reference over {len(rows)} archs: kendall_tau_b={fmt(kendall_tau_b(macs, y))}"
+          f" spearman_rho={fmt(spearman_rho(macs, y))}")
+    print(f"search vs reference beyond the MAC count (residuals on log10 MACs):"
+          f" kendall_tau_b={fmt(kendall_tau_b(beyond_cost(x, macs), beyond_cost(y, macs)))}")
 
 
 # ----------------------------------------------------------------------------- export

@@ -167,6 +167,26 @@ def test_report_ranks_another_studys_budgets_against_this_reference(tmp_path, ca
         fidelity.main(["--report", "--out", str(tmp_path / "new"), "--also", str(tmp_path / "none")])
 
 
+def test_beyond_cost_leaves_what_log_macs_does_not_explain():
+    offsets = [0.01, -0.01, -0.01, 0.01]  # mean 0 and orthogonal to log10 MACs 1..4
+    values = [0.2 * k + r for k, r in zip(range(1, 5), offsets)]
+    assert fidelity.beyond_cost(values, [10, 100, 1000, 10000]) == pytest.approx(offsets)
+    assert fidelity.beyond_cost([0.3, 0.5], [7, 7]) == pytest.approx([-0.1, 0.1])  # one cost: the mean
+
+
+def test_report_gives_the_mac_count_alone_as_a_baseline(tmp_path, capsys):
+    """The MAC count's own tau against the reference: what a budget must beat."""
+    _study(tmp_path / "s", {"a": 0.3, "b": 0.5, "c": 0.7}, {}, "search")
+    _write_csv(tmp_path / "s" / "fidelity.csv", fidelity.COLUMNS,
+               [{"arch": a, "macs": m, "params": 1, "search_budget_val_acc": v, "reference_budget_val_acc": v}
+                for a, m, v in (("a", 3, 0.3), ("b", 1, 0.5), ("c", 2, 0.7))])
+    assert fidelity.main(["--report", "--out", str(tmp_path / "s")]) == 0
+    printed = capsys.readouterr().out
+    assert "search vs reference budget over 3 archs: kendall_tau_b=1.000" in printed
+    assert "MAC count alone vs reference over 3 archs: kendall_tau_b=-0.333" in printed
+    assert "beyond the MAC count (residuals on log10 MACs): kendall_tau_b=1.000" in printed
+
+
 def _search_folder(folder: Path, client, experiment: str, trials: list[tuple[str, float, list[float]]]) -> None:
     """A `nas search` folder's trials.csv, each trial's val_acc per epoch in a real MLflow run."""
     folder.mkdir()
