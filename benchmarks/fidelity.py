@@ -26,8 +26,9 @@ the CPU-minutes each would cost for all N archs (training + validation, one thre
 
 so the best tau per CPU-minute can be picked. The MAC count alone is printed as the baseline, and
 every tau also "beyond MACs" (of the residuals of val_acc on log10 MACs): a Pareto search needs the
-better net at a given cost, and across the space cost alone ranks most of it. Results (a run's curve when it ends, an arch's row
-when both are in, so `--resume` after an interruption trains only what did not finish):
+better net at a given cost, and across the space cost alone ranks most of it. Results (a run's
+curve when it ends, an arch's row when both are in, so `--resume` after an interruption trains
+only what did not finish):
 
   benchmarks/results/fidelity.csv         arch, choices (JSON), macs, params,
                                           search_budget_val_acc, reference_budget_val_acc,
