@@ -41,6 +41,9 @@ only what did not finish):
     python benchmarks/fidelity.py --data-root /tmp/cifar --resume                  # after Ctrl-C
     python benchmarks/fidelity.py --report --also benchmarks/results/fidelity_3000x4_15000x4
                                                      # the tables again, with a former study's budgets
+    python benchmarks/fidelity.py --data-root /tmp/cifar --search-only --search-train 30000 \
+        --search-epochs 1 --out /tmp/c30000x1        # a candidate budget's runs alone, then
+    python benchmarks/fidelity.py --report --also /tmp/c30000x1   # ranked against the reference
     python benchmarks/fidelity.py --out benchmarks/results/fidelity_3000x4_15000x4 --export-curves
                                                      # -> benchmarks/data/shufflenet_curves.csv (its source)
     python benchmarks/fidelity.py --quick            # 4 archs, synthetic data, tiny budgets: CI
@@ -243,7 +246,7 @@ def fidelities(args: argparse.Namespace) -> tuple[Fidelity, Fidelity]:
     search = Fidelity("search", args.search_train or b.train_subset, args.search_val or b.val_size,
                       args.search_epochs or b.epochs, b.batch_size)
     reference = Fidelity("reference", args.ref_train, args.ref_val, args.ref_epochs, b.batch_size)
-    if reference.compute() < 5 * search.compute():
+    if reference.compute() < 5 * search.compute() and not args.search_only:
         print(f"warning: the reference budget ({reference.train_images} x {reference.epochs}) is"
               f" {reference.compute() / search.compute():.1f}x the search budget's compute; the"
               " issue's fidelity study asks for >= 5x (--ref-train / --ref-epochs)", file=sys.stderr)
@@ -386,12 +389,13 @@ def run_benchmark(args: argparse.Namespace) -> Path:
                             epochs=cfg.train.epochs, batch_size=cfg.train.batch_size))
     search_fid, ref_fid = fids
     halves = _kept_runs(curves, done, {f.name: f for f in fids})
+    fids = fids[:1] if args.search_only else fids  # a candidate budget, ranked with --also
     tasks = [Task(a, f, cfgs[f.name]) for a in archs if a.label not in done
-             for f in (search_fid, ref_fid) if f.name not in halves.get(a.label, {})]
+             for f in fids if f.name not in halves.get(a.label, {})]
     print(f"fidelity: {len(archs)} archs of {SPACE} (<= {max_macs / 1e6:g}M MACs), {len(done)} done,"
           f" {len({t.arch.label for t in tasks})} to run ({len(tasks)} runs), {args.workers} at once",
           flush=True)
-    for f in (search_fid, ref_fid):
+    for f in fids:
         print(f"  {f.name:9s} {f.train_images} train x {f.epochs} epochs, val {f.val_images},"
               f" batch {f.batch_size} ({f.compute() / search_fid.compute():.1f}x the search budget)")
     print(f"  results {table}   MLflow {args.mlflow_uri or 'default'} (experiment {args.experiment})",
@@ -419,7 +423,10 @@ def run_benchmark(args: argparse.Namespace) -> Path:
                 _append(table, COLUMNS, [table_row(task.arch, got["search"], got["reference"])])
 
         run_tasks(tasks, data, args.workers, on_done)
-    report(table, curves)
+    if args.search_only:
+        print(f"search runs only: rank them with --report --out REFERENCE_STUDY --also {out}")
+    else:
+        report(table, curves)
     return table
 
 
@@ -643,6 +650,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-train", type=int, help="search budget: training images (default: the cpu budget's)")
     parser.add_argument("--search-epochs", type=int, help="search budget: epochs (default: the cpu budget's)")
     parser.add_argument("--search-val", type=int, help="search budget: validation images (default: the cpu budget's)")
+    parser.add_argument("--search-only", action="store_true",
+                        help="train the search budget alone (a candidate budget's curves, ranked against"
+                             " another study's reference with --report --out THAT --also --out's folder)")
     parser.add_argument("--ref-train", type=int, default=30000, help="reference budget: training images")
     parser.add_argument("--ref-epochs", type=int, default=5, help="reference budget: epochs")
     parser.add_argument("--ref-val", type=int, default=2000, help="reference budget: validation images")

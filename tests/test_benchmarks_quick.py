@@ -129,6 +129,15 @@ def test_fidelity_quick_writes_columns_and_prints_tau(tmp_path, capsys):
     experiment = client.get_experiment_by_name("fidelity")
     run_ids = {r.info.run_id for r in client.search_runs([experiment.experiment_id])}
     assert run_ids == {r["search_run_id"] for r in rows} | {r["reference_run_id"] for r in rows} | {orphan}
+    # a candidate budget alone, ranked against this study's reference
+    other = tmp_path / "candidate"
+    assert fidelity.main(["--quick", "--workers", "1", "--out", str(other), "--search-only"]) == 0
+    assert "--also " + str(other) in capsys.readouterr().out
+    with open(other / "fidelity_curves.csv", newline="") as f:
+        assert {(c["budget"], c["epoch"]) for c in csv.DictReader(f)} == {("search", "1"), ("search", "2")}
+    assert not (other / "fidelity.csv").exists()
+    assert fidelity.main(["--report", "--out", str(out), "--also", str(other)]) == 0
+    assert "candidate:search@2" in capsys.readouterr().out
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
