@@ -514,6 +514,19 @@ def candidates(rows: list[dict[str, str]], curve_rows: list[dict[str, str]]) -> 
     return out
 
 
+MIN_USEFUL_TAU = 0.5  # below this a cheap budget's high tau per minute only says it is cheap
+
+
+def best_per_cost(cands: Sequence[dict[str, Any]], min_tau: float = MIN_USEFUL_TAU) -> dict[str, Any] | None:
+    """The candidate with the most tau per CPU-minute among those ranking well enough to use
+    (tau >= min_tau), the reference's own last epoch excluded (it is the truth, tau 1 by definition)."""
+    last = "reference@%d" % max((int(c["candidate"].split("@")[1]) for c in cands
+                                 if c["candidate"].startswith("reference@")), default=0)
+    usable = [c for c in cands if c["candidate"] != last and not math.isnan(c["tau_per_cpu_min"])
+              and c["tau"] >= min_tau]
+    return max(usable, key=lambda c: c["tau_per_cpu_min"], default=None)
+
+
 def other_curves(folders: Sequence[Path]) -> list[dict[str, str]]:
     """Another study's learning curves, each budget named `FOLDER:budget`, so that its cheap
     budgets are ranked against this study's reference (archs matched by label, i.e. choices)."""
@@ -553,13 +566,12 @@ def report(table: Path, curves: Path, also: Sequence[Path] = ()) -> None:
                              f"{c['cpu_min']:.1f}", fmt(c["tau_per_cpu_min"]), fmt(c["tau_beyond_macs"])]
                             for c in cands],
                            align="llrrrrr"))
-        last = "reference@%d" % max((int(c["candidate"].split("@")[1]) for c in cands
-                                     if c["candidate"].startswith("reference@")), default=0)
-        best = max((c for c in cands if c["candidate"] != last and not math.isnan(c["tau_per_cpu_min"])),
-                   key=lambda c: c["tau_per_cpu_min"], default=None)
+        best = best_per_cost(cands)
         if best:
-            print(f"best tau per CPU-minute: {best['candidate']} (tau {fmt(best['tau'])},"
-                  f" {best['cpu_min']:.1f} CPU-min for {best['n']} archs)")
+            print(f"best tau per CPU-minute among tau >= {MIN_USEFUL_TAU}: {best['candidate']}"
+                  f" (tau {fmt(best['tau'])}, {best['cpu_min']:.1f} CPU-min for {best['n']} archs)")
+        else:
+            print(f"no candidate budget reaches tau {MIN_USEFUL_TAU}")
     print(f"\nsearch vs reference budget over {len(rows)} archs: kendall_tau_b={fmt(kendall_tau_b(x, y))}"
           f" spearman_rho={fmt(spearman_rho(x, y))}")
     macs = [float(r["macs"]) for r in rows]  # the baseline a budget must beat to say more than cost

@@ -428,3 +428,15 @@ def test_real_scores_finished_searches_at_equal_trials(tmp_path):
     assert "seed 1 left out" in proc.stdout and f"s0 {expected:.3f}" in proc.stdout
     last = proc.stdout.strip().splitlines()[-1].split()
     assert float(last[0].split("=")[1]) == pytest.approx(expected, rel=1e-3) and last[1] == "seeds=1"
+
+
+def test_best_per_cost_needs_a_useful_tau():
+    """A cheap budget that barely ranks (tau 0.3) must not win on tau per minute; the reference's
+    own last epoch (tau 1 by definition) is never a candidate."""
+    cand = lambda name, tau, minutes: {"candidate": name, "tau": tau, "cpu_min": minutes,  # noqa: E731
+                                       "tau_per_cpu_min": tau / minutes, "n": 16}
+    cands = [cand("search@1", 0.3, 10), cand("search@2", 0.6, 40), cand("reference@2", 0.65, 80),
+             cand("reference@5", 1.0, 20)]
+    assert fidelity.best_per_cost(cands)["candidate"] == "search@2"
+    assert fidelity.best_per_cost(cands, min_tau=0.2)["candidate"] == "search@1"
+    assert fidelity.best_per_cost(cands, min_tau=0.7) is None
