@@ -430,13 +430,28 @@ def test_real_scores_finished_searches_at_equal_trials(tmp_path):
     assert float(last[0].split("=")[1]) == pytest.approx(expected, rel=1e-3) and last[1] == "seeds=1"
 
 
-def test_best_per_cost_needs_a_useful_tau():
-    """A cheap budget that barely ranks (tau 0.3) must not win on tau per minute; the reference's
-    own last epoch (tau 1 by definition) is never a candidate."""
+def test_best_per_cost_needs_a_useful_tau_and_a_whole_run():
+    """A cheap budget that barely ranks (tau 0.3) must not win on tau per minute, nor a cheap
+    early epoch of a longer run (not a budget one can set); the reference (tau 1 by definition)
+    is never a candidate."""
     cand = lambda name, tau, minutes: {"candidate": name, "tau": tau, "cpu_min": minutes,  # noqa: E731
                                        "tau_per_cpu_min": tau / minutes, "n": 16}
-    cands = [cand("search@1", 0.3, 10), cand("search@2", 0.6, 40), cand("reference@2", 0.65, 80),
-             cand("reference@5", 1.0, 20)]
+    cands = [cand("other:search@1", 0.3, 10), cand("search@1", 0.55, 5), cand("search@2", 0.6, 40),
+             cand("reference@2", 0.65, 80), cand("reference@5", 1.0, 20)]
     assert fidelity.best_per_cost(cands)["candidate"] == "search@2"
-    assert fidelity.best_per_cost(cands, min_tau=0.2)["candidate"] == "search@1"
+    assert fidelity.best_per_cost(cands, min_tau=0.2)["candidate"] == "other:search@1"
     assert fidelity.best_per_cost(cands, min_tau=0.7) is None
+
+
+def test_tau_difference_interval_tells_a_real_gap_from_noise():
+    """A budget that ranks 16 archs perfectly beats one that ranks them backwards, with an
+    interval above zero; two budgets one swap apart are not told apart."""
+    truth = [float(i) for i in range(16)]
+    backwards = truth[::-1]
+    one_swap = truth[:7] + [truth[8], truth[7]] + truth[9:]
+    lo, hi = fidelity.tau_difference_ci95(truth, backwards, truth)
+    assert lo > 1.5 and hi == pytest.approx(2.0)
+    lo, hi = fidelity.tau_difference_ci95(one_swap, truth, truth)
+    assert lo < 0 <= hi
+    lo, hi = fidelity.tau_ci95(truth, truth)
+    assert lo == hi == pytest.approx(1.0)
