@@ -50,9 +50,11 @@ SEARCH_BUDGETS: dict[str, Budget] = {
     # 15,000 images x 2 epochs, 2,000 validation images: the cheapest budget the fidelity study
     # measured with Kendall tau >= 0.6 against 15,000 x 4 (0.70 over 16 ShuffleNet archs; the
     # former 3,000 x 4 with 500 validation images ranked them at 0.25, its first epoch at -0.61:
-    # small nets learn first). No early stopping: a rung at epoch 1 ranked at 0.35, and in
-    # benchmarks/search_quality.py stopping at it lost hypervolume for every sampler
-    "cpu": Budget("cpu", 15000, 2000, 2, 128, "about 70 min for 50 ShuffleNet trials on 2 CPU cores",
+    # small nets learn first), and 0.63 in its own study against 30,000 x 5 (30,000 x 1, the same
+    # image-epochs, 0.68: a difference 16 archs cannot tell, paired bootstrap -0.09..+0.20).
+    # No early stopping: a rung at epoch 1 ranked at 0.34, and in benchmarks/search_quality.py
+    # stopping at it lost hypervolume for every sampler
+    "cpu": Budget("cpu", 15000, 2000, 2, 128, "70 to 90 min for 50 ShuffleNet trials on 2 CPU cores",
                   default_max_macs=25e6, early_stopping=False),
     "gpu": Budget("gpu", None, 5000, 30, 256, "45k images x 30 epochs per full trial, for one or more GPUs",
                   grace_epochs=5, reduction_factor=3),
