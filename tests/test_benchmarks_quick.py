@@ -169,9 +169,11 @@ def test_report_ranks_another_studys_budgets_against_this_reference(tmp_path, ca
            "search")
     assert fidelity.main(["--report", "--out", str(tmp_path / "new"), "--also", str(tmp_path / "old")]) == 0
     printed = capsys.readouterr().out
-    rows = {line.split()[0]: line.split() for line in printed.splitlines() if line.startswith("old:")}
+    rows = {line.split()[0]: line.split() for line in printed.splitlines()
+            if line.startswith("old:") and " vs " not in line}
     assert rows["old:search@1"][4] == "-1.000" and rows["old:search@2"][4] == "1.000"
-    assert rows["old:search@2"][6] == "0.6"  # 3 archs x 2 epochs x 6 s, z left out
+    assert rows["old:search@2"][5] == "1.000..1.000"  # every resample of a perfect ranking is perfect
+    assert rows["old:search@2"][7] == "0.6"  # 3 archs x 2 epochs x 6 s, z left out
     with pytest.raises(SystemExit, match="no fidelity_curves.csv"):
         fidelity.main(["--report", "--out", str(tmp_path / "new"), "--also", str(tmp_path / "none")])
 
