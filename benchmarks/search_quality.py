@@ -368,21 +368,16 @@ class Score:
 
 def feasible_points(standin: StandIn, max_macs: float) -> list[tuple[float, float]]:
     """(noise-free final val_acc, MACs) of every feasible architecture of the (finite) space."""
-    import itertools
-
+    from nas.errors import SpecError
     from nas.search.searcher import architecture_key
 
-    axes = []
-    for c in standin.space.choices:
-        if c.kind == "categorical":
-            axes.append(list(c.options))
-        elif c.kind == "int":
-            axes.append(list(range(int(c.low), int(c.high) + 1, int(c.step or 1))))
-        else:
-            raise SystemExit(f"choice {c.label!r} is a float range: the oracle needs a finite space")
     seen, out = set(), []
-    for combo in itertools.product(*axes):
-        point = standin.space.normalize(dict(zip([c.label for c in standin.space.choices], combo)))
+    try:
+        points = list(standin.space.points())
+    except SpecError as err:
+        raise SystemExit(f"{err}: the oracle needs a finite space") from None
+    for raw in points:
+        point = standin.space.normalize(raw)
         key = architecture_key(point)
         macs = standin.macs(point)
         if key in seen or macs is None or macs > max_macs:

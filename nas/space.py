@@ -50,7 +50,7 @@ import random
 import re
 from dataclasses import dataclass, replace, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from nas.errors import SpecError
 from nas.schema import from_dict, suggest
@@ -179,6 +179,14 @@ class Choice:
     def first(self) -> Any:
         return self.options[0] if self.kind == "categorical" else self.coerce(self.low)
 
+    def domain(self) -> list[Any]:
+        """Every value of a finite choice; SpecError for a float range (it has no list)."""
+        if self.kind == "categorical":
+            return list(self.options)
+        if self.kind == "int":
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        raise SpecError(f"{self.label} is a float range: its values cannot be listed")
+
     def coerce(self, value: Any) -> Any:
         """The canonical value for `value` (an option, its `option_key`, or a number in range);
         SpecError naming the label when it is none of these."""
@@ -266,6 +274,25 @@ class SearchSpace:
             if c.active(params):
                 params[c.label] = c.sample(sampler)
         return params
+
+    def points(self) -> Iterator[dict[str, Any]]:
+        """Every point of a finite space, as `sample` would draw them (a choice whose `when`
+        fails is left out): what an oracle front or the space's MAC range is computed over."""
+        def grow(index: int, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if index == len(self.choices):
+                yield dict(params)
+                return
+            choice = self.choices[index]
+            if not choice.active(params):
+                yield from grow(index + 1, params)
+                return
+            for value in choice.domain():
+                yield from grow(index + 1, {**params, choice.label: value})
+
+        try:
+            yield from grow(0, {})
+        except SpecError as err:
+            raise SpecError(f"{self.name}: {err}") from None
 
     def normalize(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Canonical values in choice order; drops `None` and `_bookkeeping` keys; SpecError for

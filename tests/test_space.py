@@ -120,6 +120,32 @@ def test_conditional_choices_exist_only_when_their_condition_holds():
     assert min(seen.values()) > 100  # every block type is sampled
 
 
+def test_points_lists_a_finite_space_as_sample_draws_it(tmp_path):
+    shufflenet = list(shipped("shufflenet").points())
+    assert len(shufflenet) == 5 * 3 * 3 * 5 * 3 * 2 * 2  # groups width depths(3) kernel shuffle
+    assert len({tuple(sorted(p.items())) for p in shufflenet}) == len(shufflenet)
+    assert {"groups": 3, "width": 0.5, "s0.depth": 4, "s1.depth": 8, "s2.depth": 4, "kernel": 3,
+            "shuffle": True} in shufflenet
+    # a conditional choice appears exactly where its condition holds, as in sample()
+    text = """\
+    base: {stem: {channels: 16, stride: 1}, stages: [{block: ds, channels: 32}], num_classes: 10,
+           input: {resolution: 32}}
+    choices:
+      s0.block: {options: [ds, ir], set: stages.0.block}
+      s0.exp: {options: [4, 6], set: stages.0.expansion, when: {s0.block: ir}}
+      s0.depth: {range: {low: 1, high: 3, step: 2}, set: stages.0.repeats}
+    """
+    points = list(load_space(str(write(tmp_path, text))).points())
+    assert points == [{"s0.block": "ds", "s0.depth": 1}, {"s0.block": "ds", "s0.depth": 3},
+                      {"s0.block": "ir", "s0.exp": 4, "s0.depth": 1},
+                      {"s0.block": "ir", "s0.exp": 4, "s0.depth": 3},
+                      {"s0.block": "ir", "s0.exp": 6, "s0.depth": 1},
+                      {"s0.block": "ir", "s0.exp": 6, "s0.depth": 3}]
+    floats = GOOD + "  lr_like: {range: {low: 0.1, high: 0.9}, set: head.dropout}\n"
+    space = load_space(str(write(tmp_path, floats, "floats.yaml")))
+    assert "lr_like is a float range: its values cannot be listed" in error_of(lambda: list(space.points()))
+
+
 @pytest.mark.parametrize("groups", [1, 2, 3, 4, 8])
 def test_shufflenet_presets_are_points_of_the_space(groups):
     space = shipped("shufflenet")
