@@ -120,6 +120,16 @@ def test_conditional_choices_exist_only_when_their_condition_holds():
     assert min(seen.values()) > 100  # every block type is sampled
 
 
+# a ds base whose s0.exp exists only when s0.block=ir (lines of a space file, dedented)
+CONDITIONAL = """\
+    base: {stem: {channels: 16, stride: 1}, stages: [{block: ds, channels: 32}], num_classes: 10,
+           input: {resolution: 32}}
+    choices:
+      s0.block: {options: [ds, ir], set: stages.0.block}
+      s0.exp: {options: [4, 6], set: stages.0.expansion, when: {s0.block: ir}}
+"""
+
+
 def test_points_lists_a_finite_space_as_sample_draws_it(tmp_path):
     shufflenet = list(shipped("shufflenet").points())
     assert len(shufflenet) == 5 * 3 * 3 * 5 * 3 * 2 * 2  # groups width depths(3) kernel shuffle
@@ -127,12 +137,7 @@ def test_points_lists_a_finite_space_as_sample_draws_it(tmp_path):
     assert {"groups": 3, "width": 0.5, "s0.depth": 4, "s1.depth": 8, "s2.depth": 4, "kernel": 3,
             "shuffle": True} in shufflenet
     # a conditional choice appears exactly where its condition holds, as in sample()
-    text = """\
-    base: {stem: {channels: 16, stride: 1}, stages: [{block: ds, channels: 32}], num_classes: 10,
-           input: {resolution: 32}}
-    choices:
-      s0.block: {options: [ds, ir], set: stages.0.block}
-      s0.exp: {options: [4, 6], set: stages.0.expansion, when: {s0.block: ir}}
+    text = CONDITIONAL + """\
       s0.depth: {range: {low: 1, high: 3, step: 2}, set: stages.0.repeats}
     """
     points = list(load_space(str(write(tmp_path, text))).points())
@@ -366,12 +371,7 @@ def test_options_that_do_not_build_are_allowed_but_the_first_must(tmp_path):
 
 def test_conditional_parents_are_met_when_checking_the_first_option(tmp_path):
     # mixed's base stages are ds: s1.exp only builds with s1.block=ir, which the check sets
-    text = """\
-    base: {stem: {channels: 16, stride: 1}, stages: [{block: ds, channels: 32}], num_classes: 10,
-           input: {resolution: 32}}
-    choices:
-      s0.block: {options: [ds, ir], set: stages.0.block}
-      s0.exp: {options: [4, 6], set: stages.0.expansion, when: {s0.block: ir}}
+    text = CONDITIONAL + """\
       s0.typo: {options: [4], set: stages.0.expansionn, when: {s0.block: [ir]}}
     """
     message = error_of(load_space, str(write(tmp_path, text)))
