@@ -463,27 +463,34 @@ def test_tau_difference_interval_tells_a_real_gap_from_noise():
 def test_throughput_counts_what_each_search_trained_per_hour():
     Row = search_throughput.Row
     former = Row("former", 71, {"COMPLETED": 13, "PRUNED": 37, "INFEASIBLE": 21}, 50, 13,
-                 50 * 2 * 3000, 1800.0, (1.8e6, 9e6))
+                 50 * 2 * 3000, 50 * 2 * 3000 * 4e6, 1800.0, (1.8e6, 9e6))
     default = Row("default", 53, {"COMPLETED": 50, "INFEASIBLE": 3}, 50, 50, 50 * 2 * 15000,
-                  5400.0, (1.7e6, 20e6))
+                  50 * 2 * 15000 * 6e6, 5400.0, (1.7e6, 20e6))
+    same_budget = Row("default-3000x4", 52, {"COMPLETED": 50, "INFEASIBLE": 2}, 50, 50,
+                      50 * 4 * 3000, 50 * 4 * 3000 * 5e6, 1200.0, (1.7e6, 12e6))
     assert former.per_hour == (100.0, 26.0) and default.per_hour == pytest.approx((100 / 3, 100 / 3))
-    text = search_throughput.report([former, default], (1.7e6, 24.9e6))
+    assert former.gmacs_per_core_s == pytest.approx(300_000 * 4e6 / 1800 / 2 / 1e9)
+    text = search_throughput.report([former, default, same_budget], (1.7e6, 24.9e6))
     last = text.splitlines()[-1]
-    assert last == f"to_the_end_per_hour_ratio={(100 / 3) / 26:.3f} trained_per_hour_ratio={1 / 3:.3f}"
+    assert last == (f"to_the_end_per_hour_ratio={(100 / 3) / 26:.3f} trained_per_hour_ratio={1 / 3:.3f} "
+                    f"same_budget_to_the_end_per_hour_ratio={150 / 26:.3f}")
     assert "1.70M-24.90M" in text and "30,000" in text and "6,000" in text  # image-epochs per trained arch
+    cells = {line.split()[0]: line.split() for line in text.splitlines()[2:5]}
+    assert "0.33" in cells["former"] and "0.83" in cells["default"]  # GMAC-images/s/core: 1.2e12 / 1800 s / 2
 
 
 @pytest.mark.slow
-def test_search_throughput_quick_runs_both_searches_and_skips_finished_ones(tmp_path):
+def test_search_throughput_quick_runs_its_searches_and_skips_finished_ones(tmp_path):
     cmd = [sys.executable, str(BENCH / "search_throughput.py"), "--quick", "--workdir", str(tmp_path)]
     outputs = []
     for _ in range(2):
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         outputs.append(proc.stdout)
-    assert outputs[0].count("$ nas search") == 2 and "--sampler nsga2 --scheduler asha" in outputs[0]
-    assert outputs[1].count("finished before, not run again") == 2
+    assert outputs[0].count("$ nas search") == 3 and "--sampler nsga2 --scheduler asha" in outputs[0]
+    assert outputs[1].count("finished before, not run again") == 3
     last = outputs[1].strip().splitlines()[-1].split()
-    assert [w.split("=")[0] for w in last] == ["to_the_end_per_hour_ratio", "trained_per_hour_ratio"]
+    assert [w.split("=")[0] for w in last] == ["to_the_end_per_hour_ratio", "trained_per_hour_ratio",
+                                               "same_budget_to_the_end_per_hour_ratio"]
     assert all(float(w.split("=")[1]) > 0 for w in last)
-    assert outputs[0].splitlines()[-4:] == outputs[1].splitlines()[-4:]  # read back, not re-measured
+    assert outputs[0].splitlines()[-7:] == outputs[1].splitlines()[-7:]  # read back, not re-measured

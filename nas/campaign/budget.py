@@ -54,7 +54,7 @@ SEARCH_BUDGETS: dict[str, Budget] = {
     # image-epochs, 0.68: a difference 16 archs cannot tell, paired bootstrap -0.09..+0.20).
     # No early stopping: a rung at epoch 1 ranked at 0.34, and in benchmarks/search_quality.py
     # stopping at it lost hypervolume for every sampler
-    "cpu": Budget("cpu", 15000, 2000, 2, 128, "70 to 90 min for 50 ShuffleNet trials on 2 CPU cores",
+    "cpu": Budget("cpu", 15000, 2000, 2, 128, "70 to 105 min for 50 ShuffleNet trials on 2 CPU cores",
                   default_max_macs=25e6, early_stopping=False),
     "gpu": Budget("gpu", None, 5000, 30, 256, "45k images x 30 epochs per full trial, for one or more GPUs",
                   grace_epochs=5, reduction_factor=3),
