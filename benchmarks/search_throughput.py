@@ -25,6 +25,7 @@ finished is not run again, one interrupted is resumed.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,7 @@ class Row:
     mac_image_epochs: float  # sum over trained archs of MACs x images x epochs: compute done
     wall_s: float
     front_macs: tuple[float, float]
+    cores: int  # of the machine the searches ran on (all of its cores train trials)
 
     @property
     def per_hour(self) -> tuple[float, float]:
@@ -74,9 +76,9 @@ class Row:
 
     @property
     def gmacs_per_core_s(self) -> float:
-        """Forward MACs x images trained per second per core (2 cores): the same speed in
-        every row says the rows differ in what they trained, not in how fast."""
-        return self.mac_image_epochs / self.wall_s / 2 / 1e9
+        """Forward MACs x images trained per second per core: the same speed in every row says
+        the rows differ in what they trained, not in how fast."""
+        return self.mac_image_epochs / self.wall_s / self.cores / 1e9
 
 
 def search_folder(workdir: Path, config: Config) -> Path:
@@ -127,7 +129,8 @@ def measure(workdir: Path, config: Config) -> Row:
                int(((df["status"] == "COMPLETED") & (df["epochs"] == full_epochs)).sum()),
                float(trained["epochs"].fillna(0).sum() * images),
                float((trained["epochs"].fillna(0) * trained["macs"]).sum() * images), wall,
-               (float(front["macs"].min()), float(front["macs"].max())) if len(front) else (0.0, 0.0))
+               (float(front["macs"].min()), float(front["macs"].max())) if len(front) else (0.0, 0.0),
+               os.cpu_count() or 1)
 
 
 def feasible_mac_range(max_macs: float) -> tuple[float, float]:

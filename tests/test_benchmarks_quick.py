@@ -463,11 +463,11 @@ def test_tau_difference_interval_tells_a_real_gap_from_noise():
 def test_throughput_counts_what_each_search_trained_per_hour():
     Row = search_throughput.Row
     former = Row("former", 71, {"COMPLETED": 13, "PRUNED": 37, "INFEASIBLE": 21}, 50, 13,
-                 50 * 2 * 3000, 50 * 2 * 3000 * 4e6, 1800.0, (1.8e6, 9e6))
+                 50 * 2 * 3000, 50 * 2 * 3000 * 4e6, 1800.0, (1.8e6, 9e6), 2)
     default = Row("default", 53, {"COMPLETED": 50, "INFEASIBLE": 3}, 50, 50, 50 * 2 * 15000,
-                  50 * 2 * 15000 * 6e6, 5400.0, (1.7e6, 20e6))
+                  50 * 2 * 15000 * 6e6, 5400.0, (1.7e6, 20e6), 2)
     same_budget = Row("default-3000x4", 52, {"COMPLETED": 50, "INFEASIBLE": 2}, 50, 50,
-                      50 * 4 * 3000, 50 * 4 * 3000 * 5e6, 1200.0, (1.7e6, 12e6))
+                      50 * 4 * 3000, 50 * 4 * 3000 * 5e6, 1200.0, (1.7e6, 12e6), 2)
     assert former.per_hour == (100.0, 26.0) and default.per_hour == pytest.approx((100 / 3, 100 / 3))
     assert former.gmacs_per_core_s == pytest.approx(300_000 * 4e6 / 1800 / 2 / 1e9)
     text = search_throughput.report([former, default, same_budget], (1.7e6, 24.9e6))
