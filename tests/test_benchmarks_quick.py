@@ -274,6 +274,14 @@ def test_stand_in_fits_the_curves(tmp_path):
     assert draws.std(0) == pytest.approx(model.sigma, rel=0.3)
 
 
+def stand_in_search(method, model, seed, *, epoch_budget, references=True, **kw):
+    """One simulated search on the stand-in, cut at `epoch_budget` epochs."""
+    queued = list(model.space.references) if references else []
+    run = search_quality.simulate(method, search_quality.stand_in.StandInOutcomes(model), seed, limit=epoch_budget,
+                                  queued=queued, **kw)
+    return run.at(search_quality.Clock("cost", epoch_budget))
+
+
 def test_simulated_search_spends_equal_compute(tmp_path):
     from nas.space import load_space
 
@@ -281,7 +289,7 @@ def test_simulated_search_spends_equal_compute(tmp_path):
     synthetic_curves(path)
     model = search_quality.StandIn(load_space("shufflenet"), search_quality.read_curves(path))
     for method in search_quality.METHODS:
-        run = search_quality.simulate(method, model, 0, epoch_budget=30, grace=1, rf=2, max_macs=25e6)
+        run = stand_in_search(method, model, 0, epoch_budget=30, grace=1, rf=2, max_macs=25e6)
         # all the compute is spent, unless the searcher gave up on free samples in a row
         assert run.epochs == 30 or (run.stuck and run.infeasible + run.duplicates >= 500), method
         assert run.completed == len(run.front_points) >= 1
@@ -322,7 +330,7 @@ def test_simulated_search_tells_after_the_trials_beside_it(tmp_path, monkeypatch
     model = search_quality.StandIn(load_space("shufflenet"), search_quality.read_curves(path))
     events = _events(monkeypatch)
     method = next(m for m in search_quality.METHODS if m.name == "random")
-    search_quality.simulate(method, model, 0, epoch_budget=40, grace=1, rf=2, max_macs=25e6,
+    stand_in_search(method, model, 0, epoch_budget=40, grace=1, rf=2, max_macs=25e6,
                             concurrency=concurrency)
     asks = [i for i, e in enumerate(events) if e[0] == "ask"]
     assert len(asks) == 10
@@ -343,7 +351,7 @@ def test_simulated_search_trains_the_reference_nets_first(tmp_path, monkeypatch)
     assert len(feasible) == 2  # the 1x net is over the cpu budget's MACs: free, not trained
     for references in (True, False):
         events = _events(monkeypatch)
-        search_quality.simulate(method, model, 0, epoch_budget=8, grace=1, rf=2, max_macs=25e6,
+        stand_in_search(method, model, 0, epoch_budget=8, grace=1, rf=2, max_macs=25e6,
                                 references=references)
         first = [{k: v for k, v in e[2].items() if not k.startswith("_nas_")}
                  for e in events if e[0] == "ask"][:2]
@@ -362,7 +370,7 @@ def test_oracle_front_bounds_every_search(tmp_path):
     score = search_quality.Score(min(acc for acc, _ in everything), 25e6)
     oracle = score.hv(everything)
     for method in search_quality.METHODS[:2]:
-        run = search_quality.simulate(method, model, 1, epoch_budget=30, grace=1, rf=2, max_macs=25e6)
+        run = stand_in_search(method, model, 1, epoch_budget=30, grace=1, rf=2, max_macs=25e6)
         found = score.hv([(true, macs) for true, _, macs in run.front_points])
         assert 0 < found <= oracle + 1e-12
     # a point at the reference accuracy or at the MAC limit adds nothing
@@ -394,43 +402,6 @@ def test_fidelity_quick_on_two_ray_workers(tmp_path):
     assert "2 at once" in proc.stdout and "kendall_tau_b=" in proc.stdout
     with open(out / "fidelity.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 4
-
-
-def test_real_scores_finished_searches_at_equal_trials(tmp_path):
-    """`--real --no-run --first N` scores the first N trained trials of each search, so a
-    search cut short is compared with the same compute of the other; free samples are skipped."""
-    def table(name, rows):
-        folder = tmp_path / name
-        folder.mkdir()
-        with open(folder / "trials.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["trial", "status", "macs", "val_acc"])
-            w.writeheader()
-            for i, (status, macs, acc) in enumerate(rows):
-                w.writerow({"trial": i, "status": status, "macs": macs, "val_acc": acc})
-
-    default = search_quality.default_method().replace("+", "-")
-    table("quality-random-s0", [("COMPLETED", 2e6, 0.40), ("INFEASIBLE", 40e6, ""), ("COMPLETED", 5e6, 0.45)])
-    table(f"quality-{default}-s0", [("COMPLETED", 2e6, 0.40), ("COMPLETED", 3e6, 0.50),
-                                    ("COMPLETED", 1e6, 0.60)])  # its third trial: past N=2
-    cmd = [sys.executable, str(BENCH / "search_quality.py"), "--real", "--seeds", "1", "--no-run",
-           "--output-dir", str(tmp_path)]
-    ratios = {}
-    for first in (2, 3):
-        proc = subprocess.run([*cmd, "--first", str(first)], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        ratios[first] = float(proc.stdout.strip().splitlines()[-1].split()[0].split("=")[1])
-    # reference (0.40, 25M): random's 2 trained trials cover (0.05 x log10(25/5)); the default's
-    # first 2 cover (0.10 x log10(25/3)); with its third trial random has no more to add
-    expected = 0.10 * math.log10(25 / 3) / (0.05 * math.log10(25 / 5))
-    assert ratios[2] == pytest.approx(expected, rel=1e-3)
-    assert ratios[3] > ratios[2]
-    # a seed whose default search has not run yet is left out, not scored half
-    table("quality-random-s1", [("COMPLETED", 2e6, 0.90)])
-    proc = subprocess.run([*cmd[:4], "2", *cmd[5:], "--first", "2"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "seed 1 left out" in proc.stdout and f"s0 {expected:.3f}" in proc.stdout
-    last = proc.stdout.strip().splitlines()[-1].split()
-    assert float(last[0].split("=")[1]) == pytest.approx(expected, rel=1e-3) and last[1] == "seeds=1"
 
 
 def test_best_per_cost_needs_a_useful_tau_and_a_whole_run():
