@@ -16,7 +16,9 @@ test_acc (max) x log10 MACs (min) from fixed reference points: the worst test_ac
 and 25M MACs (the cpu budget's limit), and accuracy 0.1. Per method: the mean HV and the paired
 ratio to random (mean over mean) with a 95% bootstrap interval over seeds; the last line is
 `hv_ratio_vs_random=R ci95=[LO,HI] seeds=N clock=seconds` (the default method, the largest
-trial count, the worst-of-table reference).
+trial count, the worst-of-table reference). Methods by default: random, ehvi (the default
+sampler), tpe, nsga2, and ehvi / random with MO-ASHA (a rung at epoch 1); Optuna's GP sampler
+only when asked (`--methods ... gp`: about 30 CPU-seconds a 50-trial search).
 
 `--stand-in` (a fast plumbing test, not evidence): the same loop against a stand-in objective, a
 ridge model of the learning curves in `benchmarks/data/shufflenet_curves.csv` plus gaussian
@@ -345,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--trials", default="20,50", help="--table: the equal-trials clocks")
     parser.add_argument("--methods", nargs="+", choices=[m.name for m in METHODS],
-                        help="default: --table the samplers without early stopping, --stand-in all")
+                        help="default: --table random, ehvi, tpe, nsga2, ehvi+moasha, random+moasha"
+                           " (gp: ~25 CPU-min more at 50 seeds), --stand-in all")
     parser.add_argument("--max-macs", type=float, help="default: the cpu budget's (25e6)")
     parser.add_argument("--concurrency", type=int, default=2,
                         help="trials at once, the sampler told each outcome that much later"

@@ -199,9 +199,9 @@ def replay(args: argparse.Namespace) -> None:
     per_trial = seconds_per_trial(archs)
     clocks = [Clock("trials", t, f"{t} trials") for t in trials] + \
              [Clock("cost", t * per_trial, f"{t * per_trial:.0f} s (random's {t} trials)") for t in trials]
-    names = args.methods or list(TABLE_METHODS)
-    methods = [m for m in METHODS if m.name in names]
     default = default_method()
+    names = {*(args.methods or TABLE_METHODS), BASELINE, default}  # the ratio's two sides always run
+    methods = [m for m in METHODS if m.name in names]
     worst = min(min(m.test_acc.values()) for m in archs)
     scores = {f"({worst:.4f}, {max_macs / 1e6:g}M MACs): the table's worst test_acc": Score(worst, max_macs),
               f"({LOW_REFERENCE}, {max_macs / 1e6:g}M MACs)": Score(LOW_REFERENCE, max_macs)}
