@@ -13,7 +13,8 @@ training seeds, and appends one row per architecture x seed to the table as it f
                               what a search trial spends training (its clock)
   wall_s                      the whole job (build, train, validate, test)
   test_acc                    once at the end, on the whole 10,000-image test set (reporting only)
-  device, precision, threads, concurrency, status, error, finished
+  device, precision, threads, concurrency, load_avg (the machine's 1-minute load when it ended:
+  seconds taken on a shared machine show), status, error, finished
 
 The sample order is fixed (every feasible point of the space, shuffled with SAMPLE_SEED), so a
 resumed run, a larger --archs or a run on another machine extends the same list. Each training is
@@ -53,8 +54,8 @@ SEEDS = (0, 1)  # training seeds per architecture (train.seed; 0 is what `nas se
 DEFAULT_ARCHS = 200  # sampled architectures, on top of the references
 COLUMNS = ["arch_index", "arch", "choices", "macs", "params", "seed", "budget", "train_images",
            "val_images", "test_images", "epochs", "val_acc", "val_curve", "epoch_s", "train_s",
-           "wall_s", "test_acc", "device", "precision", "threads", "concurrency", "status", "error",
-           "finished"]
+           "wall_s", "test_acc", "device", "precision", "threads", "concurrency", "load_avg", "status",
+           "error", "finished"]
 TINY_WORDS = ["data.name=synthetic", "data.synthetic_train=640", "data.synthetic_test=64",
               "data.train_subset=256", "data.val_size=100", "train.epochs=2", "train.batch_size=32"]
 
@@ -157,7 +158,8 @@ def result_row(arch: Arch, seed: int, budget: str, result: Any, sizes: dict[str,
             "epoch_s": json.dumps(epoch_s), "train_s": round(sum(epoch_s), 3),
             "wall_s": round(result.wall_s, 3), "test_acc": "" if result.test_acc is None else result.test_acc,
             "device": result.device, "precision": result.precision, "threads": threads,
-            "concurrency": concurrency, "status": result.status.value, "error": result.error,
+            "concurrency": concurrency, "load_avg": round(os.getloadavg()[0], 2),
+            "status": result.status.value, "error": result.error,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
