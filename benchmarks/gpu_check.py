@@ -1,0 +1,602 @@
+"""The steps of `benchmarks/gpu_check.sh` (issue 32): one prepared check that turns a lent GPU
+into measured defaults. Each subcommand runs one step and ends with one `GPUCHECK {json}` line
+(a StepResult); `report` reads the steps' logs back and prints the table and the PASS/FAIL line.
+
+  throughput  nas's loop / a bare loop and / the seeds' pipeline (benchmarks/train_throughput.py,
+              run as it is, its table parsed) for ShuffleNet g3 0.5x and MobileNetV2 1.0x at the
+              `gpu` budget's batch size; targets >= 0.95 and <= 0.33
+  overhead    `train.cuda_graphs` (and with `train.compile`: reduce-overhead) against eager, the
+              capture or compile time included, projected onto one `gpu` trial; the optimizer step
+              of nas's own SGD (foreach kernels) against torch.optim's foreach and fused ones
+  share       aggregate img/s with 1, 2, 4, 8 trials sharing the device through Ray, each a
+              `nas.job.execute` in a Ray task sized by `nas.workers.plan_workers`, as a search runs them
+  accuracy    `nas run preset=mobilenet_v2` at the `gpu` budget: >= 93.0% test in <= 5 min training
+  search      a 12-trial `nas search` at a reduced `gpu` budget, trials sharing the device, every
+              trial in MLflow (read back from the store)
+  table       benchmarks/space_table.py on the device, when that file exists (else skipped)
+
+`--dry-run`: every step tiny on the CPU (synthetic data; targets are not applied to timings there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+MARK = "GPUCHECK "
+TRIAL_IMAGES, RECIPE_ACC, RECIPE_TRAIN_S = 45_000, 0.93, 300.0  # the `gpu` budget's train split
+
+
+@dataclass
+class StepResult:
+    step: str
+    status: str  # pass | FAIL | skip
+    summary: str  # one short line of figures, for the table and the final line
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def emit(result: StepResult) -> None:
+    print(MARK + json.dumps(asdict(result)), flush=True)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_step_log(step: str, text: str, rc: int | None, cap_s: float) -> StepResult:
+    """The step's last GPUCHECK line; a step killed by its cap or crashed is a FAIL saying so."""
+    found = [ln for ln in text.splitlines() if ln.startswith(MARK)]
+    if found and rc in (0, None):
+        return StepResult(**json.loads(found[-1][len(MARK):]))
+    if rc in (124, 137):
+        partial = f" (last figures: {json.loads(found[-1][len(MARK):])['summary']})" if found else ""
+        return StepResult(step, "FAIL", f"timed out after {cap_s:g}s{partial}")
+    last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "no output")
+    return StepResult(step, "FAIL", f"exit {rc}: {last[:160]}")
+
+
+def split_row(line: str) -> list[str]:
+    """A row of train_throughput's tables: columns are separated by two spaces or more."""
+    return [c for c in re.split(r"\s{2,}", line.strip()) if c]
+
+
+def parse_throughput(text: str) -> dict[str, float]:
+    """nas img/s, nas/bare and nas/seeds ratios from `train_throughput.py --part loop`'s table."""
+    out: dict[str, float] = {}
+    keys = {"nas train() loop": "nas_img_s", "1. nas img/s / bare img/s": "vs_bare",
+            "3. nas epoch / seeds epoch": "vs_seeds"}
+    for line in text.splitlines():
+        cols = split_row(line)
+        for label, key in keys.items():
+            if cols and cols[0].startswith(label) and len(cols) > 1:
+                out[key] = float(cols[1].replace(",", ""))
+    missing = {"nas_img_s", "vs_bare", "vs_seeds"} - set(out)
+    if missing:
+        raise ValueError(f"train_throughput.py printed no {', '.join(sorted(missing))}")
+    return out
+
+
+def parse_nas_run(text: str) -> dict[str, float]:
+    """Epochs, summed epoch seconds and test accuracy from `nas run`'s epoch lines and summary."""
+    epochs = [float(m.group(2)) for m in re.finditer(r"^epoch (\d+)/\d+ .* ([\d.]+)s$", text, re.M)]
+    test = re.search(r"^test_acc \(report only\)\s+([\d.]+)", text, re.M)
+    wall = re.search(r"^wall time\s+([\d.]+)s", text, re.M)
+    if not epochs or test is None:
+        raise ValueError("nas run printed no epoch lines or no test_acc")
+    return {"epochs": len(epochs), "train_s": sum(epochs), "test_acc": float(test.group(1)),
+            "wall_s": float(wall.group(1)) if wall else math.nan}
+
+
+def final_line(results: list[StepResult]) -> str:
+    failed = [r.step for r in results if r.status == "FAIL"]
+    figures = "; ".join(f"{r.step}: {r.summary}" for r in results)
+    return (f"FAIL {', '.join(failed)} | " if failed else "PASS | ") + figures
+
+
+# ----------------------------------------------------------------------------- shared set-up
+
+
+@dataclass(frozen=True)
+class Net:
+    name: str
+    preset: str
+    width: float
+
+
+NETS = (Net("shufflenet_g3_0.5x", "shufflenet_v1_g3", 0.5), Net("mobilenet_v2_1.0x", "mobilenet_v2", 1.0))
+
+
+def gpu_batch() -> int:
+    from nas.campaign.budget import get_budget
+
+    return get_budget("search", "gpu").batch_size
+
+
+def data_settings(args: argparse.Namespace, train: int, val: int) -> dict[str, Any]:
+    """`nas run` settings for the check's data: CIFAR-10 under --data-root, or synthetic (dry run)."""
+    if args.dry_run:
+        return {"data.name": "synthetic", "data.synthetic_train": train + val,
+                "data.synthetic_test": 64, "data.val_size": val, "data.train_subset": train}
+    return {"data.root": args.data_root, "data.val_size": val, "data.train_subset": train}
+
+
+def load_train_data(args: argparse.Namespace, images: int, device: Any):
+    """(DataBundle, DataConfig): `images` training images, no validation split."""
+    from nas.data import DataConfig, load_data
+
+    if args.dry_run:
+        dcfg = DataConfig(name="synthetic", val_size=0, synthetic_train=images, synthetic_test=16)
+    else:
+        dcfg = DataConfig(name="cifar10", root=args.data_root, val_size=0, train_subset=images,
+                          download=False)
+    return load_data(dcfg, device), dcfg
+
+
+def cifar_spec(net: Net, width: float | None = None):
+    import nas
+
+    return nas.load_preset(net.preset, width=width or net.width, resolution=32, num_classes=10)
+
+
+class Clock:
+    """The step's own time limit, so it can skip what would not fit instead of being killed."""
+
+    def __init__(self, limit_s: float):
+        self.start, self.limit = time.perf_counter(), limit_s
+
+    def left(self) -> float:
+        return self.limit - (time.perf_counter() - self.start)
+
+
+# ----------------------------------------------------------------------------- 1. throughput
+
+
+def throughput_command(args: argparse.Namespace, net: Net) -> list[str]:
+    cmd = [sys.executable, str(HERE / "train_throughput.py"), "--part", "loop",
+           "--preset", net.preset, "--retries", "0", "--quiet-wait", "0"]
+    if args.dry_run:
+        return cmd + ["--quick", "--device", "cpu", "--width", "0.25", "--data", "synthetic",
+                      "--images", "64", "--threads", "1"]
+    return cmd + ["--device", args.device, "--width", str(net.width), "--batch", str(gpu_batch()),
+                  "--images", str(30 * gpu_batch()), "--repeats", "3", "--root", args.data_root]
+
+
+def step_throughput(args: argparse.Namespace, clock: Clock) -> StepResult:
+    figures: dict[str, Any] = {}
+    ok, parts = True, []
+    for i, net in enumerate(NETS):
+        done = subprocess.run(throughput_command(args, net), capture_output=True, text=True,
+                              timeout=max(1.0, clock.left() / (len(NETS) - i)))
+        print(done.stdout + done.stderr[-2000:], flush=True)
+        got = parse_throughput(done.stdout)
+        figures.update({f"{net.name}_{k}": v for k, v in got.items()})
+        ok &= got["vs_bare"] >= 0.95 and got["vs_seeds"] <= 0.33
+        parts.append(f"{net.name} {got['nas_img_s']:,.0f} img/s, x{got['vs_bare']:.2f} bare, "
+                     f"x{got['vs_seeds']:.2f} seeds")
+    summary = "; ".join(parts) + " (targets >= 0.95 bare, <= 0.33 seeds)"
+    if args.dry_run:
+        return StepResult("throughput", "pass", summary + " [dry run: targets not applied]", figures)
+    return StepResult("throughput", "pass" if ok else "FAIL", summary, figures)
+
+
+# ----------------------------------------------------------------------------- 2. overhead
+
+GRAPH_VARIANTS = {"eager": {}, "graphs": {"cuda_graphs": True},
+                  "compile+graphs": {"cuda_graphs": True, "compile": True}}
+
+
+def time_variant(kw: dict[str, Any], spec: Any, data: Any, dcfg: Any, epochs: int, batch: int,
+                 device: Any) -> dict[str, float]:
+    """`nas.train.train` with these TrainConfig settings: first epoch (capture or compile
+    included), the steady epoch after it, and a `gpu` trial (45,000 x 30) projected from both."""
+    import nas
+    import torch
+    from nas.config import TrainConfig
+    from nas.device import precision_for
+    from nas.train import train
+
+    torch.manual_seed(0)
+    model = nas.build_model(spec).to(device)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch, **kw)
+    out = train(model, data, cfg, data_cfg=dcfg, precision=precision_for(device), progress=False)
+    secs = [h["epoch_s"] for h in out.history]
+    steady = statistics.median(secs[1:]) if len(secs) > 1 else secs[0]
+    per_image = steady / len(data.train)
+    return {"first_s": secs[0], "steady_s": steady, "img_s": 1 / per_image,
+            "trial_s": secs[0] - steady + 30 * TRIAL_IMAGES * per_image}
+
+
+def optimizer_step_us(device: Any, spec: Any, steps: int) -> dict[str, float]:
+    """Microseconds per SGD step (momentum, nesterov, weight decay off BN/biases) on the net's
+    parameters: nas's own optimizer against torch.optim's foreach and fused implementations."""
+    import nas
+    import torch
+    from nas.config import TrainConfig
+    from nas.device import synchronize
+    from nas.train import OPTIMIZERS, param_groups
+
+    model = nas.build_model(spec).to(device)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    sgd = dict(lr=0.1, momentum=0.9, nesterov=True)
+    makers: dict[str, Callable[[], Any]] = {
+        "nas": lambda: OPTIMIZERS["sgd"](param_groups(model, 5e-4), TrainConfig()),
+        "torch_foreach": lambda: torch.optim.SGD(param_groups(model, 5e-4), foreach=True, **sgd),
+        "torch_fused": lambda: torch.optim.SGD(param_groups(model, 5e-4), fused=True, **sgd),
+    }
+    out = {}
+    for name, make in makers.items():
+        try:
+            opt = make()
+            for _ in range(5):
+                opt.step()
+            synchronize(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                opt.step()
+            synchronize(device)
+            out[name] = 1e6 * (time.perf_counter() - start) / steps
+        except (RuntimeError, ValueError) as err:  # fused SGD where this torch has none
+            print(f"optimizer {name}: {err}".splitlines()[0])
+    return out
+
+
+def step_overhead(args: argparse.Namespace, clock: Clock) -> StepResult:
+    import torch
+    from nas.device import select_device
+
+    device = select_device("cpu" if args.dry_run else args.device)
+    batch, images, epochs = (32, 64, 2) if args.dry_run else (gpu_batch(), 40 * gpu_batch(), 4)
+    data, dcfg = load_train_data(args, images, device)
+    spec = cifar_spec(NETS[0], 0.25 if args.dry_run else None)
+    variants = GRAPH_VARIANTS if device.type == "cuda" else {k: GRAPH_VARIANTS[k] for k in ("eager", "graphs")}
+    figures: dict[str, Any] = {"optimizer_us": optimizer_step_us(device, spec, 20 if args.dry_run else 200)}
+    errors = []
+    for name, kw in variants.items():
+        if name != "eager" and clock.left() < 20:
+            errors.append(f"{name} skipped ({clock.left():.0f}s left)")
+            continue
+        try:
+            figures[name] = time_variant(kw, spec, data, dcfg, epochs, batch, device)
+        except Exception as err:  # noqa: BLE001 - a capture that fails is this step's FAIL
+            errors.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
+        finally:
+            torch._dynamo.reset() if "torch._dynamo" in sys.modules else None
+        print(f"{name}: {figures.get(name)}", flush=True)
+        emit(overhead_result(figures, errors, args.dry_run))  # what finished, if the cap cuts us
+    return overhead_result(figures, errors, args.dry_run)
+
+
+def overhead_result(figures: dict[str, Any], errors: list[str], dry_run: bool) -> StepResult:
+    timed = {k: v for k, v in figures.items() if k in GRAPH_VARIANTS}
+    opt = figures["optimizer_us"]
+    parts = [f"{k} {v['steady_s']:.2f}s/ep (1st {v['first_s']:.1f}s), {v['trial_s']:.0f}s/trial"
+             for k, v in timed.items()]
+    best = min(timed, key=lambda k: timed[k]["trial_s"]) if timed else "-"
+    fastest = min(opt, key=opt.get) if opt else "-"
+    parts.append(f"best for a gpu trial: {best}; optimizer step us "
+                 + ", ".join(f"{k} {v:.0f}" for k, v in opt.items()) + f" (fastest {fastest})")
+    figures = {**figures, "best_graphs": best, "fastest_optimizer": fastest}
+    if dry_run:
+        parts.append("[dry run: graphs run eagerly on CPU]")
+    status = "FAIL" if any(":" in e for e in errors) else "pass"
+    return StepResult("overhead", status, "; ".join(parts + errors), figures)
+
+
+# ----------------------------------------------------------------------------- 3. share
+
+
+def share_plans(resources: dict[str, float], kind: str, counts: tuple[int, ...]) -> dict[int, Any]:
+    """k -> the worker plan for k trials at once on one device (a 1/k share each), as
+    `nas search --per-trial 1/k` makes it; on CPUs, k trials splitting the cores."""
+    from nas.workers import plan_workers
+
+    plans = {}
+    for k in counts:
+        if kind == "cpu":
+            cpus = max(1.0, float(resources.get("CPU", 1)) // k)
+            plans[k] = plan_workers(resources, accelerator="cpu", cpus_each=cpus, concurrency=k)
+        else:
+            plans[k] = plan_workers(resources, accelerator=kind, share=1 / k, concurrency=k)
+    return plans
+
+
+def aggregate_rate(epochs: list[list[tuple[float, float, int]]]) -> float:
+    """Images per second of all trials together while every one of them was training: each
+    trial's epochs are (start, end, images); the window runs from the latest start of a second
+    epoch (the first one holds start-up) to the earliest end of a last one, and each epoch counts
+    the share of its images that falls inside it. NaN when the trials never overlapped."""
+    skip = [e[1:] if len(e) > 1 else e for e in epochs]
+    lo, hi = max(e[0][0] for e in skip), min(e[-1][1] for e in skip)
+    if hi <= lo:
+        return math.nan
+    inside = sum(n * max(0.0, min(b, hi) - max(a, lo)) / (b - a) for e in skip for a, b, n in e)
+    return inside / (hi - lo)
+
+
+def share_trial(job: Any, kind: str, data: Any) -> list[tuple[float, float, int]]:
+    """One trial in a Ray task, as a search trial runs: `nas.job.execute` on the granted device."""
+    import dataclasses
+
+    from nas.job import execute
+    from nas.workers import worker_device
+
+    marks: list[tuple[float, float, int]] = []
+
+    def report(metrics: dict[str, Any]) -> None:
+        end = time.time()
+        marks.append((end - metrics["epoch_s"], end, round(metrics["img_per_s"] * metrics["epoch_s"])))
+
+    result = execute(dataclasses.replace(job, device=worker_device(kind)), data, report).result
+    if result.error:
+        raise RuntimeError(result.error)
+    return marks
+
+
+def share_job(args: argparse.Namespace, images: int, epochs: int, threads: int) -> Any:
+    from nas.config import RunConfig, TrainConfig
+    from nas.data import DataConfig
+    from nas.spec import spec_to_dict
+
+    spec = spec_to_dict(cifar_spec(NETS[0], 0.25 if args.dry_run else None))
+    cfg = RunConfig(data=DataConfig(val_size=0, train_subset=images),
+                    train=TrainConfig(epochs=epochs, batch_size=32 if args.dry_run else gpu_batch()))
+    from nas.job import Job
+
+    return Job(spec, cfg, threads=threads, test=False)
+
+
+def step_share(args: argparse.Namespace, clock: Clock) -> StepResult:
+    import ray
+    from nas.device import select_device
+    from nas.workers import init_ray
+
+    device = select_device("cpu" if args.dry_run else args.device)
+    # epochs: enough that every trial's later epochs overlap the others' despite start-up jitter
+    counts, images, epochs = ((1, 2), 64, 3) if args.dry_run else ((1, 2, 4, 8), 20 * gpu_batch(), 6)
+    kind = "cpu" if device.type == "cpu" else device.type
+    data, _ = load_train_data(args, images, "cpu")
+    plans = share_plans(init_ray(), kind, counts)
+    data_ref, task = ray.put(data), ray.remote(share_trial)
+    rates: dict[int, float] = {}
+    last_s = 0.0
+    for k, plan in plans.items():
+        if clock.left() < 1.5 * last_s + 5:
+            print(f"{k} trials: skipped, {clock.left():.0f}s left", flush=True)
+            break
+        start = time.perf_counter()
+        job = share_job(args, images, epochs, max(1, int(plan.cpus_each)))
+        marks = ray.get([task.options(**plan.task_options()).remote(job, kind, data_ref)
+                         for _ in range(k)])
+        last_s = time.perf_counter() - start
+        rates[k] = aggregate_rate(marks)
+        print(f"{k} trials, {plan.describe()}: {rates[k]:,.0f} img/s together ({last_s:.1f}s)", flush=True)
+    ray.shutdown()
+    return share_result(rates, len(counts), args.dry_run)
+
+
+def share_result(rates: dict[int, float], wanted: int, dry_run: bool) -> StepResult:
+    """Aggregate img/s by trials per device; a size that did not run, or whose trials never
+    trained at the same time (so no shared rate exists), fails the step outside a dry run."""
+    shown = {k: ("no overlap" if math.isnan(v) else f"{v:,.0f}") for k, v in rates.items()}
+    valid = {k: v for k, v in rates.items() if not math.isnan(v)}
+    best = max(valid, key=valid.get) if valid else 1
+    summary = ", ".join(f"{k}: {v}" for k, v in shown.items()) + " img/s"
+    if valid and 1 in valid:
+        summary += f"; best {best} a device (x{valid[best] / valid[1]:.2f} one trial's)"
+    ok = len(valid) == wanted
+    if len(rates) < wanted:
+        summary += f"; {wanted - len(rates)} sizes not run within the cap"
+    if dry_run:
+        return StepResult("share", "pass", summary + " [dry run]", {"img_s": rates, "best_trials_per_device": best})
+    return StepResult("share", "pass" if ok else "FAIL", summary,
+                      {"img_s": rates, "best_trials_per_device": best})
+
+
+# ----------------------------------------------------------------------------- 4. accuracy
+
+
+def recipe_settings() -> tuple[dict[str, Any], int]:
+    """The documented `gpu` recipe as `nas run` settings (the budget's own run layer), and its epochs."""
+    from nas.campaign.budget import get_budget
+
+    budget = get_budget("search", "gpu")
+    settings = {f"{section}.{key}": value for section, layer in budget.run_layer().items()
+                if isinstance(layer, dict) for key, value in layer.items() if value is not None}
+    return settings, budget.epochs
+
+
+def as_words(settings: dict[str, Any]) -> list[str]:
+    return [f"{key}={value}" for key, value in settings.items()]
+
+
+def affordable_epochs(recipe: int, img_s: float | None, train_cap_s: float, images: int) -> int:
+    """The recipe's epochs when they fit the training cap at the measured rate, else as many as fit
+    (at least 1): the step then reports what that reaches, and fails for not running the recipe."""
+    if not img_s or not math.isfinite(img_s):
+        return recipe
+    return max(1, min(recipe, int(train_cap_s * img_s / images)))
+
+
+def step_accuracy(args: argparse.Namespace, clock: Clock) -> StepResult:
+    settings, recipe = recipe_settings()
+    measured = parse_step_log("throughput", read(Path(args.out) / "throughput.log"), 0, 0).figures
+    img_s = measured.get(f"{NETS[1].name}_nas_img_s")
+    train_cap = min(RECIPE_TRAIN_S, clock.left() - 45)  # start-up, data, per-epoch val, test
+    if args.dry_run:
+        recipe = 1
+        settings.update({"width": 0.25, "train.batch_size": 64, **data_settings(args, 256, 64)})
+    else:
+        settings["data.root"] = args.data_root
+    epochs = affordable_epochs(recipe, None if args.dry_run else img_s, train_cap, TRIAL_IMAGES)
+    out = Path(args.out) / "accuracy"
+    out.mkdir(parents=True, exist_ok=True)
+    settings.update({"train.epochs": epochs, "device": "cpu" if args.dry_run else args.device,
+                     "output_dir": out, "mlflow.tracking_uri": f"sqlite:///{out}/mlflow.db",
+                     "progress": "true"})
+    cmd = [sys.executable, "-m", "nas.cli", "run", "preset=mobilenet_v2", *as_words(settings)]
+    print(" ".join(cmd), flush=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, clock.left() - 2))
+    print(done.stdout, done.stderr[-1500:], flush=True)
+    if done.returncode:
+        return StepResult("accuracy", "FAIL", f"nas run exit {done.returncode}: {done.stderr.strip()[-160:]}")
+    got = parse_nas_run(done.stdout)
+    summary = (f"{got['epochs']:.0f}/{recipe} epochs, {got['train_s']:.0f}s training "
+               f"({got['wall_s']:.0f}s wall), test {100 * got['test_acc']:.2f}%")
+    ok = epochs == recipe and got["test_acc"] >= RECIPE_ACC and got["train_s"] <= RECIPE_TRAIN_S
+    if epochs < recipe:
+        summary += f" (the recipe's {recipe} epochs would not fit the {train_cap:.0f}s cap at {img_s:,.0f} img/s)"
+    if args.dry_run:
+        return StepResult("accuracy", "pass", summary + " [dry run: target not applied]", got)
+    return StepResult("accuracy", "pass" if ok else "FAIL", summary + " (target >= 93.0% in <= 300s)", got)
+
+
+def read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+# ----------------------------------------------------------------------------- 5. search
+
+
+def search_command(args: argparse.Namespace, out: Path, trials: int) -> list[str]:
+    cmd = [sys.executable, "-m", "nas.cli", "search", "--space", "shufflenet", "--trials", str(trials),
+           "--name", "gpucheck", "--output-dir", str(out), "--no-progress", "--no-references",
+           f"mlflow.tracking_uri=sqlite:///{out}/mlflow.db"]
+    if args.dry_run:
+        return cmd + ["--budget", "smoke", "--accelerator", "cpu", "--concurrency", "2",
+                      *as_words(data_settings(args, 128, 64))]
+    return cmd + ["--budget", "gpu", "--accelerator", "cuda", "--per-trial", "0.25",
+                  *as_words(data_settings(args, 10_000, 2_000)), "train.epochs=3"]
+
+
+def trial_runs(uri: str, name: str) -> list[Any]:
+    """The search's trial runs in the MLflow store (every one the driver recorded)."""
+    from mlflow.tracking import MlflowClient
+
+    from nas import mlflow_layout as layout
+
+    client = MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    where = f"tags.`{layout.KIND}` = '{layout.KIND_TRIAL}' and tags.`{layout.SEARCH}` = '{name}'"
+    return client.search_runs(ids, where, max_results=10_000)
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The most intervals open at one time (an end at the same time as a start does not overlap)."""
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], e[1]))
+    now = best = 0
+    for _, step in events:
+        now += step
+        best = max(best, now)
+    return best
+
+
+def step_search(args: argparse.Namespace, clock: Clock) -> StepResult:
+    from nas import mlflow_layout as layout
+
+    trials, out = (3 if args.dry_run else 12), Path(args.out) / "search"
+    start = time.perf_counter()
+    done = subprocess.run(search_command(args, out, trials), capture_output=True, text=True,
+                          timeout=max(1.0, clock.left() - 10), cwd=Path(args.out))
+    wall = time.perf_counter() - start
+    print(done.stdout[-4000:], done.stderr[-1500:], flush=True)
+    runs = trial_runs(f"sqlite:///{out}/mlflow.db", "gpucheck")
+    numbers = {r.data.tags.get(layout.TRIAL) for r in runs}
+    statuses = statistics.multimode([r.data.tags.get(layout.STATUS, "?") for r in runs] or ["none"])
+    spans = [(r.info.start_time, r.info.end_time) for r in runs if r.info.end_time]
+    at_once = most_at_once(spans)
+    figures = {"wall_s": wall, "trials_in_mlflow": len(numbers), "most_at_once": at_once,
+               "exit": done.returncode}
+    summary = (f"{len(numbers)}/{trials} trials in MLflow (mostly {statuses[0]}), up to {at_once} "
+               f"at once, {wall:.0f}s wall, exit {done.returncode}")
+    ok = done.returncode == 0 and len(numbers) == trials and (args.dry_run or (at_once > 1 and wall <= 120))
+    return StepResult("search", "pass" if ok else "FAIL", summary + ("" if args.dry_run else
+                      " (target: 12 of 12, shared, <= 120s)"), figures)
+
+
+# ----------------------------------------------------------------------------- 6. space table
+
+
+def step_table(args: argparse.Namespace, clock: Clock) -> StepResult:
+    script = HERE / "space_table.py"
+    if not script.exists():
+        return StepResult("table", "skip", "benchmarks/space_table.py does not exist yet: skipped")
+    table = Path(args.table or Path(args.out) / "space_table.csv")
+    cmd = [sys.executable, str(script), "--data-root", args.data_root or str(Path(args.out) / "data"),
+           "--table", str(table), "--time-limit-s", str(int(clock.left() - 15))]
+    cmd += ["--tiny", "--device", "cpu"] if args.dry_run else ["--concurrency", "4", "--device", args.device]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, clock.left() - 2))
+    print(done.stdout[-4000:], done.stderr[-1500:], flush=True)
+    rows = max(0, len(read(table).splitlines()) - 1)
+    status = "pass" if done.returncode == 0 else "FAIL"
+    return StepResult("table", status, f"exit {done.returncode}, {table.name} has {rows} rows",
+                      {"rows": rows, "exit": done.returncode})
+
+
+# ----------------------------------------------------------------------------- report and CLI
+
+STEPS: dict[str, Callable[[argparse.Namespace, Clock], StepResult]] = {
+    "throughput": step_throughput, "overhead": step_overhead, "share": step_share,
+    "accuracy": step_accuracy, "search": step_search, "table": step_table,
+}
+
+
+def collect(out: Path, steps: list[str]) -> list[tuple[StepResult, str, str]]:
+    """Each step's result from its log (`STEP.log`), exit status (`STEP.rc`) and `STEP.time`
+    ("seconds cap"), as gpu_check.sh writes them."""
+    rows = []
+    for step in steps:
+        rc_text, (secs, cap) = read(out / f"{step}.rc").strip(), (read(out / f"{step}.time").split() + ["?", "?"])[:2]
+        rc = int(rc_text) if rc_text.lstrip("-").isdigit() else None
+        text = read(out / f"{step}.log")
+        result = parse_step_log(step, text, rc, float(cap) if cap != "?" else math.nan) if text or rc \
+            else StepResult(step, "FAIL", "did not run")
+        rows.append((result, secs, cap))
+    return rows
+
+
+def report(out: Path, steps: list[str]) -> int:
+    rows = collect(out, steps)
+    width = max(len(s) for s in steps)
+    print(f"\n{'step':<{width}}  result  {'s':>5}  {'cap':>5}  figures")
+    print(f"{'-' * width}  ------  -----  -----  -------")
+    for result, secs, cap in rows:
+        print(f"{result.step:<{width}}  {result.status:<6}  {secs:>5}  {cap:>5}  {result.summary}")
+    line = final_line([r for r, _, _ in rows])
+    print(line)
+    return 0 if line.startswith("PASS") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("step", choices=[*STEPS, "report"])
+    p.add_argument("--out", required=True, help="the folder for logs, stores and the table")
+    p.add_argument("--dry-run", action="store_true", help="tiny, on the CPU, synthetic data")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py/")
+    p.add_argument("--time-limit-s", type=float, default=60.0, help="this step's cap")
+    p.add_argument("--table", default=None, help="space table CSV (default OUT/space_table.csv)")
+    p.add_argument("--steps", default=",".join(STEPS), help="report: which steps' logs")
+    args = p.parse_args(argv)
+    if args.step == "report":
+        return report(Path(args.out), args.steps.split(","))
+    try:
+        result = STEPS[args.step](args, Clock(args.time_limit_s))
+    except Exception as err:  # noqa: BLE001 - one step's failure is a FAIL line, the check goes on
+        result = StepResult(args.step, "FAIL", f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+    emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
