@@ -21,85 +21,20 @@ into measured defaults. Each subcommand runs one step and ends with one `GPUCHEC
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import re
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from gpu_check_report import (StepResult, aggregate_rate, emit, most_at_once, parse_nas_run, parse_step_log,
+                              parse_throughput, read, report)
+
 HERE = Path(__file__).resolve().parent
-MARK = "GPUCHECK "
 TRIAL_IMAGES, RECIPE_ACC, RECIPE_TRAIN_S = 45_000, 0.93, 300.0  # the `gpu` budget's train split
-
-
-@dataclass
-class StepResult:
-    step: str
-    status: str  # pass | FAIL | skip
-    summary: str  # one short line of figures, for the table and the final line
-    figures: dict[str, Any] = field(default_factory=dict)
-
-
-def emit(result: StepResult) -> None:
-    print(MARK + json.dumps(asdict(result)), flush=True)
-
-
-# ----------------------------------------------------------------------------- parsing
-
-
-def parse_step_log(step: str, text: str, rc: int | None, cap_s: float) -> StepResult:
-    """The step's last GPUCHECK line; a step killed by its cap or crashed is a FAIL saying so."""
-    found = [ln for ln in text.splitlines() if ln.startswith(MARK)]
-    if found and rc in (0, None):
-        return StepResult(**json.loads(found[-1][len(MARK):]))
-    if rc in (124, 137):
-        partial = f" (last figures: {json.loads(found[-1][len(MARK):])['summary']})" if found else ""
-        return StepResult(step, "FAIL", f"timed out after {cap_s:g}s{partial}")
-    last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "no output")
-    return StepResult(step, "FAIL", f"exit {rc}: {last[:160]}")
-
-
-def split_row(line: str) -> list[str]:
-    """A row of train_throughput's tables: columns are separated by two spaces or more."""
-    return [c for c in re.split(r"\s{2,}", line.strip()) if c]
-
-
-def parse_throughput(text: str) -> dict[str, float]:
-    """nas img/s, nas/bare and nas/seeds ratios from `train_throughput.py --part loop`'s table."""
-    out: dict[str, float] = {}
-    keys = {"nas train() loop": "nas_img_s", "1. nas img/s / bare img/s": "vs_bare",
-            "3. nas epoch / seeds epoch": "vs_seeds"}
-    for line in text.splitlines():
-        cols = split_row(line)
-        for label, key in keys.items():
-            if cols and cols[0].startswith(label) and len(cols) > 1:
-                out[key] = float(cols[1].replace(",", ""))
-    missing = {"nas_img_s", "vs_bare", "vs_seeds"} - set(out)
-    if missing:
-        raise ValueError(f"train_throughput.py printed no {', '.join(sorted(missing))}")
-    return out
-
-
-def parse_nas_run(text: str) -> dict[str, float]:
-    """Epochs, summed epoch seconds and test accuracy from `nas run`'s epoch lines and summary."""
-    epochs = [float(m.group(2)) for m in re.finditer(r"^epoch (\d+)/\d+ .* ([\d.]+)s$", text, re.M)]
-    test = re.search(r"^test_acc \(report only\)\s+([\d.]+)", text, re.M)
-    wall = re.search(r"^wall time\s+([\d.]+)s", text, re.M)
-    if not epochs or test is None:
-        raise ValueError("nas run printed no epoch lines or no test_acc")
-    return {"epochs": len(epochs), "train_s": sum(epochs), "test_acc": float(test.group(1)),
-            "wall_s": float(wall.group(1)) if wall else math.nan}
-
-
-def final_line(results: list[StepResult]) -> str:
-    failed = [r.step for r in results if r.status == "FAIL"]
-    figures = "; ".join(f"{r.step}: {r.summary}" for r in results)
-    return (f"FAIL {', '.join(failed)} | " if failed else "PASS | ") + figures
 
 
 # ----------------------------------------------------------------------------- shared set-up
@@ -260,23 +195,25 @@ def step_overhead(args: argparse.Namespace, clock: Clock) -> StepResult:
     spec = cifar_spec(NETS[0], 0.25 if args.dry_run else None)
     variants = GRAPH_VARIANTS if device.type == "cuda" else {k: GRAPH_VARIANTS[k] for k in ("eager", "graphs")}
     figures: dict[str, Any] = {"optimizer_us": optimizer_step_us(device, spec, 20 if args.dry_run else 200)}
-    errors = []
+    failed, skipped = [], []
     for name, kw in variants.items():
         if name != "eager" and clock.left() < 20:
-            errors.append(f"{name} skipped ({clock.left():.0f}s left)")
+            skipped.append(f"{name} skipped ({clock.left():.0f}s left)")
             continue
         try:
             figures[name] = time_variant(kw, spec, data, dcfg, epochs, batch, device)
         except Exception as err:  # noqa: BLE001 - a capture that fails is this step's FAIL
-            errors.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
-        finally:
-            torch._dynamo.reset() if "torch._dynamo" in sys.modules else None
+            failed.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}")
+        if "torch._dynamo" in sys.modules:
+            torch._dynamo.reset()  # the next variant compiles afresh: its capture time is its own
         print(f"{name}: {figures.get(name)}", flush=True)
-        emit(overhead_result(figures, errors, args.dry_run))  # what finished, if the cap cuts us
-    return overhead_result(figures, errors, args.dry_run)
+        emit(overhead_result(figures, failed, skipped, args.dry_run))  # what finished, if cut short
+    return overhead_result(figures, failed, skipped, args.dry_run)
 
 
-def overhead_result(figures: dict[str, Any], errors: list[str], dry_run: bool) -> StepResult:
+def overhead_result(figures: dict[str, Any], failed: list[str], skipped: list[str],
+                    dry_run: bool) -> StepResult:
+    """Each variant's steady epoch, first epoch and projected `gpu` trial; the optimizers' step."""
     timed = {k: v for k, v in figures.items() if k in GRAPH_VARIANTS}
     opt = figures["optimizer_us"]
     parts = [f"{k} {v['steady_s']:.2f}s/ep (1st {v['first_s']:.1f}s), {v['trial_s']:.0f}s/trial"
@@ -288,8 +225,7 @@ def overhead_result(figures: dict[str, Any], errors: list[str], dry_run: bool) -
     figures = {**figures, "best_graphs": best, "fastest_optimizer": fastest}
     if dry_run:
         parts.append("[dry run: graphs run eagerly on CPU]")
-    status = "FAIL" if any(":" in e for e in errors) else "pass"
-    return StepResult("overhead", status, "; ".join(parts + errors), figures)
+    return StepResult("overhead", "FAIL" if failed else "pass", "; ".join(parts + failed + skipped), figures)
 
 
 # ----------------------------------------------------------------------------- 3. share
@@ -308,19 +244,6 @@ def share_plans(resources: dict[str, float], kind: str, counts: tuple[int, ...])
         else:
             plans[k] = plan_workers(resources, accelerator=kind, share=1 / k, concurrency=k)
     return plans
-
-
-def aggregate_rate(epochs: list[list[tuple[float, float, int]]]) -> float:
-    """Images per second of all trials together while every one of them was training: each
-    trial's epochs are (start, end, images); the window runs from the latest start of a second
-    epoch (the first one holds start-up) to the earliest end of a last one, and each epoch counts
-    the share of its images that falls inside it. NaN when the trials never overlapped."""
-    skip = [e[1:] if len(e) > 1 else e for e in epochs]
-    lo, hi = max(e[0][0] for e in skip), min(e[-1][1] for e in skip)
-    if hi <= lo:
-        return math.nan
-    inside = sum(n * max(0.0, min(b, hi) - max(a, lo)) / (b - a) for e in skip for a, b, n in e)
-    return inside / (hi - lo)
 
 
 def share_trial(job: Any, kind: str, data: Any) -> list[tuple[float, float, int]]:
@@ -460,10 +383,6 @@ def step_accuracy(args: argparse.Namespace, clock: Clock) -> StepResult:
     return StepResult("accuracy", "pass" if ok else "FAIL", summary + " (target >= 93.0% in <= 300s)", got)
 
 
-def read(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
 # ----------------------------------------------------------------------------- 5. search
 
 
@@ -488,16 +407,6 @@ def trial_runs(uri: str, name: str) -> list[Any]:
     ids = [e.experiment_id for e in client.search_experiments()]
     where = f"tags.`{layout.KIND}` = '{layout.KIND_TRIAL}' and tags.`{layout.SEARCH}` = '{name}'"
     return client.search_runs(ids, where, max_results=10_000)
-
-
-def most_at_once(spans: list[tuple[float, float]]) -> int:
-    """The most intervals open at one time (an end at the same time as a start does not overlap)."""
-    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], e[1]))
-    now = best = 0
-    for _, step in events:
-        now += step
-        best = max(best, now)
-    return best
 
 
 def step_search(args: argparse.Namespace, clock: Clock) -> StepResult:
@@ -548,32 +457,6 @@ STEPS: dict[str, Callable[[argparse.Namespace, Clock], StepResult]] = {
     "throughput": step_throughput, "overhead": step_overhead, "share": step_share,
     "accuracy": step_accuracy, "search": step_search, "table": step_table,
 }
-
-
-def collect(out: Path, steps: list[str]) -> list[tuple[StepResult, str, str]]:
-    """Each step's result from its log (`STEP.log`), exit status (`STEP.rc`) and `STEP.time`
-    ("seconds cap"), as gpu_check.sh writes them."""
-    rows = []
-    for step in steps:
-        rc_text, (secs, cap) = read(out / f"{step}.rc").strip(), (read(out / f"{step}.time").split() + ["?", "?"])[:2]
-        rc = int(rc_text) if rc_text.lstrip("-").isdigit() else None
-        text = read(out / f"{step}.log")
-        result = parse_step_log(step, text, rc, float(cap) if cap != "?" else math.nan) if text or rc \
-            else StepResult(step, "FAIL", "did not run")
-        rows.append((result, secs, cap))
-    return rows
-
-
-def report(out: Path, steps: list[str]) -> int:
-    rows = collect(out, steps)
-    width = max(len(s) for s in steps)
-    print(f"\n{'step':<{width}}  result  {'s':>5}  {'cap':>5}  figures")
-    print(f"{'-' * width}  ------  -----  -----  -------")
-    for result, secs, cap in rows:
-        print(f"{result.step:<{width}}  {result.status:<6}  {secs:>5}  {cap:>5}  {result.summary}")
-    line = final_line([r for r, _, _ in rows])
-    print(line)
-    return 0 if line.startswith("PASS") else 1
 
 
 def main(argv: list[str] | None = None) -> int:
