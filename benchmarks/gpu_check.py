@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import statistics
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def throughput_command(args: argparse.Namespace, net: Net) -> list[str]:
         return cmd + ["--quick", "--device", "cpu", "--width", "0.25", "--data", "synthetic",
                       "--images", "64", "--threads", "1"]
     return cmd + ["--device", args.device, "--width", str(net.width), "--batch", str(gpu_batch()),
-                  "--images", str(30 * gpu_batch()), "--repeats", "3", "--root", args.data_root]
+                  "--images", str(20 * gpu_batch()), "--repeats", "3", "--root", args.data_root]
 
 
 def step_throughput(args: argparse.Namespace, clock: Clock) -> StepResult:
@@ -185,6 +186,20 @@ def optimizer_step_us(device: Any, spec: Any, steps: int) -> dict[str, float]:
     return out
 
 
+def within(seconds: float, fn: Callable[[], Any]) -> Any:
+    """fn(), or TimeoutError after `seconds` (SIGALRM: a compile is Python, so it stops there)."""
+    def stop(*_: Any) -> None:
+        raise TimeoutError(f"not done within {seconds:.0f}s (capture or compile included)")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(max(1, int(seconds)))
+    try:
+        return fn()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def step_overhead(args: argparse.Namespace, clock: Clock) -> StepResult:
     import torch
     from nas.device import select_device
@@ -201,7 +216,10 @@ def step_overhead(args: argparse.Namespace, clock: Clock) -> StepResult:
             skipped.append(f"{name} skipped ({clock.left():.0f}s left)")
             continue
         try:
-            figures[name] = time_variant(kw, spec, data, dcfg, epochs, batch, device)
+            figures[name] = within(clock.left() - 5, lambda: time_variant(kw, spec, data, dcfg, epochs,
+                                                                          batch, device))
+        except TimeoutError as err:  # a compile slower than the cap is a finding, not a failure
+            skipped.append(f"{name}: {err}")
         except Exception as err:  # noqa: BLE001 - a capture that fails is this step's FAIL
             failed.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}")
         if "torch._dynamo" in sys.modules:
@@ -357,7 +375,7 @@ def step_accuracy(args: argparse.Namespace, clock: Clock) -> StepResult:
     train_cap = min(RECIPE_TRAIN_S, clock.left() - 45)  # start-up, data, per-epoch val, test
     if args.dry_run:
         recipe = 1
-        settings.update({"width": 0.25, "train.batch_size": 64, **data_settings(args, 256, 64)})
+        settings.update({"width": 0.25, "train.batch_size": 64, **data_settings(args, 128, 64)})
     else:
         settings["data.root"] = args.data_root
     epochs = affordable_epochs(recipe, None if args.dry_run else img_s, train_cap, TRIAL_IMAGES)
@@ -386,9 +404,9 @@ def step_accuracy(args: argparse.Namespace, clock: Clock) -> StepResult:
 # ----------------------------------------------------------------------------- 5. search
 
 
-def search_command(args: argparse.Namespace, out: Path, trials: int) -> list[str]:
+def search_command(args: argparse.Namespace, out: Path, name: str, trials: int) -> list[str]:
     cmd = [sys.executable, "-m", "nas.cli", "search", "--space", "shufflenet", "--trials", str(trials),
-           "--name", "gpucheck", "--output-dir", str(out), "--no-progress", "--no-references",
+           "--name", name, "--output-dir", str(out), "--no-progress", "--no-references",
            f"mlflow.tracking_uri=sqlite:///{out}/mlflow.db"]
     if args.dry_run:
         return cmd + ["--budget", "smoke", "--accelerator", "cpu", "--concurrency", "2",
@@ -413,12 +431,13 @@ def step_search(args: argparse.Namespace, clock: Clock) -> StepResult:
     from nas import mlflow_layout as layout
 
     trials, out = (3 if args.dry_run else 12), Path(args.out) / "search"
+    name = f"gpucheck-{time.strftime('%Y%m%d-%H%M%S')}"  # a new search, also in a reused --out
     start = time.perf_counter()
-    done = subprocess.run(search_command(args, out, trials), capture_output=True, text=True,
+    done = subprocess.run(search_command(args, out, name, trials), capture_output=True, text=True,
                           timeout=max(1.0, clock.left() - 10), cwd=Path(args.out))
     wall = time.perf_counter() - start
     print(done.stdout[-4000:], done.stderr[-1500:], flush=True)
-    runs = trial_runs(f"sqlite:///{out}/mlflow.db", "gpucheck")
+    runs = trial_runs(f"sqlite:///{out}/mlflow.db", name)
     numbers = {r.data.tags.get(layout.TRIAL) for r in runs}
     statuses = statistics.multimode([r.data.tags.get(layout.STATUS, "?") for r in runs] or ["none"])
     spans = [(r.info.start_time, r.info.end_time) for r in runs if r.info.end_time]
