@@ -110,11 +110,14 @@ def collect(out: Path, steps: list[str]) -> list[tuple[StepResult, str, str]]:
     ("seconds cap"), as gpu_check.sh writes them."""
     rows = []
     for step in steps:
-        rc_text, (secs, cap) = read(out / f"{step}.rc").strip(), (read(out / f"{step}.time").split() + ["?", "?"])[:2]
+        rc_text = read(out / f"{step}.rc").strip()
+        secs, cap = (read(out / f"{step}.time").split() + ["?", "?"])[:2]
         rc = int(rc_text) if rc_text.lstrip("-").isdigit() else None
         text = read(out / f"{step}.log")
-        result = parse_step_log(step, text, rc, float(cap) if cap != "?" else math.nan) if text or rc \
-            else StepResult(step, "FAIL", "did not run")
+        if rc is None and not text:
+            result = StepResult(step, "FAIL", "did not run")
+        else:
+            result = parse_step_log(step, text, rc, float(cap) if cap != "?" else math.nan)
         rows.append((result, secs, cap))
     return rows
 

@@ -78,7 +78,8 @@ def test_step_log_last_result_wins_and_a_killed_or_crashed_step_fails():
     text = f"noise\n{_line(partial)}\nmore\n{_line(done)}\n"
     assert rep.parse_step_log("overhead", text, 0, 45) == done
     killed = rep.parse_step_log("overhead", f"{_line(partial)}\n", 124, 45)
-    assert killed.status == "FAIL" and "timed out after 45s" in killed.summary and "eager 1.0s/ep" in killed.summary
+    assert killed.status == "FAIL"
+    assert killed.summary == "timed out after 45s (last figures: eager 1.0s/ep)"
     crashed = rep.parse_step_log("share", "Traceback ...\nRuntimeError: CUDA error\n", 1, 60)
     assert crashed.status == "FAIL" and crashed.summary == "exit 1: RuntimeError: CUDA error"
 
@@ -88,7 +89,8 @@ def test_final_line_names_failed_steps_and_keeps_every_figure():
     skipped = rep.StepResult("table", "skip", "no space_table.py")
     bad = rep.StepResult("accuracy", "FAIL", "test 91.20%")
     assert rep.final_line([ok, skipped]) == "PASS | throughput: x0.97 bare; table: no space_table.py"
-    assert rep.final_line([ok, bad, skipped]).startswith("FAIL accuracy | throughput: x0.97 bare; accuracy: test 91.20%")
+    assert rep.final_line([ok, bad, skipped]) == ("FAIL accuracy | throughput: x0.97 bare; "
+                                                  "accuracy: test 91.20%; table: no space_table.py")
 
 
 def test_report_reads_the_files_the_script_writes(tmp_path, capsys):
@@ -100,7 +102,8 @@ def test_report_reads_the_files_the_script_writes(tmp_path, capsys):
     (tmp_path / "search.time").write_text("105 105\n")
     assert rep.report(tmp_path, ["throughput", "search", "share"]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "FAIL search, share | throughput: fast; search: timed out after 105s; share: did not run"
+    assert out[-1] == ("FAIL search, share | throughput: fast; search: timed out after 105s; "
+                       "share: did not run")
     assert any(ln.split()[:4] == ["throughput", "pass", "61", "75"] for ln in out)
 
 
@@ -129,6 +132,9 @@ def test_share_result_fails_outside_a_dry_run_when_trials_never_overlapped():
     assert res.status == "FAIL" and "4: no overlap" in res.summary and "1 sizes not run" in res.summary
     assert res.figures["best_trials_per_device"] == 2
     assert gc.share_result({1: 1000.0, 2: 1800.0}, 2, dry_run=False).status == "pass"
+    oom = gc.share_result({1: 1000.0, 2: float("nan")}, 2, dry_run=False,
+                          errors={2: "OutOfMemoryError: CUDA"})
+    assert oom.status == "FAIL" and "2: OutOfMemoryError: CUDA" in oom.summary
 
 
 def test_most_at_once_and_affordable_epochs():
