@@ -252,3 +252,13 @@ def test_cuda_graphs_flag_runs_eagerly_off_cuda():
                     progress=False)
         losses.append([h["train_loss"] for h in out.history])
     assert losses[0] == losses[1]
+
+
+def test_cuda_graphs_flag_compiles_for_cuda():
+    """On a CUDA device the flag wraps the model for capture (compiled lazily: no GPU needed here)."""
+    from nas.train import step_module
+
+    net = nn.Linear(2, 2)
+    for cfg in (TrainConfig(cuda_graphs=True), TrainConfig(cuda_graphs=True, compile=True)):
+        wrapped = step_module(net, cfg, torch.device("cuda"))
+        assert wrapped is not net and wrapped._orig_mod is net
