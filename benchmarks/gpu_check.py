@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import statistics
 import subprocess
@@ -111,8 +112,9 @@ def step_throughput(args: argparse.Namespace, clock: Clock) -> StepResult:
     ok, parts = True, []
     for i, net in enumerate(NETS):
         try:
+            later = 30 * (len(NETS) - i - 1)  # seconds kept for the nets after this one
             done = subprocess.run(throughput_command(args, net), capture_output=True, text=True,
-                                  timeout=max(1.0, clock.left() / (len(NETS) - i)))
+                                  timeout=max(1.0, clock.left() - later))
             print(done.stdout + done.stderr[-2000:], flush=True)
             got = parse_throughput(done.stdout)
         except (subprocess.TimeoutExpired, ValueError) as err:  # this net fails, the other runs
@@ -243,7 +245,7 @@ def overhead_result(figures: dict[str, Any], failed: list[str], skipped: list[st
     opt = figures["optimizer_us"]
     parts = [f"{k} {v['steady_s']:.2f}s/ep (1st {v['first_s']:.1f}s), {v['trial_s']:.0f}s/trial"
              for k, v in timed.items()]
-    best = min(timed, key=lambda k: timed[k]["trial_s"]) if timed else "-"
+    best = min(timed, key=lambda k: timed[k]["trial_s"]) if timed and not dry_run else "-"
     fastest = min(opt, key=opt.get) if opt else "-"
     parts.append(f"best for a gpu trial: {best}; optimizer step us "
                  + ", ".join(f"{k} {v:.0f}" for k, v in opt.items()) + f" (fastest {fastest})")
@@ -447,6 +449,7 @@ def step_search(args: argparse.Namespace, clock: Clock) -> StepResult:
 
     trials, out = (3 if args.dry_run else 12), Path(args.out) / "search"
     name = f"gpucheck-{time.strftime('%Y%m%d-%H%M%S')}"  # a new search, also in a reused --out
+    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     done = subprocess.run(search_command(args, out, name, trials), capture_output=True, text=True,
                           timeout=max(1.0, clock.left() - 10), cwd=Path(args.out))
@@ -514,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
 
         result = StepResult(args.step, "FAIL", one_line(err)[:200])
     emit(result)
-    return 0
+    sys.stdout.flush()
+    os._exit(0)  # now: a compile interrupted at its cap may leave worker pools that delay exit
 
 
 if __name__ == "__main__":

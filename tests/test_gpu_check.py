@@ -145,6 +145,14 @@ def test_most_at_once_and_affordable_epochs():
     assert gc.affordable_epochs(30, None, 300, 45_000) == 30
 
 
+def test_within_stops_what_overruns_its_seconds():
+    import time
+
+    assert gc.within(5, lambda: 7) == 7
+    with pytest.raises(TimeoutError, match="not done within 1s"):
+        gc.within(1, lambda: time.sleep(5))
+
+
 def test_the_recipe_is_the_gpu_budgets_run_layer():
     settings, epochs = gc.recipe_settings()
     assert settings == {"data.val_size": 5000, "train.epochs": 30, "train.batch_size": 256}
