@@ -384,22 +384,29 @@ def affordable_epochs(recipe: int, img_s: float | None, train_cap_s: float, imag
     return max(1, min(recipe, int(train_cap_s * img_s / images)))
 
 
-def step_accuracy(args: argparse.Namespace, clock: Clock) -> StepResult:
+def accuracy_settings(args: argparse.Namespace, out: Path) -> tuple[dict[str, Any], int]:
+    """`nas run preset=mobilenet_v2` settings: the `gpu` recipe on the check's data (a dry run: one
+    epoch of a tiny synthetic set at width 0.25), and the recipe's epochs."""
     settings, recipe = recipe_settings()
-    measured = parse_step_log("throughput", read(Path(args.out) / "throughput.log"), 0, 0).figures
-    img_s = measured.get(f"{NETS[1].name}_nas_img_s")
-    train_cap = min(RECIPE_TRAIN_S, clock.left() - 45)  # start-up, data, per-epoch val, test
     if args.dry_run:
         recipe = 1
         settings.update({"width": 0.25, "train.batch_size": 64, **data_settings(args, 128, 64)})
     else:
         settings["data.root"] = args.data_root
-    epochs = affordable_epochs(recipe, None if args.dry_run else img_s, train_cap, TRIAL_IMAGES)
-    out = Path(args.out) / "accuracy"
-    out.mkdir(parents=True, exist_ok=True)
-    settings.update({"train.epochs": epochs, "device": "cpu" if args.dry_run else args.device,
+    settings.update({"train.epochs": recipe, "device": "cpu" if args.dry_run else args.device,
                      "output_dir": out, "mlflow.tracking_uri": f"sqlite:///{out}/mlflow.db",
                      "progress": "true"})
+    return settings, recipe
+
+
+def step_accuracy(args: argparse.Namespace, clock: Clock) -> StepResult:
+    out = Path(args.out) / "accuracy"
+    out.mkdir(parents=True, exist_ok=True)
+    settings, recipe = accuracy_settings(args, out)
+    measured = parse_step_log("throughput", read(Path(args.out) / "throughput.log"), 0, 0).figures
+    img_s = None if args.dry_run else measured.get(f"{NETS[1].name}_nas_img_s")
+    train_cap = min(RECIPE_TRAIN_S, clock.left() - 45)  # start-up, data, per-epoch val, test
+    epochs = settings["train.epochs"] = affordable_epochs(recipe, img_s, train_cap, TRIAL_IMAGES)
     cmd = [sys.executable, "-m", "nas.cli", "run", "preset=mobilenet_v2", *as_words(settings)]
     print(" ".join(cmd), flush=True)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, clock.left() - 2))

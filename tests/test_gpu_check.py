@@ -4,6 +4,7 @@ run of gpu_check.sh on the CPU."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import math
@@ -157,6 +158,24 @@ def test_the_recipe_is_the_gpu_budgets_run_layer():
     settings, epochs = gc.recipe_settings()
     assert settings == {"data.val_size": 5000, "train.epochs": 30, "train.batch_size": 256}
     assert epochs == 30
+
+
+def test_the_device_runs_commands_are_valid_arguments(tmp_path):
+    """What only a GPU run executes: its words are valid `nas run` settings and its flags parse."""
+    from nas.config import load_run_config
+
+    args = argparse.Namespace(dry_run=False, data_root=str(tmp_path), device="cuda", out=str(tmp_path))
+    settings, recipe = gc.accuracy_settings(args, tmp_path)
+    cfg = load_run_config(gc.as_words({k: v for k, v in settings.items() if k != "preset"}))
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.data.val_size, cfg.device) == (30, 256, 5000, "cuda")
+    search = gc.search_command(args, tmp_path, "x", 12)
+    cfg = load_run_config([w for w in search if "=" in w and not w.startswith("-")])
+    assert (cfg.train.epochs, cfg.data.train_subset, cfg.data.root) == (3, 10_000, str(tmp_path))
+    assert search[search.index("--per-trial") + 1] == "0.25" and search[search.index("--budget") + 1] == "gpu"
+    throughput = _load("train_throughput")
+    parsed = throughput.parse_args(gc.throughput_command(args, gc.NETS[1])[2:])
+    assert (parsed.device, parsed.preset, parsed.width, parsed.batch, parsed.images) == (
+        "cuda", "mobilenet_v2", 1.0, 256, 5120)
 
 
 @pytest.mark.slow
