@@ -30,6 +30,12 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+for step in ${ONLY//,/ }; do
+    case "$step" in throughput|overhead|share|accuracy|search|table) ;;
+        *) echo "gpu_check.sh: --only $step: the steps are throughput,overhead,share,accuracy,search,table" >&2
+           exit 2 ;;
+    esac
+done
 PY="${PYTHON:-python}"
 OUT="${OUT:-$(mktemp -d -t nas-gpu-check-XXXXXX)}"
 mkdir -p "$OUT"
@@ -45,6 +51,7 @@ else
     if [ -z "$DATA_ROOT" ]; then
         DATA_ROOT="${NAS_TEST_DATA:-$REPO/.nas/test-data}"
         MAKE="$REPO/../shared/data/cifar10/make_batches.py"
+        [ -f "$MAKE" ] || MAKE="$REPO/shared/data/cifar10/make_batches.py"
         if [ ! -f "$DATA_ROOT/cifar-10-batches-py/data_batch_5" ] && [ -f "$MAKE" ]; then
             echo "building CIFAR-10 into $DATA_ROOT from $MAKE"
             "$PY" "$MAKE" "$DATA_ROOT" >/dev/null || echo "could not build CIFAR-10 (steps will say so)"
