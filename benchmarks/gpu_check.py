@@ -16,6 +16,7 @@ into measured defaults. Each subcommand runs one step and ends with one `GPUCHEC
   table       benchmarks/space_table.py on the device, when that file exists (else skipped)
 
 `--dry-run`: every step tiny on the CPU (synthetic data; targets are not applied to timings there).
+Step 2's measurements are in gpu_check_launch.py, the reading back in gpu_check_report.py.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from gpu_check_launch import GRAPH_VARIANTS, optimizer_step_us, overhead_result, time_variant, within
 from gpu_check_report import (StepResult, aggregate_rate, emit, most_at_once, parse_nas_run, parse_step_log,
                               parse_throughput, read, report)
 
@@ -133,79 +134,6 @@ def step_throughput(args: argparse.Namespace, clock: Clock) -> StepResult:
 
 # ----------------------------------------------------------------------------- 2. overhead
 
-GRAPH_VARIANTS = {"eager": {}, "graphs": {"cuda_graphs": True},
-                  "compile+graphs": {"cuda_graphs": True, "compile": True}}
-
-
-def time_variant(kw: dict[str, Any], spec: Any, data: Any, dcfg: Any, epochs: int, batch: int,
-                 device: Any) -> dict[str, float]:
-    """`nas.train.train` with these TrainConfig settings: first epoch (capture or compile
-    included), the steady epoch after it, and a `gpu` trial (45,000 x 30) projected from both."""
-    import nas
-    import torch
-    from nas.config import TrainConfig
-    from nas.device import precision_for
-    from nas.train import train
-
-    torch.manual_seed(0)
-    model = nas.build_model(spec).to(device)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch, **kw)
-    out = train(model, data, cfg, data_cfg=dcfg, precision=precision_for(device), progress=False)
-    secs = [h["epoch_s"] for h in out.history]
-    steady = statistics.median(secs[1:]) if len(secs) > 1 else secs[0]
-    per_image = steady / len(data.train)
-    return {"first_s": secs[0], "steady_s": steady, "img_s": 1 / per_image,
-            "trial_s": secs[0] - steady + 30 * TRIAL_IMAGES * per_image}
-
-
-def optimizer_step_us(device: Any, spec: Any, steps: int) -> dict[str, float]:
-    """Microseconds per SGD step (momentum, nesterov, weight decay off BN/biases) on the net's
-    parameters: nas's own optimizer against torch.optim's foreach and fused implementations."""
-    import nas
-    import torch
-    from nas.config import TrainConfig
-    from nas.device import synchronize
-    from nas.train import OPTIMIZERS, param_groups
-
-    model = nas.build_model(spec).to(device)
-    for p in model.parameters():
-        p.grad = torch.randn_like(p) * 1e-3
-    sgd = dict(lr=0.1, momentum=0.9, nesterov=True)
-    makers: dict[str, Callable[[], Any]] = {
-        "nas": lambda: OPTIMIZERS["sgd"](param_groups(model, 5e-4), TrainConfig()),
-        "torch_foreach": lambda: torch.optim.SGD(param_groups(model, 5e-4), foreach=True, **sgd),
-        "torch_fused": lambda: torch.optim.SGD(param_groups(model, 5e-4), fused=True, **sgd),
-    }
-    out = {}
-    for name, make in makers.items():
-        try:
-            opt = make()
-            for _ in range(5):
-                opt.step()
-            synchronize(device)
-            start = time.perf_counter()
-            for _ in range(steps):
-                opt.step()
-            synchronize(device)
-            out[name] = 1e6 * (time.perf_counter() - start) / steps
-        except (RuntimeError, ValueError) as err:  # fused SGD where this torch has none
-            print(f"optimizer {name}: {err}".splitlines()[0])
-    return out
-
-
-def within(seconds: float, fn: Callable[[], Any]) -> Any:
-    """fn(), or TimeoutError after `seconds` (SIGALRM: a compile is Python, so it stops there)."""
-    def stop(*_: Any) -> None:
-        raise TimeoutError(f"not done within {seconds:.0f}s (capture or compile included)")
-
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.alarm(max(1, int(seconds)))
-    try:
-        return fn()
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
 
 def step_overhead(args: argparse.Namespace, clock: Clock) -> StepResult:
     import torch
@@ -225,8 +153,8 @@ def step_overhead(args: argparse.Namespace, clock: Clock) -> StepResult:
             skipped.append(f"{name} skipped ({clock.left():.0f}s left)")
             continue
         try:
-            figures[name] = within(clock.left() - 5, lambda: time_variant(kw, spec, data, dcfg, epochs,
-                                                                          batch, device))
+            figures[name] = within(clock.left() - 5, lambda: time_variant(
+                kw, spec, data, dcfg, epochs, batch, device, (TRIAL_IMAGES, recipe_settings()[1])))
         except TimeoutError as err:  # a compile slower than the cap is a finding, not a failure
             skipped.append(f"{name}: {err}")
         except Exception as err:  # noqa: BLE001 - a capture that fails is this step's FAIL
@@ -236,23 +164,6 @@ def step_overhead(args: argparse.Namespace, clock: Clock) -> StepResult:
         print(f"{name}: {figures.get(name)}", flush=True)
         emit(overhead_result(figures, failed, skipped, args.dry_run))  # what finished, if cut short
     return overhead_result(figures, failed, skipped, args.dry_run)
-
-
-def overhead_result(figures: dict[str, Any], failed: list[str], skipped: list[str],
-                    dry_run: bool) -> StepResult:
-    """Each variant's steady epoch, first epoch and projected `gpu` trial; the optimizers' step."""
-    timed = {k: v for k, v in figures.items() if k in GRAPH_VARIANTS}
-    opt = figures["optimizer_us"]
-    parts = [f"{k} {v['steady_s']:.2f}s/ep (1st {v['first_s']:.1f}s), {v['trial_s']:.0f}s/trial"
-             for k, v in timed.items()]
-    best = min(timed, key=lambda k: timed[k]["trial_s"]) if timed and not dry_run else "-"
-    fastest = min(opt, key=opt.get) if opt else "-"
-    parts.append(f"best for a gpu trial: {best}; optimizer step us "
-                 + ", ".join(f"{k} {v:.0f}" for k, v in opt.items()) + f" (fastest {fastest})")
-    figures = {**figures, "best_graphs": best, "fastest_optimizer": fastest}
-    if dry_run:
-        parts.append("[dry run: graphs run eagerly on CPU]")
-    return StepResult("overhead", "FAIL" if failed else "pass", "; ".join(parts + failed + skipped), figures)
 
 
 # ----------------------------------------------------------------------------- 3. share
@@ -485,7 +396,7 @@ def step_table(args: argparse.Namespace, clock: Clock) -> StepResult:
         return StepResult("table", "skip", "benchmarks/space_table.py does not exist yet: skipped")
     table = Path(args.table or Path(args.out) / "space_table.csv")
     cmd = [sys.executable, str(script), "--data-root", args.data_root or str(Path(args.out) / "data"),
-           "--table", str(table), "--time-limit-s", str(int(clock.left() - 15))]
+           "--table", str(table), "--time-limit-s", str(max(5, int(clock.left() - 15)))]
     cmd += ["--tiny", "--device", "cpu"] if args.dry_run else ["--concurrency", "4", "--device", args.device]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, clock.left() - 2))
     print(done.stdout[-4000:], done.stderr[-1500:], flush=True)

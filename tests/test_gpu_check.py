@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py and gpu_check_report.py (issue 32): the parsing of the check's own
+"""benchmarks/gpu_check.py, gpu_check_launch.py and gpu_check_report.py (issue 32): the parsing of the check's own
 output and of the tools it drives, the share and placement arithmetic, and (slow) the whole dry
 run of gpu_check.sh on the CPU."""
 
@@ -28,6 +28,7 @@ def _load(name: str):
 
 
 rep = _load("gpu_check_report")
+_load("gpu_check_launch")
 gc = _load("gpu_check")
 
 # train_throughput.py --part loop's table, as it printed it (a CPU dry run)
