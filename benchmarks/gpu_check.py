@@ -146,7 +146,7 @@ def step_overhead(args: argparse.Namespace, clock: Clock) -> StepResult:
     spec = cifar_spec(NETS[0], 0.25 if args.dry_run else None)
     on_cpu = ("eager", "graphs")  # compile+graphs off CUDA is plain torch.compile: not this step's
     variants = GRAPH_VARIANTS if device.type == "cuda" else {k: GRAPH_VARIANTS[k] for k in on_cpu}
-    figures: dict[str, Any] = {"optimizer_us": optimizer_step_us(device, spec, 20 if args.dry_run else 200)}
+    figures: dict[str, Any] = {"optimizer_us": optimizer_step_us(device, spec, 3 if args.dry_run else 200)}
     failed, skipped = [], []
     for name, kw in variants.items():
         if name != "eager" and clock.left() < 20:

@@ -65,7 +65,7 @@ def optimizer_step_us(device: Any, spec: Any, steps: int) -> dict[str, float]:
     for name, make in makers.items():
         try:
             opt = make()
-            for _ in range(5):
+            for _ in range(min(5, steps)):  # warm-up: state buffers, kernels
                 opt.step()
             synchronize(device)
             start = time.perf_counter()
