@@ -320,7 +320,8 @@ def step_accuracy(args: argparse.Namespace, clock: Clock) -> StepResult:
     epochs = settings["train.epochs"] = affordable_epochs(recipe, img_s, train_cap, TRIAL_IMAGES)
     cmd = [sys.executable, "-m", "nas.cli", "run", "preset=mobilenet_v2", *as_words(settings)]
     print(" ".join(cmd), flush=True)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, clock.left() - 2))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, clock.left() - 2),
+                          cwd=out)  # MLflow's artifacts folder goes beside its store, not here
     print(done.stdout, done.stderr[-1500:], flush=True)
     if done.returncode:
         return StepResult("accuracy", "FAIL", f"nas run exit {done.returncode}: {done.stderr.strip()[-160:]}")
@@ -370,7 +371,7 @@ def step_search(args: argparse.Namespace, clock: Clock) -> StepResult:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     done = subprocess.run(search_command(args, out, name, trials), capture_output=True, text=True,
-                          timeout=max(1.0, clock.left() - 10), cwd=Path(args.out))
+                          timeout=max(1.0, clock.left() - 10), cwd=out)
     wall = time.perf_counter() - start
     print(done.stdout[-4000:], done.stderr[-1500:], flush=True)
     runs = trial_runs(f"sqlite:///{out}/mlflow.db", name)
@@ -394,11 +395,12 @@ def step_table(args: argparse.Namespace, clock: Clock) -> StepResult:
     script = HERE / "space_table.py"
     if not script.exists():
         return StepResult("table", "skip", "benchmarks/space_table.py does not exist yet: skipped")
-    table = Path(args.table or Path(args.out) / "space_table.csv")
+    table = Path(args.table or Path(args.out) / "space_table.csv").resolve()
     cmd = [sys.executable, str(script), "--data-root", args.data_root or str(Path(args.out) / "data"),
            "--table", str(table), "--time-limit-s", str(max(5, int(clock.left() - 15)))]
     cmd += ["--tiny", "--device", "cpu"] if args.dry_run else ["--concurrency", "4", "--device", args.device]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, clock.left() - 2))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(1.0, clock.left() - 2),
+                          cwd=args.out)
     print(done.stdout[-4000:], done.stderr[-1500:], flush=True)
     rows = max(0, len(read(table).splitlines()) - 1)
     status = "pass" if done.returncode == 0 else "FAIL"
@@ -426,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", default=None, help="space table CSV (default OUT/space_table.csv)")
     p.add_argument("--steps", default=",".join(STEPS), help="report: which steps' logs")
     args = p.parse_args(argv)
+    args.out = str(Path(args.out).resolve())  # the steps run tools in folders of their own
+    args.data_root = args.data_root and str(Path(args.data_root).expanduser().resolve())
     if args.step == "report":
         return report(Path(args.out), args.steps.split(","))
     try:
