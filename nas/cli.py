@@ -87,7 +87,7 @@ keys (key=value, merged over the defaults and --config):
   data.name= data.root= data.val_size= data.train_subset= data.cutout= data.grayscale=
   train.epochs= train.batch_size= train.lr= train.optimizer= train.schedule= train.seed=
   train.label_smoothing= train.grad_clip= train.ema= train.deterministic= train.compile=
-  device= mlflow.experiment= mlflow.tracking_uri= mlflow.enabled= resume= output_dir=
+  train.cuda_graphs= device= mlflow.experiment= mlflow.tracking_uri= mlflow.enabled= resume= output_dir=
   `nas run --show-config` prints every key with its default.
 """
 

@@ -46,6 +46,9 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on GPU/NPU) | bf16 | fp16 | off
     channels_last: str = "auto"  # auto (on GPU/NPU) | on | off
     compile: bool = False  # torch.compile the model
+    # replay forward + backward as CUDA graphs (few kernel launches: small nets are launch-bound);
+    # CUDA only, eager elsewhere; with compile=true: torch.compile mode="reduce-overhead"
+    cuda_graphs: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,12 @@ class RunConfig:
     progress: bool = True  # progress bar per epoch
 
     def run_key(self) -> str:
-        """Hash of everything that changes the result (not resume/progress/output/mlflow)."""
+        """Hash of everything that changes the result (not resume/progress/output/mlflow, nor
+        train.cuda_graphs: how the same steps are launched, so a run may resume with it switched)."""
         data = to_dict(self)
         for key in ("resume", "progress", "output_dir", "mlflow"):
             data.pop(key)
+        data["train"].pop("cuda_graphs")
         return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

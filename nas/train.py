@@ -375,6 +375,20 @@ def _epoch(loop: _Loop, step_model: nn.Module, data: DataBundle, epoch: int, *, 
             "epoch_s": seconds}
 
 
+def step_module(model: nn.Module, cfg: TrainConfig, device: torch.device) -> nn.Module:
+    """What the training step calls: `model` itself (eager), or compiled. `train.cuda_graphs` on
+    CUDA records forward and backward once and replays them as CUDA graphs (one launch instead of
+    hundreds: small CIFAR nets are launch-bound); alone it uses dynamo's `cudagraphs` backend
+    (capture only, no code generation: seconds), with `train.compile` torch.compile's
+    "reduce-overhead" mode (generated kernels, then graphs). Off CUDA it is ignored: eager."""
+    graphs = cfg.cuda_graphs and device.type == "cuda"
+    if graphs and cfg.compile:
+        return torch.compile(model, mode="reduce-overhead")
+    if graphs:
+        return torch.compile(model, backend="cudagraphs")
+    return torch.compile(model) if cfg.compile else model
+
+
 def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report | None = None, *,
           data_cfg: DataConfig, precision: Precision, checkpoint_path: Path | None = None,
           resume: bool = False,
@@ -402,7 +416,7 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
     start_epoch = 0
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         history, start_epoch = _restore(loop, checkpoint_path)
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = step_module(model, cfg, device)
     started = time.perf_counter()
     model.train()
     for epoch in range(start_epoch, cfg.epochs):

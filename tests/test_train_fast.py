@@ -229,3 +229,36 @@ def test_on_and_off_words_reach_string_settings(tmp_path):
 
     cfg = load_run_config(["train.amp=off", "train.channels_last=on"])
     assert (cfg.train.amp, cfg.train.channels_last) == ("off", "on")
+
+
+def test_cuda_graphs_flag_runs_eagerly_off_cuda():
+    """train.cuda_graphs=true on a CPU steps the model itself (no dynamo, no capture): the same
+    losses, bit for bit, as without it; and the run keeps its key (it may resume either way)."""
+    from nas.config import RunConfig, load_run_config
+    from nas.train import step_module
+
+    cfg = load_run_config(["train.cuda_graphs=true"])
+    assert cfg.train.cuda_graphs is True
+    assert cfg.run_key() == RunConfig().run_key()
+    net = nn.Linear(2, 2)
+    assert step_module(net, cfg.train, torch.device("cpu")) is net
+    dc = DataConfig(name="synthetic", val_size=32, synthetic_train=160, synthetic_test=32)
+    losses = []
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        m = nas.build_model(nas.load_preset("dsc_cnn", resolution=32, in_channels=3, num_classes=10))
+        tc = TrainConfig(epochs=2, batch_size=64, cuda_graphs=graphs)
+        out = train(m, load_data(dc), tc, data_cfg=dc, precision=precision_for(torch.device("cpu")),
+                    progress=False)
+        losses.append([h["train_loss"] for h in out.history])
+    assert losses[0] == losses[1]
+
+
+def test_cuda_graphs_flag_compiles_for_cuda():
+    """On a CUDA device the flag wraps the model for capture (compiled lazily: no GPU needed here)."""
+    from nas.train import step_module
+
+    net = nn.Linear(2, 2)
+    for cfg in (TrainConfig(cuda_graphs=True), TrainConfig(cuda_graphs=True, compile=True)):
+        wrapped = step_module(net, cfg, torch.device("cuda"))
+        assert wrapped is not net and wrapped._orig_mod is net
