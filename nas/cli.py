@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any, Callable
 
+from nas.deploy_cli import COMMANDS as DEPLOY_COMMANDS
 from nas.errors import NasError, SpecError
 from nas.words import parse_words
 
@@ -372,6 +373,7 @@ COMMANDS: dict[str, Command] = {
     "pareto": (cmd_pareto, "a search's accuracy vs MACs / params with its Pareto front, from MLflow",
                EPILOG_PARETO, _pareto_args),
 }
+COMMANDS.update(DEPLOY_COMMANDS)  # export, latency (nas.deploy_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
