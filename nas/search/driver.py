@@ -50,10 +50,12 @@ __all__ = ["SearchSettings", "SearchOutcome", "front_table", "search"]
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                    optuna.trial.TrialState.FAIL)
 TRAINED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # a FAIL's span may hold a kill's downtime
-SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency_ms")
-LIMIT_KEYS = ("max_macs", "max_params")
+SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency", "latency_ms")  # latency: latency_ms
+LIMIT_KEYS = ("max_macs", "max_params", "max_latency_ms")
 RESUME_KEEPS = {"objectives": "--objectives", "seed": "--seed", "budget": "--budget",  # field -> its flag
                 "max_macs": "max_macs=", "max_params": "max_params=", "asha": "--no-asha",
+                "max_latency_ms": "max_latency_ms=", "latency_runtime": "--latency-runtime",
+                "latency_threads": "--latency-threads",
                 "scheduler": "--scheduler", "references": "--no-references"}
 OBSERVED_TRIALS = 4  # a resumed search estimates its time from its own trials once it has this many
 TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
@@ -71,6 +73,9 @@ class SearchSettings:
     budget: str | None = None  # None: gpu when a GPU is visible, else cpu
     max_macs: float | None = None
     max_params: float | None = None
+    max_latency_ms: float | None = None
+    latency_runtime: str = "onnxruntime"  # nas.latency.RUNTIMES: where latency is measured
+    latency_threads: int = 1
     address: str | None = None
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # kept: --per-trial with --accelerator cuda
@@ -108,6 +113,7 @@ class Search:
     campaign: CampaignRecorder
     recorder: SearchRecorder
     started: float
+    latency: Any = None  # nas.latency.LatencyCache when latency is an objective or a limit
 
     @property
     def scheduler(self) -> str:
@@ -143,7 +149,19 @@ def _check_settings(settings: SearchSettings) -> list[Objective]:
     if unsupported:
         raise NasError(f"--objectives: {', '.join(unsupported)} cannot be searched on; use "
                        f"{', '.join(SEARCH_OBJECTIVES)} (val_acc is the validation split's accuracy)")
-    return objectives
+    return [Objective("latency_ms", o.direction) if o.name == "latency" else o for o in objectives]
+
+
+def _latency_cache(settings: SearchSettings, objectives: list[Objective], folder: Path) -> Any:
+    """The measured latency per shape (`folder/latency.json`) when the search needs it; an
+    unknown or missing runtime is one line before anything starts."""
+    if settings.max_latency_ms is None and all(o.name != "latency_ms" for o in objectives):
+        return None
+    from nas.latency import LatencyCache, LatencySettings, check_settings
+
+    measured = LatencySettings(runtime=settings.latency_runtime, threads=settings.latency_threads)
+    check_settings(measured)
+    return LatencyCache(measured, folder / "latency.json")
 
 
 def _same_space(given: str, stored: str, name: str) -> None:
@@ -177,6 +195,7 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     settings = resumed_settings(settings, stored, RESUME_KEEPS, what="search", name=name)
     objectives = _check_settings(settings)
     scheduler_name(settings.asha, settings.scheduler, objectives)
+    latency = _latency_cache(settings, objectives, folder)
     import torch
 
     budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
@@ -193,10 +212,18 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     study = _study(folder, name, objectives, settings, planned)
     campaign = CampaignRecorder(cfg.mlflow, name, state.data.get("parent_run_id"))
     limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
-                    settings.max_params)
+                    settings.max_params, settings.max_latency_ms)
+    recorder = SearchRecorder(campaign, name, latency_tags(latency))
     return Search(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
                   lambda params: space.to_spec(params, **overrides), study, campaign,
-                  SearchRecorder(campaign, name), started)
+                  recorder, started, latency)
+
+
+def latency_tags(cache: Any) -> dict[str, str]:
+    """Where a search's latencies were measured, as MLflow tags of its runs."""
+    if cache is None:
+        return {}
+    return {ml.LATENCY_RUNTIME: cache.settings.runtime, ml.LATENCY_THREADS: str(cache.settings.threads)}
 
 
 def _start_records(s: Search) -> int:
@@ -210,8 +237,10 @@ def _start_records(s: Search) -> int:
             "search": {**asdict(s.settings), "overrides": " ".join(s.settings.overrides)},
             "budget": asdict(s.budget), "limits": asdict(s.limits),
             "data_sizes": {k: s.data.describe()[k] for k in ("train", "val", "test")}},
-            {ml.SPACE: s.space.name, ml.OBJECTIVES: s.settings.objectives, ml.BUDGET: s.budget.name,
-             ml.SELECTION_METRIC: "val_acc (validation split carved from train)"})
+            {ml.SPACE: s.space.name, ml.OBJECTIVES: ",".join(o.name for o in s.objectives),  # latency: latency_ms
+             ml.BUDGET: s.budget.name,
+             ml.SELECTION_METRIC: "val_acc (validation split carved from train)",
+             **latency_tags(s.latency)})
         if s.space.path and Path(s.space.path).is_file():
             s.campaign.parent.log_artifact(s.space.path)
         s.state.data.update({"parent_run_id": s.campaign.parent.run_id, "settings": asdict(s.settings)})
@@ -316,7 +345,7 @@ def search(settings: SearchSettings) -> SearchOutcome:
     workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
                            cpus_each=s.settings.cpus_per_trial, concurrency=s.settings.concurrency)
     setup = TrialSetup(s.cfg, workers.kind, max(1, int(s.settings.cpus_per_trial)),
-                       any(o.name == "latency_ms" for o in s.objectives), faults.failing_trials())
+                       faults.failing_trials())
     remaining = max(0, s.settings.trials - _trained_count(s))
     _plan_line(s, remaining, killed, workers)
     _estimate_line(s, remaining, workers)
@@ -385,7 +414,8 @@ def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSet
     bar, on_done, on_free = _progress(s, remaining)
     searcher = OptunaSearcher(s.study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
                               max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free,
-                              observe_free=s.settings.sampler in OBSERVE_FREE)
+                              observe_free=s.settings.sampler in OBSERVE_FREE,
+                              latency=(lambda spec: s.latency.get(spec).median_ms) if s.latency else None)
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
                                     workers.resources())
     tuner = tune.Tuner(
