@@ -59,14 +59,22 @@ def require(fmt: Format) -> None:
 
 
 def _write_onnx(model: Any, example: Any, path: Path) -> None:
-    """The TorchScript-based exporter: these nets are plain convs, BN, pools and a linear layer,
-    and it exports them 2-3x faster here than `dynamo=True` (the default since torch 2.9)."""
+    """The TorchScript-based exporter where it works: these nets are plain convs, BN, pools and
+    linear layers, and it exports them 2-3x faster here than `dynamo=True` (the default since
+    torch 2.9). An adaptive pool to more than 1x1 (dsc_cnn's 3x3 head) it refuses when the size
+    does not divide its input (and prints its graph to fd 1), so those go through torch.export."""
     import torch
 
+    pools = (torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveMaxPool2d)
+    legacy = all(m.output_size in (1, (1, 1)) for m in model.modules() if isinstance(m, pools))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["image"],
-                          output_names=["logits"], opset_version=ONNX_OPSET)
+        if legacy:
+            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
+                              input_names=["image"], output_names=["logits"])
+        else:  # its own opset: no version conversion
+            torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False,
+                              verbose=False, input_names=["image"], output_names=["logits"])
 
 
 def _open_onnx(path: Path, threads: int) -> Session:
