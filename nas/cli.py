@@ -8,7 +8,7 @@ import sys
 from typing import Any, Callable
 
 from nas.deploy_cli import COMMANDS as DEPLOY_COMMANDS
-from nas.errors import NasError, SpecError
+from nas.errors import NasError
 from nas.words import parse_words
 
 EPILOG_SUMMARY = """examples:
@@ -17,20 +17,6 @@ EPILOG_SUMMARY = """examples:
   nas summary preset=shufflenet_v1_g3 resolution=32 num_classes=10 --json
   nas summary spec=my_net.yaml stages.2.kernel=5
 """
-
-
-def spec_from_assignments(values: dict[str, Any]):
-    """`preset=NAME` or `spec=PATH` plus overrides -> NetSpec."""
-    from nas.presets import load_preset
-    from nas.loading import load_spec
-
-    values = dict(values)
-    preset, spec_path = values.pop("preset", None), values.pop("spec", None)
-    if (preset is None) == (spec_path is None):
-        raise SpecError("give exactly one of preset=NAME or spec=PATH (see `nas presets`)")
-    if preset is not None:
-        return load_preset(str(preset), **values)
-    return load_spec(str(spec_path), **values)
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -57,6 +43,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from nas.counting import count
     from nas.table import format_table
+
+    from nas.presets import spec_from_assignments
 
     spec = spec_from_assignments(parse_words(args.words))
     counted = count(spec)

@@ -40,7 +40,7 @@ measurement lands) and the median's interval. Runtimes: onnxruntime ('nas[onnx]'
 
 def _specs(args: argparse.Namespace) -> list[tuple[Any, str, str | None]]:
     """(spec, file stem, weights path) per network to export."""
-    from nas.cli import spec_from_assignments
+    from nas.presets import spec_from_assignments
 
     if args.front is None:
         spec = spec_from_assignments(parse_words(args.words))
@@ -79,13 +79,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_latency(args: argparse.Namespace) -> int:
-    from nas.cli import spec_from_assignments
     from nas.latency import LatencySettings, check_settings, measure
 
     settings = LatencySettings(runtime=args.runtime, threads=args.threads, batch=args.batch,
                                device=args.device, warmup=args.warmup, max_runs=args.max_runs,
                                max_s=args.max_s, target=args.target)
     check_settings(settings)  # an unknown or missing runtime: one line before building anything
+    from nas.presets import spec_from_assignments
+
     spec = spec_from_assignments(parse_words(args.words))
     res = spec.input.resolution
     print(f"{spec.name} at {spec.input.channels}x{res}x{res}: {measure(spec, settings).describe()}")
