@@ -142,3 +142,21 @@ def test_executorch_program_matches_pytorch(tmp_path):
     spec = load_preset("shufflenet_v1_g3", resolution=32, num_classes=10)
     (check,) = export.export_spec(spec, ["executorch"], tmp_path)
     assert check.ok and check.path.suffix == ".pte", check.describe()
+
+
+def test_retrained_weights_are_kept_and_exported_where_export_front_finds_them(tmp_path, monkeypatch):
+    """What `nas search --retrain-top` does with a retrained net, then `nas export --front`."""
+    from nas.spec import spec_to_yaml
+
+    monkeypatch.delitem(export.FORMATS, "executorch", raising=False)  # ONNX only: the fast part
+
+    spec = load_preset("shufflenet_v1_g2", resolution=32, num_classes=10)
+    model, _ = export.model_for(spec)
+    line = export.export_trained(model, spec, tmp_path, "trial004")
+    assert (tmp_path / "weights" / "trial004.pt").is_file() and (tmp_path / "export" / "trial004.onnx").is_file()
+    assert "trial004.onnx" in line and "check ok" in line and "weights trained (in memory)" in line
+    (tmp_path / "front").mkdir()
+    (tmp_path / "front" / "trial004.yaml").write_text(spec_to_yaml(spec))
+    done = nas("export", "--front", str(tmp_path), "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"weights {tmp_path / 'weights' / 'trial004.pt'}" in done.stdout and "check ok" in done.stdout
