@@ -247,3 +247,11 @@ class LatencyCache:
             from nas.checkpoint import write_json_atomic
 
             write_json_atomic(self.entries, self.path)
+
+
+def search_cache(runtime: str, threads: int, folder: Path) -> LatencyCache:
+    """A search's cache (`folder/latency.json`); an unknown or missing runtime is one line
+    before anything starts."""
+    settings = LatencySettings(runtime=runtime, threads=threads)
+    check_settings(settings)
+    return LatencyCache(settings, folder / "latency.json")

@@ -34,7 +34,7 @@ from nas.words import split_words
 from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives, pareto_mask
-from nas.search.recorder import RecorderCallback, SearchRecorder
+from nas.search.recorder import RecorderCallback, SearchRecorder, latency_tags
 from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
                                 trials_frame, write_front)
 from nas.search.scheduler import make_scheduler, scheduler_name
@@ -152,18 +152,6 @@ def _check_settings(settings: SearchSettings) -> list[Objective]:
     return [Objective("latency_ms", o.direction) if o.name == "latency" else o for o in objectives]
 
 
-def _latency_cache(settings: SearchSettings, objectives: list[Objective], folder: Path) -> Any:
-    """The measured latency per shape (`folder/latency.json`) when the search needs it; an
-    unknown or missing runtime is one line before anything starts."""
-    if settings.max_latency_ms is None and all(o.name != "latency_ms" for o in objectives):
-        return None
-    from nas.latency import LatencyCache, LatencySettings, check_settings
-
-    measured = LatencySettings(runtime=settings.latency_runtime, threads=settings.latency_threads)
-    check_settings(measured)
-    return LatencyCache(measured, folder / "latency.json")
-
-
 def _same_space(given: str, stored: str, name: str) -> None:
     if Path(given).stem != Path(stored).stem:
         raise NasError(f"search {name!r} searches space {stored!r}, not {given!r}; resume it with"
@@ -195,7 +183,11 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     settings = resumed_settings(settings, stored, RESUME_KEEPS, what="search", name=name)
     objectives = _check_settings(settings)
     scheduler_name(settings.asha, settings.scheduler, objectives)
-    latency = _latency_cache(settings, objectives, folder)
+    latency = None  # measured per shape when latency is an objective or a limit (latency.json)
+    if settings.max_latency_ms is not None or any(o.name == "latency_ms" for o in objectives):
+        from nas.latency import search_cache
+
+        latency = search_cache(settings.latency_runtime, settings.latency_threads, folder)
     import torch
 
     budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
@@ -217,13 +209,6 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     return Search(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
                   lambda params: space.to_spec(params, **overrides), study, campaign,
                   recorder, started, latency)
-
-
-def latency_tags(cache: Any) -> dict[str, str]:
-    """Where a search's latencies were measured, as MLflow tags of its runs."""
-    if cache is None:
-        return {}
-    return {ml.LATENCY_RUNTIME: cache.settings.runtime, ml.LATENCY_THREADS: str(cache.settings.threads)}
 
 
 def _start_records(s: Search) -> int:
@@ -284,6 +269,10 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
           f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives}, sampler {s.settings.sampler};"
           f" limits {millions(s.limits.max_macs) if s.limits.max_macs else '-'} MACs,"
           f" {millions(s.limits.max_params) if s.limits.max_params else '-'} params")
+    if s.latency is not None:
+        limit = f", limit {s.limits.max_latency_ms:g} ms" if s.limits.max_latency_ms is not None else ""
+        print(f"  latency: {s.latency.settings.runtime}, {s.latency.settings.threads} thread(s), batch 1,"
+              f" measured here before training, once per shape (latency.json){limit}")
     print(f"  folder {s.folder}   MLflow {(s.campaign.uri or 'disabled').split('?')[0]}"
           f" (experiment {s.cfg.mlflow.experiment})")
 

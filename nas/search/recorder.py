@@ -19,6 +19,13 @@ from nas.status import Status
 TRIAL_EPOCH_METRICS = (*ml.EPOCH_METRICS, ml.TRAIN_S)  # train_s: see trial.run_trial
 
 
+def latency_tags(cache: Any) -> dict[str, str]:
+    """Where a search's latencies were measured (a nas.latency.LatencyCache, or None), as tags."""
+    if cache is None:
+        return {}
+    return {ml.LATENCY_RUNTIME: cache.settings.runtime, ml.LATENCY_THREADS: str(cache.settings.threads)}
+
+
 class SearchRecorder:
     def __init__(self, campaign: CampaignRecorder, search_name: str,
                  latency_tags: dict[str, str] | None = None):
