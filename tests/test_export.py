@@ -144,11 +144,9 @@ def test_executorch_program_matches_pytorch(tmp_path):
     assert check.ok and check.path.suffix == ".pte", check.describe()
 
 
-def test_retrained_weights_are_kept_and_exported_where_export_front_finds_them(tmp_path, monkeypatch):
+def test_retrained_weights_are_kept_and_exported_where_export_front_finds_them(tmp_path):
     """What `nas search --retrain-top` does with a retrained net, then `nas export --front`."""
     from nas.spec import spec_to_yaml
-
-    monkeypatch.delitem(export.FORMATS, "executorch", raising=False)  # ONNX only: the fast part
 
     spec = load_preset("shufflenet_v1_g2", resolution=32, num_classes=10)
     model, _ = export.model_for(spec)

@@ -1,7 +1,7 @@
 """`nas search --retrain-top K`: the K best front members trained again from scratch at the full
 `nas run` budget (same words as the search, so the same spec overrides), their test accuracy
 logged beside the search-time validation accuracy: the number a paper reports. The retrained
-weights are kept (`weights/trialNNN.pt`) and exported (`export/`, `nas.export.export_trained`)."""
+weights are kept (`weights/trialNNN.pt`) and exported to ONNX (`export/`, `nas.export.export_trained`)."""
 
 from __future__ import annotations
 
