@@ -137,6 +137,7 @@ def test_a_missing_runtime_names_its_extra(monkeypatch):
         latency.get_runtime("onnxruntime")
 
 
+@pytest.mark.slow  # lowering to XNNPACK: 30 s to 4 min a net on 2 shared cores
 def test_executorch_program_matches_pytorch(tmp_path):
     pytest.importorskip("executorch")
     spec = load_preset("shufflenet_v1_g3", resolution=32, num_classes=10)
