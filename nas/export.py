@@ -112,7 +112,7 @@ def _open_executorch(path: Path, threads: int) -> Session:
 
 
 FORMATS: dict[str, Format] = {
-    "onnx": Format("onnx", ".onnx", "onnx", ("onnx", "onnxruntime"), _write_onnx, _open_onnx,
+    "onnx": Format("onnx", ".onnx", "onnx", ("onnx", "onnxruntime", "onnxscript"), _write_onnx, _open_onnx,
                    "ONNX Runtime (CPU)"),
     "executorch": Format("executorch", ".pte", "executorch", ("executorch",), _write_executorch,
                          _open_executorch, "ExecuTorch (XNNPACK)"),
