@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any, Callable
 
-from nas.errors import NasError, SpecError
+from nas.deploy_cli import COMMANDS as DEPLOY_COMMANDS
+from nas.errors import NasError
 from nas.words import parse_words
 
 EPILOG_SUMMARY = """examples:
@@ -16,20 +17,6 @@ EPILOG_SUMMARY = """examples:
   nas summary preset=shufflenet_v1_g3 resolution=32 num_classes=10 --json
   nas summary spec=my_net.yaml stages.2.kernel=5
 """
-
-
-def spec_from_assignments(values: dict[str, Any]):
-    """`preset=NAME` or `spec=PATH` plus overrides -> NetSpec."""
-    from nas.presets import load_preset
-    from nas.loading import load_spec
-
-    values = dict(values)
-    preset, spec_path = values.pop("preset", None), values.pop("spec", None)
-    if (preset is None) == (spec_path is None):
-        raise SpecError("give exactly one of preset=NAME or spec=PATH (see `nas presets`)")
-    if preset is not None:
-        return load_preset(str(preset), **values)
-    return load_spec(str(spec_path), **values)
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -56,6 +43,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from nas.counting import count
     from nas.table import format_table
+
+    from nas.presets import spec_from_assignments
 
     spec = spec_from_assignments(parse_words(args.words))
     counted = count(spec)
@@ -139,9 +128,12 @@ EPILOG_SEARCH = """examples:
   nas search --space shufflenet --name nightly --resume        # continue after Ctrl-C or kill -9
   nas search --space shufflenet --address 10.0.0.5:6379      # join a running Ray cluster
   nas search --space shufflenet --budget smoke --trials 4 data.name=synthetic data.val_size=64
+  nas search --space shufflenet --objectives val_acc,latency max_latency_ms=5   # measured, ONNX Runtime
 
 spaces: search_spaces/*.yaml (shufflenet, mobilenet_v1, mobilenet_v2, mixed) or a path.
-key=value words are `nas run` keys (data.*, train.*, device=, mlflow.*) plus max_macs= / max_params=.
+key=value words are `nas run` keys (data.*, train.*, device=, mlflow.*) plus max_macs= / max_params=
+/ max_latency_ms=. Latency (an objective or a limit) is measured before training, once per shape,
+on this machine (`nas latency`: --latency-runtime, --latency-threads).
 Results: searches/NAME/{trials.csv,pareto.png,front/*.yaml}, and MLflow (a parent run per
 search, a child per trial; front members tagged pareto=true).
 """
@@ -157,6 +149,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, accelerator=args.accelerator, per_trial=args.per_trial,
         concurrency=args.concurrency, asha=not args.no_asha, scheduler=args.scheduler,
         retrain_top=args.retrain_top, output_dir=args.output_dir, overrides=list(args.words),
+        latency_runtime=args.latency_runtime, latency_threads=args.latency_threads,
         progress=not args.no_progress, references=not args.no_references,
         **({"sampler": args.sampler} if args.sampler else {}))
     outcome = search(settings)
@@ -214,13 +207,15 @@ def _accelerator_args(p: argparse.ArgumentParser, per: str) -> None:
 
 def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("words", nargs="*", metavar="key=value",
-                   help="nas run keys (data.root=, device=, train.*) and max_macs= / max_params=")
+                   help="nas run keys (data.root=, device=, train.*) and max_macs= / max_params= / max_latency_ms=")
     p.add_argument("--space", required=True, help="search space name or YAML path")
     p.add_argument("--trials", type=int, default=50, help="trials to train (infeasible samples are free)")
     p.add_argument("--name", help="search name (default: SPACE-DATE); reuse it with --resume")
     p.add_argument("--resume", action="store_true", help="continue the search called --name")
     p.add_argument("--objectives", default="val_acc,macs",
-                   help="comma list: val_acc (max), macs, params, latency_ms (min)")
+                   help="comma list: val_acc (max), macs, params, latency (min; measured, see nas latency)")
+    p.add_argument("--latency-runtime", default="onnxruntime", help="onnxruntime | executorch | torch")
+    p.add_argument("--latency-threads", type=int, default=1, help="threads the latency is measured with")
     p.add_argument("--sampler", help="auto (the default: ehvi for val_acc against macs or params on a"
                    " finite space, else gp) | ehvi (GP on val_acc, EHVI with the costs nas.count"
                    " knows) | gp (Optuna's GP sampler, logEHVI) | nsga2 | tpe | random")
@@ -372,6 +367,7 @@ COMMANDS: dict[str, Command] = {
     "pareto": (cmd_pareto, "a search's accuracy vs MACs / params with its Pareto front, from MLflow",
                EPILOG_PARETO, _pareto_args),
 }
+COMMANDS.update(DEPLOY_COMMANDS)  # export, latency (nas.deploy_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -222,10 +222,13 @@ def front_table(search: Search) -> pd.DataFrame:
     return pareto_front(trials, objectives)[columns].reset_index(drop=True)
 
 
-def pareto_figure(search: Search, out: str | Path, panels: Sequence[str] = PANELS) -> Path:
+def pareto_figure(search: Search, out: str | Path, panels: Sequence[str] | None = None) -> Path:
     """The search's figure, as `nas search` draws it (`nas.pareto.plot_front`): accuracy vs
-    each of `panels` (MACs, params) in one PNG, the front over all the search's objectives,
-    the reference nets starred."""
+    each of `panels` (default: MACs, params, and latency where it was measured) in one PNG, the
+    front over all the search's objectives, the reference nets starred."""
+    if panels is None:
+        measured = bool(layout.LATENCY_MS in search.trials.columns and search.trials[layout.LATENCY_MS].notna().any())
+        panels = (*PANELS, layout.LATENCY_MS) if measured else PANELS
     return plot_front(search.trials, search.objectives, out=out, panels=panels,
                       presets=reference_points(search.trials), title=pareto.search_title(search.name))
 

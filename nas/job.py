@@ -11,7 +11,6 @@ point never stops a campaign. Only the caller records anything (MLflow is the dr
 from __future__ import annotations
 
 import socket
-import statistics
 import sys
 import time
 import traceback
@@ -34,7 +33,6 @@ class Job:
     device: str | None = None  # None: cfg.device; a worker passes the device Ray assigned it
     threads: int | None = None  # CPU threads (None: cfg.train.threads)
     test: bool = True  # evaluate the test split once at the end (reporting only)
-    measure_latency: bool = False  # batch-1 forward latency on the job's device (latency_ms)
     fail: str | None = None  # an injected fault (nas.faults): raised inside the job
 
 
@@ -50,7 +48,6 @@ class JobResult:
     device: str = "?"
     precision: str = ""  # nas.device.Precision.describe(): bf16 / fp32, +channels_last
     node: str = ""
-    latency_ms: float | None = None
     error: str = ""
     traceback: str = ""
 
@@ -86,28 +83,6 @@ def node_id() -> str:
     except Exception:  # noqa: BLE001 - not inside a Ray worker
         pass
     return socket.gethostname()
-
-
-def latency_ms(model: Any, shape: tuple[int, ...], device: Any, repeats: int = 15) -> float:
-    """Median forward time of one batch-1 image on `device` (MACs are not speed for depthwise
-    and grouped convs)."""
-    import torch
-
-    from nas.device import synchronize
-
-    model.eval()
-    x = torch.zeros(shape, device=device)
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 3):
-            synchronize(device)
-            start = time.perf_counter()
-            model(x)
-            synchronize(device)
-            if i >= 3:
-                times.append((time.perf_counter() - start) * 1e3)
-    model.train()
-    return statistics.median(times)
 
 
 @dataclass
@@ -161,10 +136,6 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
     torch.manual_seed(cfg.train.seed)
     model = build_model(spec).to(device)
     fixed: dict[str, Any] = {"node": result.node, "device": result.device, "precision": result.precision}
-    if job.measure_latency:
-        res = spec.input.resolution
-        result.latency_ms = latency_ms(model, (1, spec.input.channels, res, res), device)
-        fixed["latency_ms"] = result.latency_ms
 
     def on_epoch(metrics: dict[str, Any]) -> None:
         result.history.append(dict(metrics))

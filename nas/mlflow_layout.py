@@ -35,6 +35,8 @@ POINT = "nas.point"  # an ablation point's key, "groups=3 shuffle=false@1" (cell
 TEST_IMAGES = "nas.test_images"
 DATA = "nas.data"
 BUDGET = "nas.budget"
+LATENCY_RUNTIME = "nas.latency_runtime"  # where a search's latency_ms was measured (nas.latency)
+LATENCY_THREADS = "nas.latency_threads"
 PAPER = "nas.paper"
 SPEC = "nas.spec"
 SELECTION_METRIC = "nas.selection_metric"
@@ -68,7 +70,7 @@ VAL_ACC = "val_acc"  # validation split carved from train: what selection uses
 TEST_ACC = "test_acc"  # the test split, evaluated once at the end, for reporting only
 MACS = "macs"
 PARAMS = "params"
-LATENCY_MS = "latency_ms"
+LATENCY_MS = "latency_ms"  # measured before training (nas.latency); its runtime and threads are tags
 WALL_TIME_S = "wall_time_s"
 TRAIN_S = "train_s"
 EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s")  # logged per epoch (step = epoch)

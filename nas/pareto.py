@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from nas.errors import NasError
-from nas.mlflow_layout import MACS, PARAMS, VAL_ACC
+from nas.mlflow_layout import LATENCY_MS, MACS, PARAMS, VAL_ACC
 from nas.status import Status
 
 # Objectives whose direction is known from the name alone (the `--objectives val_acc,macs` short form).
@@ -277,10 +277,12 @@ def _axis(name: str) -> tuple[float, str]:
 
 
 def _panels(trials: pd.DataFrame, objectives: Sequence[Objective]) -> list[str]:
-    """x axes: MACs and params (when the frame has them or they are objectives), then the other
-    'min' objectives; a missing objective column fails later with its name."""
+    """x axes: MACs and params (when the frame has them or they are objectives), the measured
+    latency (when it was measured), then the other 'min' objectives; a missing objective column
+    fails later with its name."""
     names = [o.name for o in objectives if o.direction == "min"]
-    first = [n for n in (MACS, PARAMS) if n in trials.columns or n in names]
+    measured = bool(LATENCY_MS in trials.columns and trials[LATENCY_MS].notna().any())
+    first = [n for n in (MACS, PARAMS) if n in trials.columns or n in names] + [LATENCY_MS] * measured
     return first + [n for n in names if n not in first]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from nas.counting import Count
 from nas.errors import SpecError
-from nas.loading import checked
+from nas.loading import checked, load_spec
 from nas.schema import suggest
 from nas.spec import NetSpec, apply_overrides, spec_from_dict
 from nas.yaml_io import read_yaml
@@ -103,3 +103,15 @@ def load_preset(name: str, **overrides: Any) -> NetSpec:
     """The preset's spec with overrides: `width=0.5`, `resolution=32`, `num_classes=10`,
     `in_channels=1`, or any field path (`**{"head.dropout": 0.1, "stages.2.groups": 4}`)."""
     return get_preset(name).spec(**overrides)
+
+
+def spec_from_assignments(values: dict[str, Any]) -> NetSpec:
+    """`preset=NAME` or `spec=PATH` plus overrides -> NetSpec (what `nas summary`, `nas export`
+    and `nas latency` take)."""
+    values = dict(values)
+    preset, spec_path = values.pop("preset", None), values.pop("spec", None)
+    if (preset is None) == (spec_path is None):
+        raise SpecError("give exactly one of preset=NAME or spec=PATH (see `nas presets`)")
+    if preset is not None:
+        return load_preset(str(preset), **values)
+    return load_spec(str(spec_path), **values)

@@ -34,7 +34,7 @@ from nas.words import split_words
 from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives, pareto_mask
-from nas.search.recorder import RecorderCallback, SearchRecorder
+from nas.search.recorder import RecorderCallback, SearchRecorder, latency_tags
 from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
                                 trials_frame, write_front)
 from nas.search.scheduler import make_scheduler, scheduler_name
@@ -50,10 +50,12 @@ __all__ = ["SearchSettings", "SearchOutcome", "front_table", "search"]
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                    optuna.trial.TrialState.FAIL)
 TRAINED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # a FAIL's span may hold a kill's downtime
-SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency_ms")
-LIMIT_KEYS = ("max_macs", "max_params")
+SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency", "latency_ms")  # latency: latency_ms
+LIMIT_KEYS = ("max_macs", "max_params", "max_latency_ms")
 RESUME_KEEPS = {"objectives": "--objectives", "seed": "--seed", "budget": "--budget",  # field -> its flag
                 "max_macs": "max_macs=", "max_params": "max_params=", "asha": "--no-asha",
+                "max_latency_ms": "max_latency_ms=", "latency_runtime": "--latency-runtime",
+                "latency_threads": "--latency-threads",
                 "scheduler": "--scheduler", "references": "--no-references"}
 OBSERVED_TRIALS = 4  # a resumed search estimates its time from its own trials once it has this many
 TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
@@ -71,6 +73,9 @@ class SearchSettings:
     budget: str | None = None  # None: gpu when a GPU is visible, else cpu
     max_macs: float | None = None
     max_params: float | None = None
+    max_latency_ms: float | None = None
+    latency_runtime: str = "onnxruntime"  # nas.latency.RUNTIMES: where latency is measured
+    latency_threads: int = 1
     address: str | None = None
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # kept: --per-trial with --accelerator cuda
@@ -108,6 +113,7 @@ class Search:
     campaign: CampaignRecorder
     recorder: SearchRecorder
     started: float
+    latency: Any = None  # nas.latency.LatencyCache when latency is an objective or a limit
 
     @property
     def scheduler(self) -> str:
@@ -143,7 +149,7 @@ def _check_settings(settings: SearchSettings) -> list[Objective]:
     if unsupported:
         raise NasError(f"--objectives: {', '.join(unsupported)} cannot be searched on; use "
                        f"{', '.join(SEARCH_OBJECTIVES)} (val_acc is the validation split's accuracy)")
-    return objectives
+    return [Objective("latency_ms", o.direction) if o.name == "latency" else o for o in objectives]
 
 
 def _same_space(given: str, stored: str, name: str) -> None:
@@ -177,6 +183,11 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     settings = resumed_settings(settings, stored, RESUME_KEEPS, what="search", name=name)
     objectives = _check_settings(settings)
     scheduler_name(settings.asha, settings.scheduler, objectives)
+    latency = None  # measured per shape when latency is an objective or a limit (latency.json)
+    if settings.max_latency_ms is not None or any(o.name == "latency_ms" for o in objectives):
+        from nas.latency import search_cache
+
+        latency = search_cache(settings.latency_runtime, settings.latency_threads, folder)
     import torch
 
     budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
@@ -193,10 +204,11 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     study = _study(folder, name, objectives, settings, planned)
     campaign = CampaignRecorder(cfg.mlflow, name, state.data.get("parent_run_id"))
     limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
-                    settings.max_params)
+                    settings.max_params, settings.max_latency_ms)
+    recorder = SearchRecorder(campaign, name, latency_tags(latency))
     return Search(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
                   lambda params: space.to_spec(params, **overrides), study, campaign,
-                  SearchRecorder(campaign, name), started)
+                  recorder, started, latency)
 
 
 def _start_records(s: Search) -> int:
@@ -210,8 +222,10 @@ def _start_records(s: Search) -> int:
             "search": {**asdict(s.settings), "overrides": " ".join(s.settings.overrides)},
             "budget": asdict(s.budget), "limits": asdict(s.limits),
             "data_sizes": {k: s.data.describe()[k] for k in ("train", "val", "test")}},
-            {ml.SPACE: s.space.name, ml.OBJECTIVES: s.settings.objectives, ml.BUDGET: s.budget.name,
-             ml.SELECTION_METRIC: "val_acc (validation split carved from train)"})
+            {ml.SPACE: s.space.name, ml.OBJECTIVES: ",".join(o.name for o in s.objectives),  # latency: latency_ms
+             ml.BUDGET: s.budget.name,
+             ml.SELECTION_METRIC: "val_acc (validation split carved from train)",
+             **latency_tags(s.latency)})
         if s.space.path and Path(s.space.path).is_file():
             s.campaign.parent.log_artifact(s.space.path)
         s.state.data.update({"parent_run_id": s.campaign.parent.run_id, "settings": asdict(s.settings)})
@@ -255,6 +269,10 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
           f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives}, sampler {s.settings.sampler};"
           f" limits {millions(s.limits.max_macs) if s.limits.max_macs else '-'} MACs,"
           f" {millions(s.limits.max_params) if s.limits.max_params else '-'} params")
+    if s.latency is not None:
+        limit = f", limit {s.limits.max_latency_ms:g} ms" if s.limits.max_latency_ms is not None else ""
+        print(f"  latency: {s.latency.settings.runtime}, {s.latency.settings.threads} thread(s), batch 1,"
+              f" measured here before training, once per shape (latency.json){limit}")
     print(f"  folder {s.folder}   MLflow {(s.campaign.uri or 'disabled').split('?')[0]}"
           f" (experiment {s.cfg.mlflow.experiment})")
 
@@ -316,7 +334,7 @@ def search(settings: SearchSettings) -> SearchOutcome:
     workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
                            cpus_each=s.settings.cpus_per_trial, concurrency=s.settings.concurrency)
     setup = TrialSetup(s.cfg, workers.kind, max(1, int(s.settings.cpus_per_trial)),
-                       any(o.name == "latency_ms" for o in s.objectives), faults.failing_trials())
+                       faults.failing_trials())
     remaining = max(0, s.settings.trials - _trained_count(s))
     _plan_line(s, remaining, killed, workers)
     _estimate_line(s, remaining, workers)
@@ -385,7 +403,8 @@ def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSet
     bar, on_done, on_free = _progress(s, remaining)
     searcher = OptunaSearcher(s.study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
                               max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free,
-                              observe_free=s.settings.sampler in OBSERVE_FREE)
+                              observe_free=s.settings.sampler in OBSERVE_FREE,
+                              latency=(lambda spec: s.latency.get(spec).median_ms) if s.latency else None)
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
                                     workers.resources())
     tuner = tune.Tuner(

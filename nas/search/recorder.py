@@ -19,9 +19,18 @@ from nas.status import Status
 TRIAL_EPOCH_METRICS = (*ml.EPOCH_METRICS, ml.TRAIN_S)  # train_s: see trial.run_trial
 
 
+def latency_tags(cache: Any) -> dict[str, str]:
+    """Where a search's latencies were measured (a nas.latency.LatencyCache, or None), as tags."""
+    if cache is None:
+        return {}
+    return {ml.LATENCY_RUNTIME: cache.settings.runtime, ml.LATENCY_THREADS: str(cache.settings.threads)}
+
+
 class SearchRecorder:
-    def __init__(self, campaign: CampaignRecorder, search_name: str):
+    def __init__(self, campaign: CampaignRecorder, search_name: str,
+                 latency_tags: dict[str, str] | None = None):
         self.campaign, self.search_name = campaign, search_name
+        self.latency_tags = latency_tags or {}  # runtime and threads, on every timed trial's run
         existing = campaign.children_by_tag(ml.TRIAL)
         campaign.run_ids.update({int(k): v for k, v in existing.items()})
 
@@ -49,16 +58,22 @@ class SearchRecorder:
                                    {ml.KIND: ml.KIND_TRIAL, ml.TRIAL: str(number),
                                     ml.SEARCH: self.search_name})
 
-    def start(self, number: int, params: dict[str, Any], spec: Any, macs: int, n_params: int) -> None:
+    def start(self, number: int, params: dict[str, Any], spec: Any, macs: int, n_params: int,
+              latency_ms: float | None = None) -> None:
         child = self._child(number)
         self.campaign.describe(number, params={f"{ml.CHOICE_PREFIX}{k}": v for k, v in params.items()},
                                spec=spec, macs=macs, n_params=n_params)
+        self._latency(number, latency_ms)
         child.set_tags({ml.STATUS: Status.RUNNING})
+
+    def _latency(self, number: int, latency_ms: float | None) -> None:
+        """Measured before training: logged once, with where it was measured."""
+        if latency_ms is not None:
+            self.children[number].log_metrics({ml.LATENCY_MS: latency_ms})
+            self.children[number].set_tags(self.latency_tags)
 
     def epoch(self, number: int, result: dict[str, Any]) -> None:
         metrics = {k: result.get(k) for k in TRIAL_EPOCH_METRICS}
-        if ml.LATENCY_MS in result:
-            metrics[ml.LATENCY_MS] = result[ml.LATENCY_MS]
         self._child(number)
         self.campaign.epoch(number, metrics, step=int(result["epoch"]))
         if int(result["epoch"]) == 1:  # where it ran (a retry may move it)
@@ -75,6 +90,7 @@ class SearchRecorder:
         self.campaign.describe(sampled.number,
                                params={f"{ml.CHOICE_PREFIX}{k}": v for k, v in sampled.params.items()},
                                spec=sampled.spec, macs=sampled.macs, n_params=sampled.n_params)
+        self._latency(sampled.number, sampled.latency_ms)
         if sampled.duplicate_of is not None:
             reason = f"same architecture as trial {sampled.duplicate_of}: same seed and budget, its result stands"
         else:
@@ -109,7 +125,8 @@ class RecorderCallback(Callback):
             return  # a retried trial (lost worker) keeps its run
         if self.on_start:
             self.on_start()
-        self.recorder.start(number, params, spec_from_dict(spec), costs.get("macs"), costs.get("params"))
+        self.recorder.start(number, params, spec_from_dict(spec), costs.get("macs"), costs.get("params"),
+                            costs.get(ml.LATENCY_MS))
         if number == faults.tune_stop_at():
             raise RuntimeError(f"injected Tune stop at trial {number}")
 

@@ -52,7 +52,8 @@ def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict
                                "params": attrs.get("params"), "val_acc": attrs.get("val_acc"),
                                "epochs": attrs.get("epochs"), "error": error,
                                "reference": attrs.get("reference", ""), "node": attrs.get("node", ""),
-                               "device": attrs.get("device", ""), "duplicate_of": attrs.get("duplicate_of")}
+                               "device": attrs.get("device", ""), "duplicate_of": attrs.get("duplicate_of"),
+                               "latency_ms": attrs.get("latency_ms")}
         if status is Status.COMPLETED and t.values is not None:
             row.update({o.name: v for o, v in zip(objectives, t.values)})
         row.update({f"{ml.CHOICE_PREFIX}{k}": v for k, v in t.params.items()})

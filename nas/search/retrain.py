@@ -1,6 +1,7 @@
 """`nas search --retrain-top K`: the K best front members trained again from scratch at the full
 `nas run` budget (same words as the search, so the same spec overrides), their test accuracy
-logged beside the search-time validation accuracy: the number a paper reports."""
+logged beside the search-time validation accuracy: the number a paper reports. The retrained
+weights are kept (`weights/trialNNN.pt`) and exported to ONNX (`export/`, `nas.export.export_trained`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 from nas import mlflow_layout as ml
 from nas.campaign.recorder import CampaignRecorder
 from nas.config import load_run_config
+from nas.export import export_trained
 
 
 def retrain_front(outcome, settings, campaign: CampaignRecorder, experiment: str) -> pd.DataFrame:
@@ -25,6 +27,7 @@ def retrain_front(outcome, settings, campaign: CampaignRecorder, experiment: str
         done = run(cfg, parent_run_id=campaign.parent.run_id,
                    tags={ml.KIND: ml.KIND_RETRAIN, ml.TRIAL: str(number),
                          ml.RETRAIN_OF: str(row["mlflow_run_id"])})
+        print(export_trained(done.model, done.spec, outcome.folder, f"trial{number:03d}"))
         retrained = {"retrain_val_acc": done.result.val_acc, "retrain_test_acc": done.test_acc,
                      "retrain_epochs": cfg.train.epochs}
         if row["mlflow_run_id"] and campaign.tracking:

@@ -57,7 +57,9 @@ SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
     "ehvi": lambda seed, trials: KnownCostSampler(seed),
     "random": lambda seed, trials: optuna.samplers.RandomSampler(seed=seed),
 }
-KNOWN_COSTS = ("macs", "params")  # objectives `nas.count` gives before training
+COUNTED_COSTS = ("macs", "params")  # objectives `nas.count` gives before training
+KNOWN_COSTS = (*COUNTED_COSTS, "latency_ms")  # known before training: counted, or measured (nas.latency)
+LATENCY_CANDIDATES = 128  # ehvi's candidates per ask when the cost is measured (each shape timed once)
 AUTO = "auto"  # --sampler's default: the benchmark's best sampler where it applies (pick_sampler)
 
 
@@ -66,13 +68,14 @@ def pick_sampler(name: str, objectives: list[Objective], space: SearchSpace,
     """`auto`: the sampler a resumed search `started_with`, else ehvi where it applies (a
     learned objective against one cost nas.count knows, on a space of finite choices:
     benchmarks/search_quality.py's best), else Optuna's GP sampler (any objectives, float
-    ranges). Any other name is kept."""
+    ranges). Any other name is kept. A measured cost (latency) gets gp: ehvi would time a fresh
+    candidate pool at every ask (`--sampler ehvi` still takes it, with fewer candidates)."""
     if name != AUTO:
         return name
     if started_with:
         return started_with
     costs_known = len(objectives) == 2 and objectives[0].name not in KNOWN_COSTS \
-        and objectives[1].name in KNOWN_COSTS
+        and objectives[1].name in COUNTED_COSTS
     finite = all(c.kind in ("categorical", "int") for c in space.choices)
     return "ehvi" if costs_known and finite else "gp"
 
@@ -88,13 +91,17 @@ OBSERVE_FREE = ("tpe", "gp")  # ehvi never proposes a free sample once past its 
 class Limits:
     max_macs: float | None = None
     max_params: float | None = None
+    max_latency_ms: float | None = None
 
-    def violations(self, macs: int, params: int) -> list[float]:
-        """Positive where a limit is exceeded (relative excess), Optuna's constraint convention."""
+    def violations(self, macs: int, params: int, latency_ms: float | None = None) -> list[float]:
+        """Positive where a limit is exceeded (relative excess), Optuna's constraint convention.
+        The latency entry is 0 while unmeasured (a point over the MAC or param limit is not timed)."""
         out = []
         for value, limit in ((macs, self.max_macs), (params, self.max_params)):
             if limit is not None:
                 out.append(value / limit - 1.0)
+        if self.max_latency_ms is not None:
+            out.append(0.0 if latency_ms is None else latency_ms / self.max_latency_ms - 1.0)
         return out or [0.0]
 
 
@@ -108,6 +115,7 @@ class Sampled:
     error: str | None = None
     violations: list[float] = field(default_factory=list)
     duplicate_of: int | None = None  # an earlier trial trained this exact architecture
+    latency_ms: float | None = None  # measured before training when a search needs it
 
     @property
     def status(self) -> Status:
@@ -131,12 +139,14 @@ class OptunaSearcher(Searcher):
 
     def __init__(self, study: optuna.Study, space: SearchSpace, objectives: list[Objective], *,
                  to_spec: Callable[[dict[str, Any]], NetSpec], limits: Limits, max_epochs: int,
-                 trials: int, on_infeasible: Callable[[Sampled], None], observe_free: bool = False):
+                 trials: int, on_infeasible: Callable[[Sampled], None], observe_free: bool = False,
+                 latency: Callable[[NetSpec], float] | None = None):
         super().__init__(metric="val_acc", mode="max")
         self.study, self.space, self.objectives = study, space, objectives
         self.to_spec, self.limits, self.max_epochs = to_spec, limits, max_epochs
         self.remaining = trials
         self.on_infeasible, self.observe_free = on_infeasible, observe_free
+        self.latency = latency  # spec -> measured ms (cached per shape); None: not searched on
         self.live: dict[str, optuna.trial.Trial] = {}
         self.infeasible = 0
         # architectures trained (or training) already: the same seed and budget would give the
@@ -151,19 +161,28 @@ class OptunaSearcher(Searcher):
         """The cost objective of a point, from its spec; None if it is invalid or over a limit."""
         names = [o.name for o in self.objectives]
         if len(names) != 2 or names[1] not in KNOWN_COSTS:
-            raise NasError(f"--sampler ehvi searches val_acc against one cost nas.count knows"
+            raise NasError(f"--sampler ehvi searches val_acc against one cost known before training"
                            f" ({' or '.join(KNOWN_COSTS)}), not {','.join(names)}; use --sampler gp or nsga2")
+        if names[1] == "latency_ms":  # timed, not counted: fewer candidates, each shape once
+            self.study.sampler.candidates = min(self.study.sampler.candidates, LATENCY_CANDIDATES)
 
         def cost(params: dict[str, Any]) -> float | None:
             try:
-                counted = count(self.to_spec(params))
+                spec = self.to_spec(params)
+                counted = count(spec)
             except SpecError:
                 return None
             if max(self.limits.violations(counted.macs, counted.params)) > 0:
                 return None
-            return float(counted.macs if names[1] == "macs" else counted.params)
+            latency = self._latency_of(spec)
+            if latency is not None and max(self.limits.violations(counted.macs, counted.params, latency)) > 0:
+                return None
+            return float({"macs": counted.macs, "params": counted.params, "latency_ms": latency}[names[1]])
 
         return cost
+
+    def _latency_of(self, spec: NetSpec) -> float | None:
+        return self.latency(spec) if self.latency is not None else None
 
     def _fidelity(self, trial: optuna.trial.FrozenTrial) -> float | None:
         """The share of the full budget a told trial's values were measured at (None: untrained)."""
@@ -193,8 +212,12 @@ class OptunaSearcher(Searcher):
             counted = count(spec)
         except SpecError as err:
             return trial, Sampled(trial.number, params, None, error=str(err))
+        latency = None
+        if max(self.limits.violations(counted.macs, counted.params)) <= 0:  # time feasible points only
+            latency = self._latency_of(spec)
         return trial, Sampled(trial.number, params, spec, counted.macs, counted.params,
-                              violations=self.limits.violations(counted.macs, counted.params))
+                              violations=self.limits.violations(counted.macs, counted.params, latency),
+                              latency_ms=latency)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.remaining <= 0:
@@ -216,11 +239,15 @@ class OptunaSearcher(Searcher):
         self.trained[architecture_key(sampled.params)] = trial.number
         trial.set_user_attr("macs", sampled.macs)
         trial.set_user_attr("params", sampled.n_params)
+        if sampled.latency_ms is not None:
+            trial.set_user_attr("latency_ms", sampled.latency_ms)
         if self.observe_free:
             set_constraints(trial, sampled.violations)
         self.live[trial_id] = trial
         self.remaining -= 1
         costs = {"macs": sampled.macs, "params": sampled.n_params}
+        if sampled.latency_ms is not None:
+            costs["latency_ms"] = sampled.latency_ms
         return {**sampled.params, TRIAL_KEY: trial.number, SPEC_KEY: spec_to_dict(sampled.spec),
                 COSTS_KEY: costs}
 
@@ -244,6 +271,8 @@ class OptunaSearcher(Searcher):
             trial.set_user_attr("macs", sampled.macs)
             trial.set_user_attr("params", sampled.n_params)
             trial.set_user_attr("constraint", sampled.violations)
+            if sampled.latency_ms is not None:
+                trial.set_user_attr("latency_ms", sampled.latency_ms)
         values = self._observation(trial, sampled) if self.observe_free else None
         if values is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -262,7 +291,8 @@ class OptunaSearcher(Searcher):
         if sampled.error is not None:
             return None
         set_constraints(trial, sampled.violations)
-        worst = {"val_acc": 0.0, "macs": sampled.macs, "params": sampled.n_params, "latency_ms": 1e9}
+        worst = {"val_acc": 0.0, "macs": sampled.macs, "params": sampled.n_params,
+                 "latency_ms": sampled.latency_ms if sampled.latency_ms is not None else 1e9}
         return [float(worst[o.name]) for o in self.objectives]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:

@@ -17,7 +17,7 @@ from nas.job import Job, execute
 
 TRIAL_KEY = "_nas_trial"  # the Optuna trial number, carried in each Ray trial's config
 SPEC_KEY = "_nas_spec"  # the trial's spec as a dict, carried in its config (by value)
-COSTS_KEY = "_nas_costs"  # {"macs": .., "params": ..}: known before training
+COSTS_KEY = "_nas_costs"  # {"macs": .., "params": .., "latency_ms": ..}: known before training
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,6 @@ class TrialSetup:
     cfg: RunConfig
     device: str  # the worker plan's kind: cpu | cuda | npu
     threads: int
-    measure_latency: bool
     fail_trials: tuple[int, ...] = ()  # fault injection for tests: these trial numbers raise
 
 
@@ -57,8 +56,7 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
             clock["reporting"] += time.perf_counter() - begun
 
     fail = f"injected fault in trial {number}" if number in setup.fail_trials else None
-    job = Job(config[SPEC_KEY], setup.cfg, device=None, threads=setup.threads, test=False,
-              measure_latency=setup.measure_latency, fail=fail)
+    job = Job(config[SPEC_KEY], setup.cfg, device=None, threads=setup.threads, test=False, fail=fail)
     try:
         job = replace(job, device=worker_device(setup.device))
         result = execute(job, data, report).result
