@@ -13,7 +13,8 @@ import optuna
 import pandas as pd
 
 from nas import mlflow_layout as ml
-from nas.pareto import Objective, format_front, front_members, plot_front, reference_points, search_title
+from nas.pareto import Objective, default_reference, dominates, front_members, hypervolume, oriented
+from nas.pareto_plot import format_front, plot_front, reference_points, search_title
 from nas.search.searcher import trial_status
 from nas.status import Status
 
@@ -105,17 +106,9 @@ def front_table(outcome: SearchOutcome) -> str:
                         [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]])
 
 
-def _dominates(a: pd.Series, b: pd.Series, objectives: list[Objective]) -> bool:
-    better = [(a[o.name] >= b[o.name]) if o.direction == "max" else (a[o.name] <= b[o.name]) for o in objectives]
-    strictly = [(a[o.name] > b[o.name]) if o.direction == "max" else (a[o.name] < b[o.name]) for o in objectives]
-    return all(better) and any(strictly)
-
-
 def found_summary(outcome: SearchOutcome, objectives: list[Objective]) -> list[str]:
     """What the search found: the front's hypervolume (reference point stated) and, for each
     paper reference net, the front members that dominate it on the same budget."""
-    from nas.pareto import default_reference, hypervolume
-
     df, front = outcome.trials, outcome.front
     if not len(front):
         return ["no trial completed: no front"]
@@ -138,5 +131,8 @@ def _beaten_by(ref_row: pd.Series, front: pd.DataFrame, objectives: list[Objecti
                     status, status.lower())
     if bool(ref_row.get("pareto")):
         return "on the front itself"
-    better = [int(r["trial"]) for _, r in front.iterrows() if _dominates(r, ref_row, objectives)]
+    names, directions = [o.name for o in objectives], [o.direction for o in objectives]
+    members = oriented(front[names].to_numpy(dtype=float), directions)
+    beaten = dominates(members, oriented([ref_row[names].to_numpy(dtype=float)], directions))
+    better = [int(t) for t in front["trial"][beaten]]
     return ("dominated by front trial(s) " + ", ".join(map(str, better))) if better else "no front member dominates it"
