@@ -42,7 +42,6 @@ define-by-run trials in `nas.search.optuna_choices`.
 from __future__ import annotations
 
 import copy
-import importlib.resources
 import json
 import math
 import numbers
@@ -54,6 +53,7 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from nas.errors import SpecError
 from nas.schema import from_dict, suggest
+from nas.shipped import shipped_files
 from nas.loading import checked
 from nas.spec import OVERRIDE_ALIASES, NetSpec, apply_overrides, spec_from_dict
 from nas.yaml_io import read_yaml
@@ -353,18 +353,6 @@ class SearchSpace:
 
 
 # ----------------------------------------------------------------------------- loading
-
-
-def shipped_files(package: str) -> dict[str, Path]:
-    """{name: path} of the YAML files shipped in `package` (`nas.search_spaces`,
-    `nas.experiments`): package data, so an installed copy finds them from any folder; in a
-    checkout (or `pip install -e .`) they are the repository's `search_spaces/` and
-    `experiments/` folders (pyproject.toml maps the packages onto them)."""
-    found = {}
-    for entry in importlib.resources.files(package).iterdir():
-        if entry.name.endswith(".yaml") and entry.is_file():
-            found[entry.name[: -len(".yaml")]] = Path(str(entry))  # installed unzipped: a real file
-    return dict(sorted(found.items()))
 
 
 def space_names() -> list[str]:
