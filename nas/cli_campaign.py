@@ -46,7 +46,9 @@ search, a child per trial; front members tagged pareto=true).
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from nas.search.driver import SearchSettings, front_table, search
+    from nas.campaign.progress import summary_line
+    from nas.search.driver import SearchSettings, search
+    from nas.search.results import found_summary, front_text
 
     settings = SearchSettings(
         space=args.space, trials=args.trials, name=args.name, resume=args.resume,
@@ -58,14 +60,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         progress=not args.no_progress, references=not args.no_references,
         **({"sampler": args.sampler} if args.sampler else {}))
     outcome = search(settings)
-    from nas.campaign.progress import summary_line
-
     print(f"\nsearch {outcome.name} finished in {outcome.wall_s / 60:.1f} min: "
           + summary_line(list(outcome.trials["status"]) if len(outcome.trials) else []))
     print(f"Pareto front over {', '.join(o.name for o in outcome.objectives)} (validation accuracy):")
-    print(front_table(outcome))
-    from nas.search.results import found_summary
-
+    print(front_text(outcome))
     print("\n".join(found_summary(outcome, outcome.objectives)))
     if outcome.retrained is not None and len(outcome.retrained):
         print("\nretrained at the full budget (test accuracy is reported, never used for selection):")

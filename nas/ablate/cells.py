@@ -105,7 +105,7 @@ def run_cells(a: Any, todo: list[CellRun]) -> None:
         for ref in pending:
             ray.cancel(ref, force=True)
         a.recorder.campaign.kill_open()
-        a.recorder.campaign.parent.end("KILLED", None)
+        a.recorder.campaign.parent.end(Status.KILLED.mlflow_terminal, None)
         print(f"\ninterrupted; continue with: nas ablate {a.exp.path} --name {a.state.folder.name} --resume")
         raise
     finally:

@@ -33,7 +33,7 @@ from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives
 from nas.search.recorder import SearchRecorder
-from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
+from nas.search.results import (SearchOutcome, draw_front, mark_front, status_of,
                                 trials_frame, write_front)
 from nas.search.scheduler import scheduler_name
 from nas.search.searcher import AUTO, SAMPLERS, Limits, pick_sampler
@@ -45,7 +45,7 @@ from nas.status import Status
 from nas.table import millions
 from nas.tracking import preflight
 
-__all__ = ["SearchSettings", "SearchOutcome", "front_table", "search"]
+__all__ = ["SearchSettings", "SearchOutcome", "search"]
 
 SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency_ms")
 LIMIT_KEYS = ("max_macs", "max_params")
@@ -269,7 +269,7 @@ def search(settings: SearchSettings) -> SearchOutcome:
         from nas.search.retrain import retrain_front
 
         outcome.retrained = retrain_front(outcome, s.settings, s.campaign, s.cfg.mlflow.experiment)
-    s.campaign.parent.end("FINISHED")
+    s.campaign.parent.end(Status.COMPLETED.mlflow_terminal)
     return outcome
 
 

@@ -88,7 +88,7 @@ def write_front(front: pd.DataFrame, folder: Path, name: str, to_spec: Callable,
         path = front_dir / f"trial{number:03d}.yaml"
         path.write_text(spec_to_yaml(to_spec(choices_of(row)).replace(name=f"{name}-t{number:03d}")))
         if row["mlflow_run_id"] and campaign.tracking:
-            campaign.parent.client.set_tag(row["mlflow_run_id"], ml.PARETO, "true")
+            campaign.parent.client.set_tag(row["mlflow_run_id"], ml.PARETO, ml.PARETO_TRUE)
             campaign.parent.client.log_artifact(row["mlflow_run_id"], str(path))
         campaign.parent.log_artifact(path, "front")
 
@@ -101,7 +101,7 @@ def draw_front(df: pd.DataFrame, objectives: list[Objective], folder: Path, name
                       title=search_title(name))
 
 
-def front_table(outcome: SearchOutcome) -> str:
+def front_text(outcome: SearchOutcome) -> str:
     return format_front(outcome.front, "spec",
                         [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]])
 

@@ -14,6 +14,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
+from nas import mlflow_layout as ml
 from nas.tracking.store import StoreOpener, open_client, wait_opened
 from nas.tracking.uris import DEFAULT_ARTIFACTS, check_sqlite_folder, tracking_uri, with_timeout
 
@@ -49,7 +50,6 @@ def environment_tags() -> dict[str, str]:
     import torch
 
     import nas
-    from nas import mlflow_layout as ml
 
     return {ml.NAS_VERSION: nas.__version__, ml.GIT_COMMIT: git_commit(),
             ml.TORCH_VERSION: torch.__version__, ml.PYTHON_VERSION: platform.python_version(),
@@ -89,7 +89,7 @@ class Tracker:
         check_sqlite_folder(self.uri)
         all_tags = dict(tags or {})
         if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
+            all_tags[ml.PARENT_RUN_ID] = parent_run_id
         self._ops: queue.SimpleQueue = queue.SimpleQueue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -115,7 +115,7 @@ class Tracker:
         start = time.perf_counter()
         self._experiment_id = self._experiment(client, experiment)
         if run_id:
-            client.update_run(run_id, status="RUNNING")
+            client.update_run(run_id, status=ml.RUN_RUNNING)
             if tags:
                 client.log_batch(run_id, **_entities({"tags": list(tags.items())}))
         else:
@@ -163,23 +163,21 @@ class Tracker:
     def _experiment(client: Any, name: str) -> str:
         """The experiment's id, created if new; tagged so the MLflow UI opens on its training
         runs with the NAS columns (`nas.mlflow_layout.experiment_tags`)."""
-        from nas import mlflow_layout
-
         found = client.get_experiment_by_name(name)
         if found is not None:
-            mlflow_layout.tag_experiment(client, found.experiment_id, found.tags)
+            ml.tag_experiment(client, found.experiment_id, found.tags)
             return found.experiment_id
         location = None
         if client.tracking_uri.startswith("sqlite:///"):
             location = (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri()
         try:
             return client.create_experiment(name, artifact_location=location,
-                                            tags=mlflow_layout.experiment_tags())
+                                            tags=ml.experiment_tags())
         except Exception:  # another process created it meanwhile
             found = client.get_experiment_by_name(name)
             if found is None:
                 raise
-            mlflow_layout.tag_experiment(client, found.experiment_id, found.tags)
+            ml.tag_experiment(client, found.experiment_id, found.tags)
             return found.experiment_id
 
     # ------------------------------------------------------------------ the caller's side
@@ -254,7 +252,7 @@ class Tracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._put("artifact", str(path), artifact_path)
 
-    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
+    def end(self, status: str = ml.RUN_FINISHED, error: str | None = None) -> None:
         """Write what is queued, then mark the run `status`; waits for all of it."""
         if self._ended:
             return
@@ -322,4 +320,4 @@ class NullTracker:
     def set_tags(self, tags: Mapping[str, Any]) -> None: ...
     def log_text(self, text: str, artifact_file: str) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
-    def end(self, status: str = "FINISHED", error: str | None = None) -> None: ...
+    def end(self, status: str = ml.RUN_FINISHED, error: str | None = None) -> None: ...
