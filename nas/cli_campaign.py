@@ -151,7 +151,6 @@ train.*, device=, mlflow.*) applied on top of the budget; a factor's own key can
 Budgets: smoke (64 images, 1 epoch), cpu (5,000 images, 5 epochs, 2,000 test images), gpu (45,000
 images, 30 epochs, full test set). Each cell x seed is one Ray task; the driver alone writes
 MLflow (a parent run, a child per cell and seed) and ablations/NAME/{results.csv,summary.csv}.
-$NAS_FAIL_CELLS="label,label@seed" makes those cells fail (fault-injection tests).
 """
 
 

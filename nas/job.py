@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from nas import faults
 from nas.config import RunConfig
 from nas.status import Status
 
@@ -35,7 +36,7 @@ class Job:
     threads: int | None = None  # CPU threads (None: cfg.train.threads)
     test: bool = True  # evaluate the test split once at the end (reporting only)
     measure_latency: bool = False  # batch-1 forward latency on the job's device (latency_ms)
-    fail: str | None = None  # an injected fault (nas.faults): raised inside the job
+    point: str = ""  # the campaign point it trains: "trial 5", an ablation's "label@seed"
 
 
 @dataclass
@@ -150,8 +151,9 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
     result.device = str(device)
     if device.type == "cpu":
         configure_threads(job.threads if job.threads is not None else cfg.train.threads)
-    if job.fail:
-        raise RuntimeError(job.fail)
+    fault = faults.injected(job.point)  # the one fault-injection hook (tests set it, nas.faults)
+    if fault:
+        raise RuntimeError(fault)
     bundle = to_device(data, device)
     if cfg.data.resize:
         bundle = resize_bundle(bundle, cfg.data.resize)

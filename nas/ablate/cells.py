@@ -10,7 +10,6 @@ from nas.ablate.grid import CellRun, load_key
 from nas.campaign import estimate
 from nas.campaign.progress import Progress
 from nas.data import DataBundle, Split, split_indices
-from nas import faults
 from nas.ablate.report import result_row
 from nas.job import Job, JobResult, execute, one_line
 from nas.status import Status
@@ -135,8 +134,7 @@ def save_point(a: Any, point: CellRun, result: JobResult, run_id: str | None) ->
 def job_for(point: CellRun, threads: int) -> Job:
     from nas.spec import spec_to_dict
 
-    return Job(spec_to_dict(point.spec), point.cfg, threads=threads,
-               fail=faults.cell_fault(point.cell.label, point.seed))
+    return Job(spec_to_dict(point.spec), point.cfg, threads=threads, point=point.key)
 
 
 def lost(err: BaseException) -> JobResult:

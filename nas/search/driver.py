@@ -19,7 +19,6 @@ from typing import Any
 
 import optuna
 
-from nas import faults
 from nas import mlflow_layout as ml
 from nas.campaign import estimate
 from nas.campaign.placement import requested_placement
@@ -259,7 +258,7 @@ def search(settings: SearchSettings) -> SearchOutcome:
     workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
                            cpus_each=s.settings.cpus_per_trial, concurrency=s.settings.concurrency)
     setup = TrialSetup(s.cfg, workers.kind, max(1, int(s.settings.cpus_per_trial)),
-                       any(o.name == "latency_ms" for o in s.objectives), faults.failing_trials())
+                       any(o.name == "latency_ms" for o in s.objectives))
     remaining = max(0, s.settings.trials - trained_count(s))
     _plan_line(s, remaining, killed, workers)
     _estimate_line(s, remaining, workers)

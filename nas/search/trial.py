@@ -28,7 +28,6 @@ class TrialSetup:
     device: str  # the worker plan's kind: cpu | cuda | npu
     threads: int
     measure_latency: bool
-    fail_trials: tuple[int, ...] = ()  # fault injection for tests: these trial numbers raise
 
 
 class _FromRay(BaseException):
@@ -56,9 +55,8 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
         finally:
             clock["reporting"] += time.perf_counter() - begun
 
-    fail = f"injected fault in trial {number}" if number in setup.fail_trials else None
     job = Job(config[SPEC_KEY], setup.cfg, device=None, threads=setup.threads, test=False,
-              measure_latency=setup.measure_latency, fail=fail)
+              measure_latency=setup.measure_latency, point=f"trial {number}")
     try:
         job = replace(job, device=worker_device(setup.device))
         result = execute(job, data, report).result
