@@ -320,31 +320,14 @@ def run_tasks(tasks: list[Task], data: dict[str, Any], workers: int, on_done) ->
         return
     import ray
 
+    from nas.campaign.tasks import run_tasks as run_ray_tasks
     from nas.workers import init_ray
 
     init_ray()
     refs = {name: ray.put(bundle) for name, bundle in data.items()}
     remote = ray.remote(_execute).options(num_cpus=1, max_retries=1)
-    queue, pending = list(zip(tasks, jobs)), {}
-    try:
-        while queue or pending:
-            while queue and len(pending) < workers:
-                task, job = queue.pop(0)
-                pending[remote.remote(job, refs[task.fid.name])] = task
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            task = pending.pop(ready[0])
-            try:
-                result = ray.get(ready[0])
-            except Exception as err:  # noqa: BLE001 - the worker died: recorded FAILED
-                from nas.job import JobResult, one_line
-                from nas.status import Status
-
-                result = JobResult(Status.FAILED, error="worker lost: " + one_line(err))
-            on_done(task, result)
-    except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
+    run_ray_tasks(list(zip(tasks, jobs)), lambda pair: remote.remote(pair[1], refs[pair[0].fid.name]),
+                  workers, lambda pair, result: on_done(pair[0], result))
 
 
 def epoch_cpu_s(result: Any, threads: int = 1) -> list[float]:
