@@ -36,10 +36,10 @@ def load(root: Path, name: str, n_synthetic: tuple[int, int]):
         return raw.train_x, raw.train_y, raw.test_x, raw.test_y
     folder = root / "cifar-10-batches-py"
 
-    from nas.data import _unpickle  # the arrays-only unpickler: the same bytes, read safely
+    from nas.data import unpickle_arrays  # the arrays-only unpickler: the same bytes, read safely
 
     def batch(f):
-        d = _unpickle(folder / f)
+        d = unpickle_arrays(folder / f)
         data, labels = (d[k] if k in d else d[k.decode()] for k in (b"data", b"labels"))
         return np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 

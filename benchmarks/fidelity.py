@@ -60,13 +60,14 @@ import csv
 import json
 import math
 import os
-import random
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
+
+from nas.stats import bootstrap_ci95, check_paired, kendall_tau_b, spearman_rho
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -84,102 +85,29 @@ SAMPLE_TRIES = 2000  # seeded random samples tried for the non-reference archs
 
 
 # ----------------------------------------------------------------------------- rank statistics
-
-def _ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties given the mean of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def _check_pair(x: Sequence[float], y: Sequence[float]) -> None:
-    if len(x) != len(y):
-        raise ValueError(f"{len(x)} vs {len(y)} values")
-
-
-def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b: (concordant - discordant) / sqrt((n0 - ties_x) (n0 - ties_y)) over all
-    pairs, ties in either variable handled (scipy.stats.kendalltau's default). NaN when either
-    side is constant or fewer than 2 values."""
-    _check_pair(x, y)
-    n = len(x)
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                ties_x += 1
-                ties_y += 1
-            elif dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    pairs = n * (n - 1) // 2
-    denominator = math.sqrt((pairs - ties_x) * (pairs - ties_y))
-    return (concordant - discordant) / denominator if denominator > 0 else math.nan
-
-
-def bootstrap_ci95(statistic, n: int, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap 95% interval of `statistic(indices)` over n archs resampled with
-    replacement (NaN draws, e.g. a constant resample, are skipped)."""
-    rng, draws = random.Random(seed), []
-    for _ in range(resamples):
-        value = statistic([rng.randrange(n) for _ in range(n)])
-        if not math.isnan(value):
-            draws.append(value)
-    if not draws:
-        return math.nan, math.nan
-    draws.sort()
-    return draws[int(0.025 * (len(draws) - 1))], draws[int(math.ceil(0.975 * (len(draws) - 1)))]
-
+# Kendall's tau, Spearman's rho and the bootstrap are nas.stats'; these wrap them for the archs.
 
 def tau_ci95(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """How sure a tau from 16 architectures is."""
-    _check_pair(x, y)
+    check_paired(x, y)
     return bootstrap_ci95(lambda idx: kendall_tau_b([x[i] for i in idx], [y[i] for i in idx]), len(x))
 
 
 def tau_difference_ci95(a: Sequence[float], b: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """Paired bootstrap of tau(a, y) - tau(b, y) over the same archs: whether one budget ranks
     better than another, or the two differ by less than 16 archs can tell."""
-    _check_pair(a, y)
-    _check_pair(b, y)
+    check_paired(a, y)
+    check_paired(b, y)
     pick = lambda v, idx: [v[i] for i in idx]  # noqa: E731
     return bootstrap_ci95(lambda idx: kendall_tau_b(pick(a, idx), pick(y, idx))
                           - kendall_tau_b(pick(b, idx), pick(y, idx)), len(y))
-
-
-def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rho: Pearson's correlation of the (tie-averaged) ranks. NaN when constant."""
-    _check_pair(x, y)
-    rx, ry = _ranks(x), _ranks(y)
-    n = len(x)
-    if n < 2:
-        return math.nan
-    mx, my = sum(rx) / n, sum(ry) / n
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sxx = sum((a - mx) ** 2 for a in rx)
-    syy = sum((b - my) ** 2 for b in ry)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
 
 
 def beyond_cost(values: Sequence[float], macs: Sequence[float]) -> list[float]:
     """What the MAC count does not explain: residuals of a least-squares line of `values` on
     log10 MACs. Their tau asks whether a budget picks the better net at a given cost, which is
     what a Pareto search needs (bigger nets being better is known before training)."""
-    _check_pair(values, macs)
+    check_paired(values, macs)
     n = len(values)
     if n == 0:
         return []
@@ -320,31 +248,14 @@ def run_tasks(tasks: list[Task], data: dict[str, Any], workers: int, on_done) ->
         return
     import ray
 
+    from nas.campaign.tasks import run_tasks as run_ray_tasks
     from nas.workers import init_ray
 
     init_ray()
     refs = {name: ray.put(bundle) for name, bundle in data.items()}
     remote = ray.remote(_execute).options(num_cpus=1, max_retries=1)
-    queue, pending = list(zip(tasks, jobs)), {}
-    try:
-        while queue or pending:
-            while queue and len(pending) < workers:
-                task, job = queue.pop(0)
-                pending[remote.remote(job, refs[task.fid.name])] = task
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            task = pending.pop(ready[0])
-            try:
-                result = ray.get(ready[0])
-            except Exception as err:  # noqa: BLE001 - the worker died: recorded FAILED
-                from nas.job import JobResult, one_line
-                from nas.status import Status
-
-                result = JobResult(Status.FAILED, error="worker lost: " + one_line(err))
-            on_done(task, result)
-    except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
+    run_ray_tasks(list(zip(tasks, jobs)), lambda pair: remote.remote(pair[1], refs[pair[0].fid.name]),
+                  workers, lambda pair, result: on_done(pair[0], result))
 
 
 def epoch_cpu_s(result: Any, threads: int = 1) -> list[float]:

@@ -110,7 +110,8 @@ import nas
 from nas.config import TrainConfig
 from nas.data import DataBundle, DataConfig, Loader, Split, default_root, load_data, split_indices
 from nas.device import Precision, configure_threads, precision_for, select_device, synchronize
-from nas.train import OPTIMIZERS, Diverged, param_groups, train
+from nas.optim import OPTIMIZERS, param_groups
+from nas.train import Diverged, train
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR_FOLDER = "cifar-10-batches-py"

@@ -158,6 +158,16 @@ def load_run_config(assignments: list[str] | None = None, config_file: str | Non
 SIZE_KEYS = ("width", "resolution", "num_classes", "in_channels")
 
 
+def run_params(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
+    """The config as MLflow params (what changes the result), with the data sizes."""
+    params = to_dict(cfg)
+    for key in ("resume", "progress", "mlflow", "output_dir"):
+        params.pop(key, None)
+    if data is not None:
+        params["data_sizes"] = {k: data.describe()[k] for k in ("train", "val", "test")}
+    return params
+
+
 def spec_overrides(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
     """The spec overrides a run config stands for: `model.*` field paths, then width and the
     input/output sizes (those default to the data set's when `data` is given). The one

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from nas import mlflow_layout as layout
-from nas import pareto
+from nas import pareto_plot
 from nas.errors import NasError
-from nas.pareto import Objective, parse_objectives, pareto_front, plot_front, reference_points
+from nas.pareto import Objective, parse_objectives, pareto_front
+from nas.pareto_plot import plot_front, reference_points
 from nas.status import Status
 from nas.tracking import tracking_uri
 
@@ -223,19 +224,19 @@ def front_table(search: Search) -> pd.DataFrame:
 
 
 def pareto_figure(search: Search, out: str | Path, panels: Sequence[str] | None = None) -> Path:
-    """The search's figure, as `nas search` draws it (`nas.pareto.plot_front`): accuracy vs
+    """The search's figure, as `nas search` draws it (`nas.pareto_plot.plot_front`): accuracy vs
     each of `panels` (default: MACs, params, and latency where it was measured) in one PNG, the
     front over all the search's objectives, the reference nets starred."""
     if panels is None:
         measured = bool(layout.LATENCY_MS in search.trials.columns and search.trials[layout.LATENCY_MS].notna().any())
         panels = (*PANELS, layout.LATENCY_MS) if measured else PANELS
     return plot_front(search.trials, search.objectives, out=out, panels=panels,
-                      presets=reference_points(search.trials), title=pareto.search_title(search.name))
+                      presets=reference_points(search.trials), title=pareto_plot.search_title(search.name))
 
 
 def format_front(front: pd.DataFrame) -> str:
     """The front table for a terminal, with the reference (paper) name of each point."""
-    return pareto.format_front(front, "reference", [r or "-" for r in front["reference"]])
+    return pareto_plot.format_front(front, "reference", [r or "-" for r in front["reference"]])
 
 
 # ---------------------------------------------------------------- ablations

@@ -1,5 +1,7 @@
 """Fault injection for the tests, in one place: environment variables that make chosen points
-of a campaign fail the way real ones do, so the recovery paths run for real.
+of a campaign fail the way real ones do, so the recovery paths run for real. The job runner asks
+`injected(job.point)` inside the worker (one hook, no parameter threaded through the layers);
+the variables reach local Ray workers with the environment of the process that starts Ray.
 
 - `$NAS_FAIL_TRIALS="2,5"`: those search trial numbers raise inside their worker.
 - `$NAS_FAIL_CELLS="width=0.5,groups=3 shuffle=false@1"`: those ablation cells (or cell@seed)
@@ -28,6 +30,16 @@ def failing_cells() -> set[str]:
 def tune_stop_at() -> int | None:
     raw = os.environ.get("NAS_STOP_TUNE_AT", "").strip()
     return int(raw) if raw else None
+
+
+def injected(point: str) -> str | None:
+    """The injected error of the campaign point `point` ("trial 5", or an ablation's "label@seed"),
+    if the environment names it."""
+    kind, _, number = point.partition(" ")
+    if kind == "trial" and number.isdigit():
+        return trial_fault(int(number))
+    label, _, seed = point.rpartition("@")
+    return cell_fault(label, int(seed)) if label and seed.isdigit() else None
 
 
 def trial_fault(number: int) -> str | None:

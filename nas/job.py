@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from nas import faults
 from nas.config import RunConfig
 from nas.status import Status
 
@@ -33,7 +34,7 @@ class Job:
     device: str | None = None  # None: cfg.device; a worker passes the device Ray assigned it
     threads: int | None = None  # CPU threads (None: cfg.train.threads)
     test: bool = True  # evaluate the test split once at the end (reporting only)
-    fail: str | None = None  # an injected fault (nas.faults): raised inside the job
+    point: str = ""  # the campaign point it trains: "trial 5", an ablation's "label@seed"
 
 
 @dataclass
@@ -125,8 +126,9 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
     result.device = str(device)
     if device.type == "cpu":
         configure_threads(job.threads if job.threads is not None else cfg.train.threads)
-    if job.fail:
-        raise RuntimeError(job.fail)
+    fault = faults.injected(job.point)  # the one fault-injection hook (tests set it, nas.faults)
+    if fault:
+        raise RuntimeError(fault)
     bundle = to_device(data, device)
     if cfg.data.resize:
         bundle = resize_bundle(bundle, cfg.data.resize)

@@ -51,6 +51,9 @@ PARETO = "pareto"  # PARETO_TRUE on front members
 ERROR = "error"
 PARENT_RUN_ID = "mlflow.parentRunId"
 
+# MLflow run statuses (its RunStatus names); a point's `nas.status.Status` maps onto them
+RUN_RUNNING, RUN_FINISHED, RUN_FAILED, RUN_KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
+
 PARETO_TRUE = "true"
 
 KIND_RUN = "run"

@@ -14,11 +14,10 @@ from typing import Any
 
 from nas import checkpoint
 from nas import mlflow_layout as ml
-from nas.config import RunConfig, resolve_spec
+from nas.config import RunConfig, resolve_spec, run_params
 from nas.data import load_data
 from nas.errors import NasError
 from nas.job import Job, JobResult, RunFiles, execute
-from nas.schema import to_dict
 from nas.status import Status
 from nas.table import format_table
 from nas.tracking import NullTracker, Tracker, environment_tags, preflight
@@ -43,16 +42,6 @@ class RunOutcome:
     @property
     def device(self) -> str:
         return self.result.device
-
-
-def run_params(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
-    """The config as MLflow params (what changes the result), with the data sizes."""
-    params = to_dict(cfg)
-    for key in ("resume", "progress", "mlflow", "output_dir"):
-        params.pop(key, None)
-    if data is not None:
-        params["data_sizes"] = {k: data.describe()[k] for k in ("train", "val", "test")}
-    return params
 
 
 def _tracker(cfg: RunConfig, spec: Any, previous_run_id: str | None, parent_run_id: str | None,
@@ -111,19 +100,19 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
         files = RunFiles(ckpt, cfg.resume, lambda: {"mlflow_run_id": tracker.run_id})
         outcome = execute(job, data, report, files=files, progress=cfg.progress)
     except KeyboardInterrupt:
-        tracker.end("KILLED", "interrupted; continue with resume=true")
+        tracker.end(Status.KILLED.mlflow_terminal, "interrupted; continue with resume=true")
         raise
     result = outcome.result
     wall = time.perf_counter() - started
     if result.status is not Status.COMPLETED:
         if result.traceback:
             tracker.log_text(result.traceback, "traceback.txt")
-        tracker.end("FAILED", result.error)
+        tracker.end(Status.FAILED.mlflow_terminal, result.error)
         raise NasError(result.error)
     tracker.set_tags({ml.PRECISION: result.precision})
     tracker.log_metrics({ml.VAL_ACC: result.val_acc, ml.TEST_ACC: result.test_acc, ml.WALL_TIME_S: wall,
                          ml.PARAMS: counted.params, ml.MACS: counted.macs}, step=cfg.train.epochs)
-    tracker.end("FINISHED")
+    tracker.end(Status.COMPLETED.mlflow_terminal)
     return RunOutcome(spec, counted, result, tracker.run_id, run_dir, wall, outcome.model)
 
 

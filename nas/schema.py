@@ -47,20 +47,7 @@ def _type_name(tp: Any) -> str:
 def _convert(value: Any, tp: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise SpecError(f"{path} must not be empty")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, path)
-            except SpecError as err:
-                errors.append(str(err))
-        raise SpecError(errors[0] if len(errors) == 1 else f"{path}={show(value)} has the wrong type")
+        return _convert_union(value, typing.get_args(tp), path)
     if value is None:
         raise SpecError(f"{path} must not be empty")
     if origin is tuple:
@@ -75,35 +62,65 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         return dict(value)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise SpecError(f"{path} must be true or false, got {show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{path} must be an integer, got {show(value)}")
-        if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
-            raise SpecError(f"{path} must be an integer, got {show(value)}")
-        if abs(value) > MAX_INT:
-            raise SpecError(f"{path}={show(value)} is out of range (at most {MAX_INT:.1e})")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{path} must be a number, got {show(value)}")
-        if isinstance(value, int) and abs(value) > MAX_INT:  # float() of 10**400 overflows
-            raise SpecError(f"{path}={show(value)} is out of range (at most {MAX_INT:.1e})")
-        if not math.isfinite(value):
-            raise SpecError(f"{path} must be a finite number, got {show(value)}")
-        return float(value)
-    if tp is str:
-        if isinstance(value, bool):  # YAML 1.1 read `off` / `on` (train.amp=off) as booleans
-            return "on" if value else "off"
-        if not isinstance(value, str):
-            raise SpecError(f"{path} must be a string, got {show(value)}")
-        return value
+    if tp in _SCALARS:
+        return _SCALARS[tp](value, path)
     if tp is Any:
         return value
     raise TypeError(f"unsupported field type {_type_name(tp)} at {path}")
+
+
+def _convert_union(value: Any, args: tuple[Any, ...], path: str) -> Any:
+    """`X | None` and other unions: None where allowed, else the first member that converts."""
+    if value is None:
+        if type(None) in args:
+            return None
+        raise SpecError(f"{path} must not be empty")
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(value, arg, path)
+        except SpecError as err:
+            errors.append(str(err))
+    raise SpecError(errors[0] if len(errors) == 1 else f"{path}={show(value)} has the wrong type")
+
+
+def _to_bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{path} must be true or false, got {show(value)}")
+    return value
+
+
+def _to_int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{path} must be an integer, got {show(value)}")
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        raise SpecError(f"{path} must be an integer, got {show(value)}")
+    if abs(value) > MAX_INT:
+        raise SpecError(f"{path}={show(value)} is out of range (at most {MAX_INT:.1e})")
+    return int(value)
+
+
+def _to_float(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{path} must be a number, got {show(value)}")
+    if isinstance(value, int) and abs(value) > MAX_INT:  # float() of 10**400 overflows
+        raise SpecError(f"{path}={show(value)} is out of range (at most {MAX_INT:.1e})")
+    if not math.isfinite(value):
+        raise SpecError(f"{path} must be a finite number, got {show(value)}")
+    return float(value)
+
+
+def _to_str(value: Any, path: str) -> str:
+    if isinstance(value, bool):  # YAML 1.1 read `off` / `on` (train.amp=off) as booleans
+        return "on" if value else "off"
+    if not isinstance(value, str):
+        raise SpecError(f"{path} must be a string, got {show(value)}")
+    return value
+
+
+_SCALARS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}  # field type -> its check
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,4 +1,5 @@
-"""Small-sample statistics for ablations: is a difference between two cells real, or seed noise?
+"""Small-sample statistics: is a difference between two ablation cells real, or seed noise? And how
+well two rankings of the same items agree (Kendall, Spearman, a bootstrap interval)?
 
 Ablations repeat each cell over a handful of seeds (often 2-5), so the t-distribution, not the
 normal, gives the interval and the test. Student's t CDF is computed here from the regularized
@@ -12,9 +13,11 @@ NaN values (failed seeds) are dropped before anything is computed.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+import random
+from typing import Iterable, Sequence
 
-__all__ = ["ci95", "welch_p_value", "t_cdf", "t_ppf", "betainc"]
+__all__ = ["ci95", "welch_p_value", "t_cdf", "t_ppf", "betainc", "kendall_tau_b", "spearman_rho", "bootstrap_ci95",
+           "check_paired"]
 
 
 def _clean(values: Iterable[float]) -> list[float]:
@@ -147,3 +150,81 @@ def welch_p_value(a: Iterable[float], b: Iterable[float]) -> float:
     t = (ma - mb) / math.sqrt(se2)
     dof = se2 * se2 / (ea * ea / (na - 1) + eb * eb / (nb - 1))
     return min(1.0, 2.0 * _t_tail(t, dof))
+
+
+# ----------------------------------------------------------------------------- rank agreement
+# How well two orderings of the same items agree (a cheap budget's ranking against the full one).
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties given the mean of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def check_paired(x: Sequence[float], y: Sequence[float]) -> None:
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} vs {len(y)} values")
+
+
+def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b: (concordant - discordant) / sqrt((n0 - ties_x) (n0 - ties_y)) over all
+    pairs, ties in either variable handled (scipy.stats.kendalltau's default). NaN when either
+    side is constant or fewer than 2 values."""
+    check_paired(x, y)
+    n = len(x)
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                ties_x += 1
+                ties_y += 1
+            elif dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    pairs = n * (n - 1) // 2
+    denominator = math.sqrt((pairs - ties_x) * (pairs - ties_y))
+    return (concordant - discordant) / denominator if denominator > 0 else math.nan
+
+
+def bootstrap_ci95(statistic, n: int, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of `statistic(indices)` over n archs resampled with
+    replacement (NaN draws, e.g. a constant resample, are skipped)."""
+    rng, draws = random.Random(seed), []
+    for _ in range(resamples):
+        value = statistic([rng.randrange(n) for _ in range(n)])
+        if not math.isnan(value):
+            draws.append(value)
+    if not draws:
+        return math.nan, math.nan
+    draws.sort()
+    return draws[int(0.025 * (len(draws) - 1))], draws[int(math.ceil(0.975 * (len(draws) - 1)))]
+
+
+def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho: Pearson's correlation of the (tie-averaged) ranks. NaN when constant."""
+    check_paired(x, y)
+    rx, ry = _ranks(x), _ranks(y)
+    n = len(x)
+    if n < 2:
+        return math.nan
+    mx, my = sum(rx) / n, sum(ry) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from nas import mlflow_layout as ml
+
 
 class Status(str, Enum):
     RUNNING = "RUNNING"
@@ -35,5 +37,5 @@ class Status(str, Enum):
     @property
     def mlflow_terminal(self) -> str:
         """The MLflow run status this ends a run with."""
-        return {Status.FAILED: "FAILED", Status.KILLED: "KILLED",
-                Status.RUNNING: "RUNNING"}.get(self, "FINISHED")
+        return {Status.FAILED: ml.RUN_FAILED, Status.KILLED: ml.RUN_KILLED,
+                Status.RUNNING: ml.RUN_RUNNING}.get(self, ml.RUN_FINISHED)

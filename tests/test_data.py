@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-import nas.data as data
+import nas.data.sources as data_sources
+from epochs import batches
 from nas.data import (
-    DataBundle, DataConfig, DataError, Loader, batches, crop_flip, cutout_, default_root,
+    DataBundle, DataConfig, DataError, Loader, crop_flip, cutout_, default_root,
     load_data, load_synthetic, num_batches, split_indices,
 )
 from nas.errors import NasError
@@ -375,7 +376,7 @@ def test_imagefolder_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     def no_decode(paths):
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(data, "_decode_images", no_decode)
+    monkeypatch.setattr(data_sources, "_decode_images", no_decode)
     again = load_data(cfg)  # a cache hit: same arrays, no decoding
     assert torch.equal(again.train.images, b.train.images) and torch.equal(again.test.labels, b.test.labels)
     os.utime(root / "cat" / "0.png", ns=(1, 1))  # a changed file invalidates the cache

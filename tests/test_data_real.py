@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas.data import DataConfig, batches, load_data
+from epochs import batches
+from nas.data import DataConfig, load_data
 
 pytestmark = pytest.mark.realdata
 

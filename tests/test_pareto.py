@@ -13,7 +13,8 @@ from hypothesis.extra import numpy as hnp
 
 from nas.errors import NasError
 from nas.pareto import (Objective, default_reference, front_members, hypervolume, parse_objectives,
-                        pareto_front, pareto_mask, plot_front)
+                        pareto_front, pareto_mask)
+from nas.pareto_plot import plot_front
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

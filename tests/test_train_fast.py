@@ -21,8 +21,10 @@ import nas
 from nas.config import TrainConfig
 from nas.data import DataConfig, load_data
 from nas.device import precision_for
-from nas.train import OPTIMIZERS, EVAL_BATCH, eval_batch_size, evaluate, param_groups, train
-from nas.tracking import Tracker, _coalesce
+from nas.optim import OPTIMIZERS, param_groups
+from nas.train import EVAL_BATCH, eval_batch_size, evaluate, train
+from nas.tracking import Tracker
+from nas.tracking.writer import _coalesce
 
 REPO = Path(__file__).resolve().parents[1]
 

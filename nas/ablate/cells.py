@@ -6,13 +6,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import ray
+
 from nas.ablate.grid import CellRun, load_key
 from nas.campaign import estimate
 from nas.campaign.progress import Progress
+from nas.campaign.tasks import run_tasks
 from nas.data import DataBundle, Split, split_indices
-from nas import faults
 from nas.ablate.report import result_row
-from nas.job import Job, JobResult, execute, one_line
+from nas.job import Job, JobResult, execute, node_id, one_line
 from nas.status import Status
 
 TEST_SUBSET_SEED = 0x7E57  # fixed: every cell and seed is tested on the same images
@@ -36,8 +38,6 @@ def run_cell(job: Job, data: DataBundle, kind: str) -> JobResult:
     try:
         job = dataclasses.replace(job, device=worker_device(kind))
     except Exception as err:  # noqa: BLE001 - e.g. torch_npu missing on this node
-        from nas.job import node_id, one_line
-
         return JobResult(Status.FAILED, node=node_id(), error=one_line(err))
     return execute(job, data).result
 
@@ -67,8 +67,6 @@ def _line(point: CellRun, result: JobResult) -> str:
 
 
 def run_cells(a: Any, todo: list[CellRun]) -> None:
-    import ray
-
     from nas.workers import init_ray, plan_workers
 
     accelerator, share = a.settings.accelerator_share()
@@ -79,33 +77,25 @@ def run_cells(a: Any, todo: list[CellRun]) -> None:
     print(f"  folder {a.state.folder}   MLflow {(a.recorder.campaign.uri or 'disabled').split('?')[0]}")
     refs = {key: ray.put(with_test_subset(bundle, a.test_images)) for key, bundle in a.data.bundles.items()}
     task = ray.remote(run_cell).options(**workers.task_options(), max_retries=1)
-    queue, pending = list(todo), {}
     bar = Progress(len(todo), a.exp.name, enabled=a.settings.progress, unit="run")
 
-    def submit(point: CellRun) -> None:
+    def submit(point: CellRun) -> Any:
         run_id = a.recorder.start(point, a.state.points.get(point.key, {}).get("run_id"))
         a.state.points[point.key] = {"status": Status.RUNNING.value, "run_id": run_id}
         a.state.save()
-        pending[task.remote(job_for(point, threads), refs[load_key(point.cfg)], workers.kind)] = point
+        ref = task.remote(job_for(point, threads), refs[load_key(point.cfg)], workers.kind)
         bar.started()
+        return ref
+
+    def on_done(point: CellRun, result: JobResult) -> None:
+        _record(a, point, result)
+        bar.done(result.status, _line(point, result))
 
     try:
-        while queue or pending:
-            while queue and len(pending) < workers.concurrency:
-                submit(queue.pop(0))
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            point = pending.pop(ready[0])
-            try:
-                result = ray.get(ready[0])
-            except Exception as err:  # the worker process died (twice): record it, go on
-                result = lost(err)
-            _record(a, point, result)
-            bar.done(result.status, _line(point, result))
+        run_tasks(todo, submit, workers.concurrency, on_done)
     except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
         a.recorder.campaign.kill_open()
-        a.recorder.campaign.parent.end("KILLED", None)
+        a.recorder.campaign.parent.end(Status.KILLED.mlflow_terminal, None)
         print(f"\ninterrupted; continue with: nas ablate {a.exp.path} --name {a.state.folder.name} --resume")
         raise
     finally:
@@ -135,9 +125,4 @@ def save_point(a: Any, point: CellRun, result: JobResult, run_id: str | None) ->
 def job_for(point: CellRun, threads: int) -> Job:
     from nas.spec import spec_to_dict
 
-    return Job(spec_to_dict(point.spec), point.cfg, threads=threads,
-               fail=faults.cell_fault(point.cell.label, point.seed))
-
-
-def lost(err: BaseException) -> JobResult:
-    return JobResult(Status.FAILED, error="worker lost: " + one_line(err))
+    return Job(spec_to_dict(point.spec), point.cfg, threads=threads, point=point.key)

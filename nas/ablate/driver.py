@@ -73,7 +73,7 @@ class AblationOutcome:
 
 
 @dataclass
-class Ablation:
+class RunningAblation:
     """An ablation being run: what every step after the set-up reads."""
 
     settings: AblateSettings
@@ -132,7 +132,7 @@ def _open(settings: AblateSettings, exp: Experiment, budget: Budget, name: str) 
     return state
 
 
-def _setup(settings: AblateSettings, started: float) -> Ablation:
+def _setup(settings: AblateSettings, started: float) -> RunningAblation:
     _check(settings)
     exp = load_experiment(settings.experiment)
     name = settings.name or f"{exp.name}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -150,11 +150,11 @@ def _setup(settings: AblateSettings, started: float) -> Ablation:
     test_images = budget.test_subset if settings.test_images is None else (settings.test_images or None)
     campaign = CampaignRecorder(run_config(exp, budget, settings.overrides, data=data.extra).mlflow,
                                 exp.name, state.data.get("parent_run_id"))
-    return Ablation(settings, exp, budget, seeds, name, state, data, grid, test_images,
+    return RunningAblation(settings, exp, budget, seeds, name, state, data, grid, test_images,
                     AblationRecorder(campaign, exp, name), started)
 
 
-def _start_parent(a: Ablation) -> None:
+def _start_parent(a: RunningAblation) -> None:
     if "parent_run_id" in a.state.data:
         return
     campaign = a.recorder.campaign
@@ -170,7 +170,7 @@ def _start_parent(a: Ablation) -> None:
     a.state.save()
 
 
-def _adopt_orphans(a: Ablation) -> None:
+def _adopt_orphans(a: RunningAblation) -> None:
     """After a kill between a child run's creation and the state file: the run the state does
     not know is adopted (reopened on re-run), or deleted when the state names another run."""
     for key, run_id in a.recorder.campaign.children_with_tag(ml.POINT):
@@ -182,14 +182,14 @@ def _adopt_orphans(a: Ablation) -> None:
     a.state.save()
 
 
-def _reconcile(a: Ablation) -> None:
+def _reconcile(a: RunningAblation) -> None:
     """After a kill: runs of finished points that MLflow still shows RUNNING get their result
     (the kill landed between the state file and MLflow); unfinished ones are reused on re-run."""
     _adopt_orphans(a)
     by_key = {p.key: p for p in a.grid}
     for key, entry in a.state.points.items():
         run_id, point = entry.get("run_id"), by_key.get(key)
-        if not run_id or point is None or a.recorder.campaign.run_status(run_id) != "RUNNING":
+        if not run_id or point is None or a.recorder.campaign.run_status(run_id) != ml.RUN_RUNNING:
             continue
         if Status(entry.get("status")) in DONE:
             a.recorder.child(point, run_id)
@@ -203,7 +203,7 @@ def _result_from(entry: dict[str, Any]) -> JobResult:
     return JobResult(**{k: v for k, v in saved.items() if k in known})
 
 
-def _record_infeasible(a: Ablation) -> None:
+def _record_infeasible(a: RunningAblation) -> None:
     """Cells that cannot build: one line each, recorded INFEASIBLE before any training."""
     for point in a.grid:
         if not point.valid and a.state.points.get(point.key, {}).get("status") != Status.INFEASIBLE:
@@ -215,7 +215,7 @@ def _record_infeasible(a: Ablation) -> None:
         print(f"invalid cell {label}: {error}")
 
 
-def _todo(a: Ablation) -> list[CellRun]:
+def _todo(a: RunningAblation) -> list[CellRun]:
     done = tuple(s for s in DONE if not (a.settings.retry_failed and s is Status.FAILED))
     todo = [p for p in a.grid if p.valid and a.state.points.get(p.key, {}).get("status") not in done]
     for point in todo:  # a retried failure gets a fresh run; the failed one is deleted
@@ -245,7 +245,7 @@ def ablate(settings: AblateSettings) -> AblationOutcome:
     return _report(a, epochs)
 
 
-def _report(a: Ablation, epochs: int) -> AblationOutcome:
+def _report(a: RunningAblation, epochs: int) -> AblationOutcome:
     rows = [a.state.points[p.key]["row"] for p in a.grid if "row" in a.state.points.get(p.key, {})]
     results = results_frame(a.exp, rows)
     summary = summary_frame(a.exp, results, a.data.note)

@@ -15,7 +15,7 @@ from typing import Any
 
 from nas.errors import NasError, SpecError
 from nas.schema import from_dict
-from nas.space import shipped_files
+from nas.shipped import shipped_files
 from nas.yaml_io import read_yaml
 
 VALUE = "{value}"  # placeholder in `set` templates

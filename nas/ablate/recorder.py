@@ -10,6 +10,7 @@ from nas import mlflow_layout as ml
 from nas.ablate.experiment import Experiment, show
 from nas.ablate.grid import CellRun
 from nas.campaign.recorder import CampaignRecorder
+from nas.config import run_params
 from nas.job import JobResult
 from nas.status import Status
 
@@ -26,8 +27,6 @@ class AblationRecorder:
 
     def start(self, point: CellRun, run_id: str | None = None) -> str | None:
         """Open the point's child run (status RUNNING); `run_id` reopens one a kill left behind."""
-        from nas.run import run_params
-
         child = self.child(point, run_id)
         if run_id is None:
             params: dict[str, Any] = {f"{ml.FACTOR_PREFIX}{k}": show(v) for k, v in point.cell.values.items()}

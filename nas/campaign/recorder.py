@@ -112,7 +112,7 @@ class CampaignRecorder:
             return None
 
     def finish_parent(self, files: tuple[Path, ...], metrics: Mapping[str, float],
-                      status: str = "FINISHED") -> None:
+                      status: str = ml.RUN_FINISHED) -> None:
         for path in files:
             self.parent.log_artifact(path)
         self.parent.log_metrics(dict(metrics))

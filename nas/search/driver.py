@@ -15,41 +15,37 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
-from ray.tune.error import TuneError
 
-from nas import faults
 from nas import mlflow_layout as ml
 from nas.campaign import estimate
 from nas.campaign.placement import requested_placement
-from nas.campaign.budget import Budget, get_budget
-from nas.campaign.progress import Progress
+from nas.campaign.budget import get_budget
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.resume import resumed_settings
-from nas.campaign.state import State, open_state, stored_settings
-from nas.config import RunConfig, load_run_config, spec_overrides
+from nas.campaign.state import open_state, stored_settings
+from nas.config import load_run_config, spec_overrides
 from nas.words import split_words
 from nas.data import load_data
 from nas.errors import NasError
-from nas.pareto import Objective, parse_objectives, pareto_mask
-from nas.search.recorder import RecorderCallback, SearchRecorder, latency_tags
-from nas.search.results import (SearchOutcome, draw_front, front_table, mark_front, status_of,
+from nas.pareto import Objective, parse_objectives
+from nas.search.recorder import SearchRecorder, latency_tags
+from nas.search.results import (SearchOutcome, draw_front, mark_front, status_of,
                                 trials_frame, write_front)
-from nas.search.scheduler import make_scheduler, scheduler_name
-from nas.search.searcher import AUTO, OBSERVE_FREE, SAMPLERS, Limits, OptunaSearcher, pick_sampler
-from nas.search.trial import TrialSetup, run_trial
-from nas.space import SearchSpace, load_space
+from nas.search.scheduler import scheduler_name
+from nas.search.searcher import AUTO, SAMPLERS, Limits, pick_sampler
+from nas.search.session import FINISHED_STATES, TRAINED_STATES, RunningSearch, close_running_trials, trained_count
+from nas.search.trial import TrialSetup
+from nas.search.tuner import run_tuner
+from nas.space import RandomChooser, load_space
 from nas.status import Status
 from nas.table import millions
 from nas.tracking import preflight
 
-__all__ = ["SearchSettings", "SearchOutcome", "front_table", "search"]
+__all__ = ["SearchSettings", "SearchOutcome", "search"]
 
-FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                   optuna.trial.TrialState.FAIL)
-TRAINED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # a FAIL's span may hold a kill's downtime
 SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency", "latency_ms")  # latency: latency_ms
 LIMIT_KEYS = ("max_macs", "max_params", "max_latency_ms")
 RESUME_KEEPS = {"objectives": "--objectives", "seed": "--seed", "budget": "--budget",  # field -> its flag
@@ -58,7 +54,6 @@ RESUME_KEEPS = {"objectives": "--objectives", "seed": "--seed", "budget": "--bud
                 "latency_threads": "--latency-threads",
                 "scheduler": "--scheduler", "references": "--no-references"}
 OBSERVED_TRIALS = 4  # a resumed search estimates its time from its own trials once it has this many
-TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
 
 
 @dataclass
@@ -92,38 +87,6 @@ class SearchSettings:
 
     def accelerator_share(self) -> tuple[str, float | None]:
         return requested_placement(self.accelerator, self.per_trial, self.gpus_per_trial)
-
-
-@dataclass
-class Search:
-    """A search being run: what every step after the set-up reads."""
-
-    settings: SearchSettings
-    name: str
-    folder: Path
-    state: State
-    cfg: RunConfig
-    budget: Budget
-    space: SearchSpace
-    objectives: list[Objective]
-    limits: Limits
-    data: Any  # DataBundle, on the CPU: sent to the workers through Ray's object store
-    to_spec: Callable[[dict[str, Any]], Any]
-    study: optuna.Study
-    campaign: CampaignRecorder
-    recorder: SearchRecorder
-    started: float
-    latency: Any = None  # nas.latency.LatencyCache when latency is an objective or a limit
-
-    @property
-    def scheduler(self) -> str:
-        """none | asha | moasha: what stops trials early in this search."""
-        return scheduler_name(self.settings.asha, self.settings.scheduler, self.objectives,
-                              self.budget.early_stopping)
-
-    @property
-    def closed(self) -> dict[str, dict[str, str]]:
-        return self.state.data.setdefault("closed", {})
 
 
 def with_limits(settings: SearchSettings) -> SearchSettings:
@@ -171,7 +134,7 @@ def _study(folder: Path, name: str, objectives: list[Objective], settings: Searc
                                load_if_exists=settings.resume)
 
 
-def _setup(settings: SearchSettings, started: float) -> Search:
+def _setup(settings: SearchSettings, started: float) -> RunningSearch:
     _check_settings(settings)
     if settings.resume and not settings.name:
         raise NasError("--resume needs --name NAME (the search to continue, a folder of --output-dir)")
@@ -206,12 +169,12 @@ def _setup(settings: SearchSettings, started: float) -> Search:
     limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
                     settings.max_params, settings.max_latency_ms)
     recorder = SearchRecorder(campaign, name, latency_tags(latency))
-    return Search(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
-                  lambda params: space.to_spec(params, **overrides), study, campaign,
-                  recorder, started, latency)
+    return RunningSearch(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
+                         lambda params: space.to_spec(params, **overrides), study, campaign,
+                         recorder, started, latency)
 
 
-def _start_records(s: Search) -> int:
+def _start_records(s: RunningSearch) -> int:
     """A fresh search: its parent run, the reference points queued first. A resumed one:
     trials a kill left RUNNING closed KILLED (re-sampled). Returns how many were killed."""
     if not s.settings.resume:
@@ -231,36 +194,16 @@ def _start_records(s: Search) -> int:
         s.state.data.update({"parent_run_id": s.campaign.parent.run_id, "settings": asdict(s.settings)})
         s.state.save()
         return 0
-    killed = _close_running_trials(s, Status.KILLED)
+    killed = close_running_trials(s, Status.KILLED)
     finished = {t.number: status_of(t, s.closed)[0]
                 for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)}
     s.recorder.close_leftovers(finished)
     return len(killed)
 
 
-def _close_running_trials(s: Search, status: Status, error: str = "") -> list[int]:
-    """Trials left RUNNING by a kill (KILLED: not counted, so re-sampled) or by a Tune stop
-    (FAILED with `error`): FAILed in the study (public `tell`), their status kept in the state."""
-    stale = [t.number for t in s.study.get_trials(deepcopy=False)
-             if t.state == optuna.trial.TrialState.RUNNING]
-    for number in stale:
-        s.study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        s.closed[str(number)] = {"status": status.value, "error": error[:2000]}
-    if stale:
-        s.state.save()
-    return stale
-
-
-def _trained_count(s: Search) -> int:
-    """Trials that ran (completed, pruned or failed while training): free ones do not count."""
-    statuses = [status_of(t, s.closed)[0]
-                for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)]
-    return sum(1 for st in statuses if not st.untrained and st is not Status.KILLED)
-
-
-def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
+def _plan_line(s: RunningSearch, remaining: int, killed: int, workers: Any) -> None:
     print(f"search {s.name}: space {s.space.name}, {remaining} trials to run"
-          f" ({_trained_count(s)} done before{', ' + str(killed) + ' killed ones re-sampled' if killed else ''}),"
+          f" ({trained_count(s)} done before{', ' + str(killed) + ' killed ones re-sampled' if killed else ''}),"
           f" {workers.describe()}")
     name = s.scheduler
     asha = (f", {'MO-ASHA' if name == 'moasha' else 'ASHA'} from {s.budget.grace_epochs} epoch(s),"
@@ -277,7 +220,7 @@ def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
           f" (experiment {s.cfg.mlflow.experiment})")
 
 
-def _observed_trial_s(s: Search) -> tuple[float, int] | None:
+def _observed_trial_s(s: RunningSearch) -> tuple[float, int] | None:
     """Mean wall seconds of the trials this search trained so far (side by side, as the rest
     will run), once there are a few: a resumed search's own record is a better guide than a
     typical random sample, as a model-based sampler moves towards the larger nets of the front."""
@@ -286,11 +229,9 @@ def _observed_trial_s(s: Search) -> tuple[float, int] | None:
     return (sum(spans) / len(spans), len(spans)) if len(spans) >= OBSERVED_TRIALS else None
 
 
-def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
+def _estimate_line(s: RunningSearch, remaining: int, workers: Any) -> None:
     """Measured, not assumed: this search's own trials when it has some, else a few training
     steps of a typical feasible sample on this machine."""
-    from nas.space import RandomChooser
-
     observed = _observed_trial_s(s)
     if observed is not None:
         per_trial, count = observed
@@ -333,99 +274,21 @@ def search(settings: SearchSettings) -> SearchOutcome:
     accelerator, share = s.settings.accelerator_share()
     workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
                            cpus_each=s.settings.cpus_per_trial, concurrency=s.settings.concurrency)
-    setup = TrialSetup(s.cfg, workers.kind, max(1, int(s.settings.cpus_per_trial)),
-                       faults.failing_trials())
-    remaining = max(0, s.settings.trials - _trained_count(s))
+    setup = TrialSetup(s.cfg, workers.kind, max(1, int(s.settings.cpus_per_trial)))
+    remaining = max(0, s.settings.trials - trained_count(s))
     _plan_line(s, remaining, killed, workers)
     _estimate_line(s, remaining, workers)
-    _run_tuner(s, workers, setup)
+    run_tuner(s, workers, setup)
     outcome = _results(s)
     if s.settings.retrain_top:
         from nas.search.retrain import retrain_front
 
         outcome.retrained = retrain_front(outcome, s.settings, s.campaign, s.cfg.mlflow.experiment)
-    s.campaign.parent.end("FINISHED")
+    s.campaign.parent.end(Status.COMPLETED.mlflow_terminal)
     return outcome
 
 
-def _run_tuner(s: Search, workers: Any, setup: TrialSetup) -> None:
-    """Tune runs the remaining trials; when it stops (a worker killed by Ray's memory monitor,
-    a lost node), the trials it was running are FAILED and it runs again, up to 3 times."""
-    for attempt in range(TUNER_RESTARTS + 1):
-        remaining = max(0, s.settings.trials - _trained_count(s))
-        if not remaining:
-            return
-        try:
-            _fit(s, f"ray-{attempt}", remaining, workers, setup)
-            return
-        except (TuneError, RuntimeError, OSError) as err:
-            reason = _last_line(err)
-            message = f"worker lost: {reason}"
-            lost = _close_running_trials(s, Status.FAILED, message)
-            for number in lost:  # in MLflow too, so nothing stays RUNNING
-                if number in s.recorder.children:
-                    s.recorder.finish(number, Status.FAILED, message[:2000])
-            if attempt == TUNER_RESTARTS:
-                raise NasError(f"Ray Tune stopped {attempt + 1} times; last: {reason}") from err
-            print(f"\nRay Tune stopped ({reason[:200]}); {len(lost)} running trial(s) recorded FAILED,"
-                  " continuing with the remaining trials")
-
-
-def _last_line(err: BaseException) -> str:
-    """Tune wraps a worker's traceback in its error text: its last line names the cause."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
-
-
-def _progress(s: Search, remaining: int) -> tuple[Progress, Callable, Callable]:
-    import numpy as np
-
-    points: list[list[float]] = []  # objective values of completed trials, for the front size
-    directions = [o.direction for o in s.objectives]
-    front = lambda: f"front {int(pareto_mask(np.array(points), directions).sum()) if points else 0}"
-    bar = Progress(remaining, "trials", enabled=s.settings.progress, extra=front)
-
-    def on_done(status: Status, result: dict) -> None:
-        if status is Status.COMPLETED:
-            points.append([float(result.get(o.name, float("nan"))) for o in s.objectives])
-        bar.done(status)
-
-    def on_free(sampled) -> None:
-        s.recorder.infeasible(sampled)
-        bar.done(sampled.status, trained=False)
-
-    return bar, on_done, on_free
-
-
-def _fit(s: Search, run_name: str, remaining: int, workers: Any, setup: TrialSetup) -> None:
-    from ray import tune
-
-    bar, on_done, on_free = _progress(s, remaining)
-    searcher = OptunaSearcher(s.study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
-                              max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free,
-                              observe_free=s.settings.sampler in OBSERVE_FREE,
-                              latency=(lambda spec: s.latency.get(spec).median_ms) if s.latency else None)
-    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
-                                    workers.resources())
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(
-            s.scheduler, s.objectives, s.budget),
-                                    num_samples=-1,
-                                    max_concurrent_trials=workers.concurrency, reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=run_name, storage_path=str((s.folder / "ray").resolve()), verbose=0,
-            callbacks=[RecorderCallback(s.recorder, s.budget.epochs, on_done, bar.started)],
-            failure_config=tune.FailureConfig(max_failures=2),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
-    )
-    try:
-        tuner.fit()
-    finally:
-        bar.close()
-
-
-def _results(s: Search) -> SearchOutcome:
+def _results(s: RunningSearch) -> SearchOutcome:
     df = trials_frame(s.study, s.objectives, s.recorder.run_ids, s.closed)
     front = mark_front(df, s.objectives) if len(df) else df
     csv = s.folder / "trials.csv"

@@ -48,7 +48,7 @@ class SearchRecorder:
         their architectures are sampled anew."""
         closed = 0
         for number, run_id in self.run_ids.items():
-            if self.campaign.run_status(run_id) == "RUNNING":
+            if self.campaign.run_status(run_id) == ml.RUN_RUNNING:
                 self.campaign.close_run(run_id, finished.get(number, Status.KILLED))
                 closed += 1
         return closed

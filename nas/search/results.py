@@ -13,7 +13,8 @@ import optuna
 import pandas as pd
 
 from nas import mlflow_layout as ml
-from nas.pareto import Objective, format_front, front_members, plot_front, reference_points, search_title
+from nas.pareto import Objective, default_reference, dominates, front_members, hypervolume, oriented
+from nas.pareto_plot import format_front, plot_front, reference_points, search_title
 from nas.search.searcher import trial_status
 from nas.status import Status
 
@@ -88,7 +89,7 @@ def write_front(front: pd.DataFrame, folder: Path, name: str, to_spec: Callable,
         path = front_dir / f"trial{number:03d}.yaml"
         path.write_text(spec_to_yaml(to_spec(choices_of(row)).replace(name=f"{name}-t{number:03d}")))
         if row["mlflow_run_id"] and campaign.tracking:
-            campaign.parent.client.set_tag(row["mlflow_run_id"], ml.PARETO, "true")
+            campaign.parent.client.set_tag(row["mlflow_run_id"], ml.PARETO, ml.PARETO_TRUE)
             campaign.parent.client.log_artifact(row["mlflow_run_id"], str(path))
         campaign.parent.log_artifact(path, "front")
 
@@ -101,22 +102,14 @@ def draw_front(df: pd.DataFrame, objectives: list[Objective], folder: Path, name
                       title=search_title(name))
 
 
-def front_table(outcome: SearchOutcome) -> str:
+def front_text(outcome: SearchOutcome) -> str:
     return format_front(outcome.front, "spec",
                         [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]])
-
-
-def _dominates(a: pd.Series, b: pd.Series, objectives: list[Objective]) -> bool:
-    better = [(a[o.name] >= b[o.name]) if o.direction == "max" else (a[o.name] <= b[o.name]) for o in objectives]
-    strictly = [(a[o.name] > b[o.name]) if o.direction == "max" else (a[o.name] < b[o.name]) for o in objectives]
-    return all(better) and any(strictly)
 
 
 def found_summary(outcome: SearchOutcome, objectives: list[Objective]) -> list[str]:
     """What the search found: the front's hypervolume (reference point stated) and, for each
     paper reference net, the front members that dominate it on the same budget."""
-    from nas.pareto import default_reference, hypervolume
-
     df, front = outcome.trials, outcome.front
     if not len(front):
         return ["no trial completed: no front"]
@@ -139,5 +132,8 @@ def _beaten_by(ref_row: pd.Series, front: pd.DataFrame, objectives: list[Objecti
                     status, status.lower())
     if bool(ref_row.get("pareto")):
         return "on the front itself"
-    better = [int(r["trial"]) for _, r in front.iterrows() if _dominates(r, ref_row, objectives)]
+    names, directions = [o.name for o in objectives], [o.direction for o in objectives]
+    members = oriented(front[names].to_numpy(dtype=float), directions)
+    beaten = dominates(members, oriented([ref_row[names].to_numpy(dtype=float)], directions))
+    better = [int(t) for t in front["trial"][beaten]]
     return ("dominated by front trial(s) " + ", ".join(map(str, better))) if better else "no front member dominates it"

@@ -32,35 +32,16 @@ from typing import Any, Sequence
 import numpy as np
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
-from nas.pareto import pareto_mask
+from nas.pareto import oriented, pareto_mask
 
 __all__ = ["MultiObjectiveASHA", "promote", "priority", "nondominated_rank", "crowding_distance",
            "rung_milestones"]
 
 
-def _oriented(values, directions: Sequence[str] | None) -> np.ndarray:
-    """N x M float matrix with bigger = better everywhere (directions None: already so)."""
-    v = np.asarray(values, dtype=float)
-    if v.ndim == 1:
-        v = v.reshape(-1, 1)
-    if v.ndim != 2:
-        raise ValueError(f"values must be N x M, got shape {v.shape}")
-    if directions is None:
-        return v
-    if len(directions) != v.shape[1]:
-        raise ValueError(f"{len(directions)} directions for {v.shape[1]} objective columns")
-    signs = []
-    for d in directions:
-        if d not in ("max", "min"):
-            raise ValueError(f"direction must be 'max' or 'min', got {d!r}")
-        signs.append(1.0 if d == "max" else -1.0)
-    return v * np.asarray(signs)
-
-
 def nondominated_rank(values, directions: Sequence[str] | None = None) -> np.ndarray:
     """Front index per row: 0 for the non-dominated rows, 1 for those non-dominated once front 0 is
     removed, and so on. Rows with a NaN come after every front (rank = number of fronts)."""
-    v = _oriented(values, directions)
+    v = oriented(values, directions)
     n = len(v)
     ranks = np.full(n, -1, dtype=int)
     valid = ~np.isnan(v).any(axis=1)
@@ -103,7 +84,7 @@ def crowding_distance(values) -> np.ndarray:
 def priority(values, directions: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rank, crowding) per row: sort by rank ascending, then crowding descending. Crowding is
     computed within each rank's front; NaN rows get rank after every front and crowding 0."""
-    v = _oriented(values, directions)
+    v = oriented(values, directions)
     ranks = nondominated_rank(v)
     crowd = np.zeros(len(v))
     valid = ~np.isnan(v).any(axis=1)
@@ -123,7 +104,7 @@ def promote(rung_values, new_index: int, keep_fraction: float,
     strictly ahead of it by (non-dominated rank, then crowding distance); a row with NaN never
     continues and rows with NaN do not count. `keep_fraction` is 1 / reduction_factor.
     """
-    v = _oriented(rung_values, directions)
+    v = oriented(rung_values, directions)
     if not 0 <= new_index < len(v):
         raise IndexError(f"new_index {new_index} outside a rung of {len(v)} results")
     if not 0 < keep_fraction <= 1:

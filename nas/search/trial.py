@@ -27,7 +27,6 @@ class TrialSetup:
     cfg: RunConfig
     device: str  # the worker plan's kind: cpu | cuda | npu
     threads: int
-    fail_trials: tuple[int, ...] = ()  # fault injection for tests: these trial numbers raise
 
 
 class _FromRay(BaseException):
@@ -55,8 +54,8 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
         finally:
             clock["reporting"] += time.perf_counter() - begun
 
-    fail = f"injected fault in trial {number}" if number in setup.fail_trials else None
-    job = Job(config[SPEC_KEY], setup.cfg, device=None, threads=setup.threads, test=False, fail=fail)
+    job = Job(config[SPEC_KEY], setup.cfg, device=None, threads=setup.threads, test=False,
+              point=f"trial {number}")
     try:
         job = replace(job, device=worker_device(setup.device))
         result = execute(job, data, report).result

@@ -1,250 +1,22 @@
-"""The one place that talks to MLflow.
-
-Default store: a SQLite file `./mlflow.db` (WAL journal, so readers never block the writer)
-with artifacts in `./mlartifacts`, which `mlflow ui --backend-store-uri sqlite:///mlflow.db`
-shows. `$MLFLOW_TRACKING_URI` or `mlflow.tracking_uri=` point it at a server instead.
-"""
+"""Writing one MLflow run: `Tracker` queues params, metrics, tags and artifacts to one background
+writer thread per run (batched within MLflow's limits), and the tags every run carries."""
 
 from __future__ import annotations
 
 import atexit
-import logging
-import os
 import platform
 import queue
 import re
-import shutil
-import sqlite3
 import subprocess
-import tempfile
 import threading
 import time
 import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.errors import NasError
-
-DEFAULT_DB = "mlflow.db"
-DEFAULT_ARTIFACTS = "mlartifacts"
-SQLITE_BUSY_TIMEOUT_S = 60
-
-
-def tracking_uri(configured: str | None = None) -> str:
-    """Configured URI, else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db."""
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
-    return uri or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):].split("?")[0]) if uri.startswith("sqlite:///") else None
-
-
-def _with_timeout(uri: str) -> str:
-    """A SQLite URI with the busy timeout (other URIs as given)."""
-    if _sqlite_path(uri) is None or "?" in uri:
-        return uri
-    return f"{uri}?timeout={SQLITE_BUSY_TIMEOUT_S}"
-
-
-def _check_sqlite_folder(uri: str) -> None:
-    path = _sqlite_path(uri)
-    if path is not None and (not path.parent.exists() or not os.access(path.parent, os.W_OK)):
-        raise NasError(f"MLflow store {path}: folder {path.parent} is missing or not writable")
-
-
-def prepare_sqlite(uri: str) -> str:
-    """Switch a SQLite store to WAL and add a busy timeout; refuse an unwritable folder early.
-    A new store starts as a copy of a migrated empty one (`new_sqlite_store`)."""
-    path = _sqlite_path(uri)
-    if path is None:
-        return uri
-    _check_sqlite_folder(uri)
-    if not path.exists():
-        new_sqlite_store(path)
-    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as con:
-        con.execute("PRAGMA journal_mode=WAL")
-    return _with_timeout(uri)
-
-
-def _template_path() -> Path:
-    from importlib.metadata import version
-
-    root = os.environ.get("NAS_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "nas"
-    return base / "mlflow" / f"empty-store-mlflow-{version('mlflow')}.db"
-
-
-def _make_template(template: Path) -> None:
-    """An empty store at `template`, migrated by MLflow itself, minus the Default experiment
-    (whose artifact folder depends on the working directory: MLflow adds it on first open)."""
-    from mlflow.tracking import MlflowClient
-
-    template.parent.mkdir(parents=True, exist_ok=True)
-    tmp = template.with_name(f".{template.name}.{os.getpid()}.{threading.get_ident()}")
-    try:
-        client = MlflowClient(tracking_uri=f"sqlite:///{tmp}")
-        client._tracking_client.store.engine.dispose()  # noqa: SLF001 - close its connections
-        with sqlite3.connect(tmp) as con:
-            con.execute("DELETE FROM experiments")
-        os.replace(tmp, template)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def new_sqlite_store(path: Path) -> None:
-    """Create the SQLite store `path` by copying a migrated empty store (cached per MLflow
-    version under ~/.cache/nas/mlflow, or $NAS_CACHE): MLflow's own creation runs 50-odd
-    schema migrations, seconds on a small machine, in every new folder. Without a usable
-    cache nothing is created here and MLflow migrates the store itself."""
-    try:
-        template = _template_path()
-        if not template.exists():
-            _make_template(template)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        shutil.copyfile(template, tmp)
-        try:
-            os.link(tmp, path)  # atomic, and never over a store another process just made
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError:
-        return
-
-
-class _Opener:
-    """Imports MLflow and opens its store for `uri` in a background thread (seconds: the import,
-    SQLAlchemy's set-up, a new store's creation), so a run loads its data meanwhile."""
-
-    def __init__(self, uri: str):
-        self.uri = uri
-        self.done = threading.Event()
-        self.client: Any = None
-        self.error: BaseException | None = None
-        self.seconds: dict[str, float] = {}
-        threading.Thread(target=self._open, name="nas-mlflow-open", daemon=True).start()
-
-    def _open(self) -> None:
-        try:
-            start = time.perf_counter()
-            from mlflow.tracking import MlflowClient
-
-            for noisy in ("mlflow", "alembic"):  # schema-migration chatter on a new store
-                logging.getLogger(noisy).setLevel(logging.WARNING)
-            self.seconds["import"] = time.perf_counter() - start
-            start = time.perf_counter()
-            uri = prepare_sqlite(self.uri)
-            self.seconds["new store"] = time.perf_counter() - start
-            start = time.perf_counter()
-            self.client = MlflowClient(tracking_uri=uri)
-            self.seconds["open store"] = time.perf_counter() - start
-        except BaseException as err:  # noqa: BLE001 - handed to whoever waits for the client
-            self.error = err
-        finally:
-            self.done.set()
-
-    def result(self) -> Any:
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
-        return self.client
-
-
-_OPENERS: dict[str, _Opener] = {}
-_OPENERS_LOCK = threading.Lock()
-
-
-def open_client(uri: str) -> _Opener:
-    """The process's opener for `uri` (one MLflow client per store), started when first asked
-    for; a failed one is retried."""
-    uri = _with_timeout(uri)
-    with _OPENERS_LOCK:
-        opener = _OPENERS.get(uri)
-        if opener is None or (opener.done.is_set() and opener.error is not None):
-            opener = _OPENERS[uri] = _Opener(uri)
-        return opener
-
-
-# ----------------------------------------------------------------------------- preflight
-
-MIN_FREE_MB = 200  # below this a run may die on its first checkpoint or MLflow write
-SERVER_TIMEOUT_S = 5.0
-
-
-def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def check_folder(path: str | Path, what: str) -> None:
-    """`path` can be created and written (probed with a real file: permission bits lie to
-    root and on read-only mounts), and its disk has MIN_FREE_MB free ($NAS_MIN_FREE_MB)."""
-    path = Path(path)
-    base = _nearest_existing(path)
-    if not base.is_dir():
-        raise NasError(f"{what} {path}: {base} is not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=base, prefix=".nas-preflight-"):
-            pass
-    except OSError as err:
-        raise NasError(f"{what} {path}: cannot write in {base} ({err.strerror or err});"
-                       " pick a writable folder") from None
-    try:
-        min_mb = float(os.environ.get("NAS_MIN_FREE_MB") or MIN_FREE_MB)
-    except ValueError:
-        raise NasError(f"$NAS_MIN_FREE_MB={os.environ['NAS_MIN_FREE_MB']!r} must be a number of MB") from None
-    free_mb = shutil.disk_usage(base).free / 1024**2
-    if free_mb < min_mb:
-        raise NasError(f"{what} {path}: only {free_mb:,.0f} MB free on its disk (need {min_mb:,.0f}"
-                       " MB, $NAS_MIN_FREE_MB); free some space or pick another folder")
-
-
-def check_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
-    """An http(s) MLflow tracking server answers; the MLflow client itself would retry for
-    minutes before failing, and only at the first write."""
-    import urllib.error
-    import urllib.request
-
-    url = uri.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            response.read(64)
-    except urllib.error.HTTPError as err:
-        if err.code >= 500:
-            raise NasError(f"MLflow server {uri} is not healthy ({url}: HTTP {err.code})") from None
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise NasError(f"MLflow server {uri} is unreachable ({reason}); start it, or unset"
-                       " MLFLOW_TRACKING_URI / mlflow.tracking_uri for the local SQLite store") from None
-
-
-def preflight(uri: str | None = None, folders: Mapping[str, str | Path] | None = None, *,
-              tracking: bool = True) -> str:
-    """Fail in seconds, with one line, on what would otherwise crash a run or search hours in:
-    an unwritable or full output/artifact folder, an unreachable MLflow server. `folders` maps
-    a description ("--output-dir") to a path; `tracking=False` (MLflow off) checks only those.
-    Returns the resolved tracking URI. Called at the start of `nas run` and `nas search`;
-    ablations call it too."""
-    resolved = tracking_uri(uri)
-    checks = dict(folders or {})
-    db = _sqlite_path(resolved)
-    if not tracking:
-        pass
-    elif db is not None:
-        checks["MLflow store"] = db.parent
-        checks["MLflow artifacts"] = Path.cwd() / DEFAULT_ARTIFACTS
-    elif resolved.startswith("file:") or "://" not in resolved:
-        checks["MLflow store"] = Path(resolved.removeprefix("file://").removeprefix("file:"))
-    elif resolved.startswith(("http://", "https://")):
-        check_server(resolved)
-    for what, path in checks.items():
-        check_folder(path, what)
-    if tracking:  # import MLflow and open the store in the background while the run loads data
-        open_client(resolved)
-    return resolved
+from nas import mlflow_layout as ml
+from nas.tracking.store import StoreOpener, open_client, wait_opened
+from nas.tracking.uris import DEFAULT_ARTIFACTS, check_sqlite_folder, tracking_uri, with_timeout
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -278,7 +50,6 @@ def environment_tags() -> dict[str, str]:
     import torch
 
     import nas
-    from nas import mlflow_layout as ml
 
     return {ml.NAS_VERSION: nas.__version__, ml.GIT_COMMIT: git_commit(),
             ml.TORCH_VERSION: torch.__version__, ml.PYTHON_VERSION: platform.python_version(),
@@ -295,8 +66,7 @@ _LIVE: "weakref.WeakSet[Tracker]" = weakref.WeakSet()
 @atexit.register
 def _flush_all_at_exit() -> None:
     """Queued writes still go out, and a store being created is never left half-migrated."""
-    for opener in list(_OPENERS.values()):
-        opener.done.wait(EXIT_FLUSH_S)
+    wait_opened(EXIT_FLUSH_S)
     for tracker in list(_LIVE):
         tracker._sync(timeout=EXIT_FLUSH_S, raise_error=False)
 
@@ -315,11 +85,11 @@ class Tracker:
     def __init__(self, experiment: str, run_name: str | None = None, *, uri: str | None = None,
                  run_id: str | None = None, parent_run_id: str | None = None,
                  tags: Mapping[str, str] | None = None):
-        self.uri = _with_timeout(tracking_uri(uri))
-        _check_sqlite_folder(self.uri)
+        self.uri = with_timeout(tracking_uri(uri))
+        check_sqlite_folder(self.uri)
         all_tags = dict(tags or {})
         if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
+            all_tags[ml.PARENT_RUN_ID] = parent_run_id
         self._ops: queue.SimpleQueue = queue.SimpleQueue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -337,7 +107,7 @@ class Tracker:
 
     # ------------------------------------------------------------------ the writer thread
 
-    def _start(self, opener: _Opener, experiment: str, run_name: str | None,
+    def _start(self, opener: StoreOpener, experiment: str, run_name: str | None,
                run_id: str | None, tags: dict[str, str]) -> None:
         wait = time.perf_counter()
         client = opener.result()
@@ -345,7 +115,7 @@ class Tracker:
         start = time.perf_counter()
         self._experiment_id = self._experiment(client, experiment)
         if run_id:
-            client.update_run(run_id, status="RUNNING")
+            client.update_run(run_id, status=ml.RUN_RUNNING)
             if tags:
                 client.log_batch(run_id, **_entities({"tags": list(tags.items())}))
         else:
@@ -353,7 +123,7 @@ class Tracker:
         self.seconds["create run"] = time.perf_counter() - start
         self._client, self._run_id = client, run_id
 
-    def _write(self, opener: _Opener, *start_args: Any) -> None:
+    def _write(self, opener: StoreOpener, *start_args: Any) -> None:
         try:
             self._start(opener, *start_args)
         except BaseException as err:  # noqa: BLE001 - raised in the caller's thread
@@ -393,23 +163,21 @@ class Tracker:
     def _experiment(client: Any, name: str) -> str:
         """The experiment's id, created if new; tagged so the MLflow UI opens on its training
         runs with the NAS columns (`nas.mlflow_layout.experiment_tags`)."""
-        from nas import mlflow_layout
-
         found = client.get_experiment_by_name(name)
         if found is not None:
-            mlflow_layout.tag_experiment(client, found.experiment_id, found.tags)
+            ml.tag_experiment(client, found.experiment_id, found.tags)
             return found.experiment_id
         location = None
         if client.tracking_uri.startswith("sqlite:///"):
             location = (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri()
         try:
             return client.create_experiment(name, artifact_location=location,
-                                            tags=mlflow_layout.experiment_tags())
+                                            tags=ml.experiment_tags())
         except Exception:  # another process created it meanwhile
             found = client.get_experiment_by_name(name)
             if found is None:
                 raise
-            mlflow_layout.tag_experiment(client, found.experiment_id, found.tags)
+            ml.tag_experiment(client, found.experiment_id, found.tags)
             return found.experiment_id
 
     # ------------------------------------------------------------------ the caller's side
@@ -484,7 +252,7 @@ class Tracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._put("artifact", str(path), artifact_path)
 
-    def end(self, status: str = "FINISHED", error: str | None = None) -> None:
+    def end(self, status: str = ml.RUN_FINISHED, error: str | None = None) -> None:
         """Write what is queued, then mark the run `status`; waits for all of it."""
         if self._ended:
             return
@@ -552,4 +320,4 @@ class NullTracker:
     def set_tags(self, tags: Mapping[str, Any]) -> None: ...
     def log_text(self, text: str, artifact_file: str) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
-    def end(self, status: str = "FINISHED", error: str | None = None) -> None: ...
+    def end(self, status: str = ml.RUN_FINISHED, error: str | None = None) -> None: ...

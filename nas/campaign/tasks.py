@@ -1,0 +1,42 @@
+"""The task loop for points that are plain Ray tasks (an ablation's cells, a benchmark's runs):
+a bounded number in flight, each result handed on as it arrives, a worker that died recorded
+FAILED, and the rest cancelled on Ctrl-C."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, TypeVar
+
+import ray
+
+from nas.job import JobResult, one_line
+from nas.status import Status
+
+Point = TypeVar("Point")
+
+
+def lost(err: BaseException) -> JobResult:
+    """The result of a point whose worker process died (after Ray's retries)."""
+    return JobResult(Status.FAILED, error="worker lost: " + one_line(err))
+
+
+def run_tasks(points: Iterable[Point], submit: Callable[[Point], Any], concurrency: int,
+              on_done: Callable[[Point, JobResult], None]) -> None:
+    """`submit(point)` starts its Ray task (returns the ObjectRef), at most `concurrency` at
+    once; `on_done(point, result)` gets each JobResult in the order they finish."""
+    queue, pending = list(points), {}
+    try:
+        while queue or pending:
+            while queue and len(pending) < concurrency:
+                point = queue.pop(0)
+                pending[submit(point)] = point
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            point = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except Exception as err:  # noqa: BLE001 - the worker process died (twice): record it, go on
+                result = lost(err)
+            on_done(point, result)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise

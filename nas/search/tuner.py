@@ -1,0 +1,97 @@
+"""Ray Tune running a search's remaining trials: the Optuna searcher, the early-stopping scheduler,
+the recorder callback and the progress bar, run again after a worker loss aborted it."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ray.tune.error import TuneError
+
+from nas.campaign.progress import Progress
+from nas.errors import NasError
+from nas.pareto import pareto_mask
+from nas.search.recorder import RecorderCallback
+from nas.search.scheduler import make_scheduler
+from nas.search.searcher import OBSERVE_FREE, OptunaSearcher
+from nas.search.session import RunningSearch, close_running_trials, trained_count
+from nas.search.trial import TrialSetup, run_trial
+from nas.status import Status
+
+TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
+
+
+def run_tuner(s: RunningSearch, workers: Any, setup: TrialSetup) -> None:
+    """Tune runs the remaining trials; when it stops (a worker killed by Ray's memory monitor,
+    a lost node), the trials it was running are FAILED and it runs again, up to 3 times."""
+    for attempt in range(TUNER_RESTARTS + 1):
+        remaining = max(0, s.settings.trials - trained_count(s))
+        if not remaining:
+            return
+        try:
+            _fit(s, f"ray-{attempt}", remaining, workers, setup)
+            return
+        except (TuneError, RuntimeError, OSError) as err:
+            reason = _last_line(err)
+            message = f"worker lost: {reason}"
+            lost = close_running_trials(s, Status.FAILED, message)
+            for number in lost:  # in MLflow too, so nothing stays RUNNING
+                if number in s.recorder.children:
+                    s.recorder.finish(number, Status.FAILED, message[:2000])
+            if attempt == TUNER_RESTARTS:
+                raise NasError(f"Ray Tune stopped {attempt + 1} times; last: {reason}") from err
+            print(f"\nRay Tune stopped ({reason[:200]}); {len(lost)} running trial(s) recorded FAILED,"
+                  " continuing with the remaining trials")
+
+
+def _last_line(err: BaseException) -> str:
+    """Tune wraps a worker's traceback in its error text: its last line names the cause."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def _progress(s: RunningSearch, remaining: int) -> tuple[Progress, Callable, Callable]:
+    import numpy as np
+
+    points: list[list[float]] = []  # objective values of completed trials, for the front size
+    directions = [o.direction for o in s.objectives]
+    front = lambda: f"front {int(pareto_mask(np.array(points), directions).sum()) if points else 0}"
+    bar = Progress(remaining, "trials", enabled=s.settings.progress, extra=front)
+
+    def on_done(status: Status, result: dict) -> None:
+        if status is Status.COMPLETED:
+            points.append([float(result.get(o.name, float("nan"))) for o in s.objectives])
+        bar.done(status)
+
+    def on_free(sampled) -> None:
+        s.recorder.infeasible(sampled)
+        bar.done(sampled.status, trained=False)
+
+    return bar, on_done, on_free
+
+
+def _fit(s: RunningSearch, run_name: str, remaining: int, workers: Any, setup: TrialSetup) -> None:
+    from ray import tune
+
+    bar, on_done, on_free = _progress(s, remaining)
+    searcher = OptunaSearcher(s.study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
+                              max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free,
+                              observe_free=s.settings.sampler in OBSERVE_FREE,
+                              latency=(lambda spec: s.latency.get(spec).median_ms) if s.latency else None)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
+                                    workers.resources())
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(
+            s.scheduler, s.objectives, s.budget),
+                                    num_samples=-1,
+                                    max_concurrent_trials=workers.concurrency, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=run_name, storage_path=str((s.folder / "ray").resolve()), verbose=0,
+            callbacks=[RecorderCallback(s.recorder, s.budget.epochs, on_done, bar.started)],
+            failure_config=tune.FailureConfig(max_failures=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+    try:
+        tuner.fit()
+    finally:
+        bar.close()
