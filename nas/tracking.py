@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nas.errors import NasError
+from nas.store_check import check_tracking_uri
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -229,6 +230,8 @@ def preflight(uri: str | None = None, folders: Mapping[str, str | Path] | None =
     Returns the resolved tracking URI. Called at the start of `nas run` and `nas search`;
     ablations call it too."""
     resolved = tracking_uri(uri)
+    if tracking:
+        check_tracking_uri(resolved)
     checks = dict(folders or {})
     db = _sqlite_path(resolved)
     if not tracking:
