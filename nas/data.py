@@ -35,6 +35,9 @@ TEST_SEED = 0x7E57  # fixed: a carved test split must not move with split_seed
 CACHE_VERSION = 1  # bump when the imagefolder cache layout changes
 
 
+DEFAULT_VAL_SIZE = 5000
+
+
 class DataError(NasError):
     """A one-line, user-facing data problem (missing files, bad config); printed without traceback."""
 
@@ -43,7 +46,8 @@ class DataError(NasError):
 class DataConfig:
     name: str = "cifar10"  # cifar10 | cifar100 | mnist | fashion_mnist | imagefolder | synthetic
     root: str | None = None  # None -> $NAS_DATA, else ~/.cache/nas/data
-    val_size: int = 5000  # carved from the train set: val_size // num_classes per class
+    val_size: int | None = None  # carved from the train set, val_size // num_classes per class;
+    # None: DEFAULT_VAL_SIZE, or a tenth of a smaller training set (`default_val_size`)
     train_subset: int | None = None  # train on N images (balanced, drawn from what val left)
     split_seed: int = 0
     download: bool = True  # try a torchvision download when the files are missing
@@ -63,7 +67,7 @@ class DataConfig:
         if self.name not in LOADERS:
             raise DataError(f"data.name={self.name!r} is unknown; choose one of {sorted(LOADERS)}")
         checks = {
-            "val_size": self.val_size >= 0,
+            "val_size": self.val_size is None or self.val_size >= 0,
             "train_subset": self.train_subset is None or self.train_subset > 0,
             "crop_pad": self.crop_pad >= 0,
             "pad_mode": self.pad_mode in ("zeros", "reflect"),
@@ -192,14 +196,17 @@ def _names(values) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
-def _cifar_batches(folder: Path, files: list[str], label_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _cifar_batches(folder: Path, files: list[str], label_key: str,
+                   num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
+
+    from nas.data_check import cifar_batch
 
     xs, ys = [], []
     for name in files:
-        d = _unpickle(folder / name)
-        xs.append(np.asarray(_key(d, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(_key(d, label_key), dtype=np.int64))
+        x, y = cifar_batch(folder / name, _unpickle(folder / name), label_key, num_classes)
+        xs.append(x)
+        ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -208,8 +215,8 @@ def load_cifar10(cfg: DataConfig, root: Path) -> RawData:
     folder = _ensure(root, "cifar-10-batches-py", train + ["test_batch", "batches.meta"],
                      tv_class="CIFAR10", title="CIFAR-10", cfg=cfg,
                      shown="{data_batch_1..5,test_batch,batches.meta}")
-    x, y = _cifar_batches(folder, train, "labels")
-    tx, ty = _cifar_batches(folder, ["test_batch"], "labels")
+    x, y = _cifar_batches(folder, train, "labels", 10)
+    tx, ty = _cifar_batches(folder, ["test_batch"], "labels", 10)
     names = _names(_key(_unpickle(folder / "batches.meta"), "label_names"))
     return RawData(x, y, tx, ty, names, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
@@ -217,8 +224,8 @@ def load_cifar10(cfg: DataConfig, root: Path) -> RawData:
 def load_cifar100(cfg: DataConfig, root: Path) -> RawData:
     folder = _ensure(root, "cifar-100-python", ["train", "test", "meta"], tv_class="CIFAR100",
                      title="CIFAR-100", cfg=cfg)
-    x, y = _cifar_batches(folder, ["train"], "fine_labels")
-    tx, ty = _cifar_batches(folder, ["test"], "fine_labels")
+    x, y = _cifar_batches(folder, ["train"], "fine_labels", 100)
+    tx, ty = _cifar_batches(folder, ["test"], "fine_labels", 100)
     names = _names(_key(_unpickle(folder / "meta"), "fine_label_names"))
     return RawData(x, y, tx, ty, names, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 
@@ -233,8 +240,11 @@ def _read_idx(path: Path) -> np.ndarray:
     if raw[:3] != b"\x00\x00\x08":
         raise DataError(f"{path} is not a uint8 idx file")
     ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
+    try:
+        dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
+    except ValueError:
+        raise DataError(f"{path}: its size does not match the shape in its header (truncated?)") from None
 
 
 @dataclass(frozen=True)
@@ -254,7 +264,12 @@ class IdxDataset:
         files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
         where = _ensure(root, f"{self.folder}/raw", files, tv_class=self.tv_class, title=self.title, cfg=cfg)
+        from nas.data_check import as_images, as_labels
+
         x, y, tx, ty = (_read_idx(where / f) for f in files)
+        for images, labels, name in ((x, y, files[0]), (tx, ty, files[2])):
+            as_images(images[:, None] if images.ndim == 3 else images, where / name, (1, 28, 28))
+            as_labels(labels, where / name.replace("images-idx3", "labels-idx1"), len(images), len(self.names))
         return RawData(x[:, None], y.astype(np.int64), tx[:, None], ty.astype(np.int64),
                        list(self.names), (self.mean,), (self.std,))
 
@@ -377,6 +392,12 @@ LOADERS: dict[str, Callable[[DataConfig, Path], RawData]] = {
 # Splitting and statistics
 
 
+def default_val_size(n_train: int) -> int:
+    """The validation split when data.val_size is not given: 5,000 images (CIFAR-10's usual
+    split), or a tenth of a training set under 50,000 images (the synthetic set, small folders)."""
+    return min(DEFAULT_VAL_SIZE, n_train // 10)
+
+
 def split_indices(labels: torch.Tensor, val_size: int, train_subset: int | None, seed: int,
                   num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Class-balanced (train, val) indices into `labels`, both sorted.
@@ -401,8 +422,9 @@ def split_indices(labels: torch.Tensor, val_size: int, train_subset: int | None,
         need = n_val + (n_sub or 1)
         if len(idx) < need:
             what = f"val ({n_val}) + train_subset ({n_sub})" if n_sub else f"val ({n_val}) + 1 train"
-            raise DataError(f"class {c} has {len(idx)} train images, fewer than {what} per class; "
-                            f"lower data.val_size / data.train_subset")
+            fix = ("lower data.val_size" if len(idx) <= n_val else
+                   "lower data.train_subset" if n_sub else "lower data.val_size")
+            raise DataError(f"class {c} has {len(idx)} train images, fewer than {what} per class; {fix}")
         idx = idx[torch.randperm(len(idx), generator=g)]
         val.append(idx[:n_val])
         train.append(idx[n_val:n_val + n_sub] if n_sub else idx[n_val:])
@@ -437,12 +459,17 @@ def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataBundle
     import torch
 
     root = Path(cfg.root).expanduser() if cfg.root else default_root()
+    from nas.data_check import check_split
+
     raw = LOADERS[cfg.name](cfg, root)
+    for x, y, split_name in ((raw.train_x, raw.train_y, "train"), (raw.test_x, raw.test_y, "test")):
+        check_split(x, y, len(raw.class_names), f"data.name={cfg.name} {split_name} split ({root})")
     if cfg.grayscale and raw.train_x.shape[1] == 3:
         raw = RawData(to_gray(raw.train_x), raw.train_y, to_gray(raw.test_x), raw.test_y, raw.class_names)
     k = len(raw.class_names)
     labels = torch.from_numpy(raw.train_y)
-    train_idx, val_idx = split_indices(labels, cfg.val_size, cfg.train_subset, cfg.split_seed, k)
+    val_size = default_val_size(len(labels)) if cfg.val_size is None else cfg.val_size
+    train_idx, val_idx = split_indices(labels, val_size, cfg.train_subset, cfg.split_seed, k)
     mean, std = raw.mean, raw.std
     if mean is None or std is None:  # from every non-validation image, so subsets share constants
         keep = np.ones(len(raw.train_y), dtype=bool)
