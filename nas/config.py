@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from nas.data import DataConfig
-from nas.errors import NasError, SpecError
+from nas.errors import NasError, SpecError, UnknownNameError
 from nas.schema import from_dict, to_dict
 from nas.words import parse_words
 from nas.yaml_io import read_yaml
@@ -145,7 +145,7 @@ def load_run_config(assignments: list[str] | None = None, config_file: str | Non
     try:
         return from_dict(RunConfig, merged, root="the config")
     except SpecError as err:
-        raise NasError(str(err)) from None
+        raise (UnknownNameError if isinstance(err, UnknownNameError) else NasError)(str(err)) from None
 
 
 # ----------------------------------------------------------------------------- config -> spec

@@ -9,3 +9,9 @@ class NasError(Exception):
 
 class SpecError(NasError, ValueError):
     """A network spec, preset or override is invalid; the message names the field path and the fix."""
+
+
+class UnknownNameError(SpecError):
+    """A field, key, preset or option name that does not exist: a typo in the input, never a
+    property of the values (so an ablation refuses the file instead of recording the cell
+    INFEASIBLE)."""
