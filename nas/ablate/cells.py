@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from typing import Any
 
 from nas.ablate.grid import CellRun, load_key
@@ -102,11 +103,14 @@ def run_cells(a: Any, todo: list[CellRun]) -> None:
             _record(a, point, result)
             bar.done(result.status, _line(point, result))
     except KeyboardInterrupt:
-        for ref in pending:
+        for ref, point in pending.items():
             ray.cancel(ref, force=True)
+            a.state.points[point.key]["status"] = Status.INTERRUPTED.value  # run again by --resume
+        a.state.save()
         a.recorder.campaign.kill_open()
         a.recorder.campaign.parent.end("KILLED", None)
-        print(f"\ninterrupted; continue with: nas ablate {a.exp.path} --name {a.state.folder.name} --resume")
+        print(f"\ninterrupted; continue with: nas ablate {shlex.quote(str(a.exp.path))}"
+              f" --name {shlex.quote(a.state.folder.name)} --resume")
         raise
     finally:
         bar.close()
