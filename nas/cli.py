@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from typing import Any, Callable
 
@@ -96,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nas.config import load_run_config
     from nas.schema import to_dict
 
-    cfg = load_run_config(args.words, args.config)
+    cfg = load_run_config(list(args.words) + (["progress=false"] if args.no_progress else []), args.config)
     if args.show_config:
         import yaml
 
@@ -129,6 +130,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("words", nargs="*", metavar="key=value", help="config overrides (see below)")
     p.add_argument("--config", metavar="FILE", help="YAML file merged over the defaults")
     p.add_argument("--show-config", action="store_true", help="print the merged config and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (same as progress=false)")
 
 
 EPILOG_SEARCH = """examples:
@@ -162,7 +164,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     outcome = search(settings)
     from nas.campaign.progress import summary_line
 
-    print(f"\nsearch {outcome.name} finished in {outcome.wall_s / 60:.1f} min: "
+    print(f"\nsearch {outcome.name} {'interrupted' if outcome.interrupted else 'finished'} in"
+          f" {outcome.wall_s / 60:.1f} min: "
           + summary_line(list(outcome.trials["status"]) if len(outcome.trials) else []))
     print(f"Pareto front over {', '.join(o.name for o in outcome.objectives)} (validation accuracy):")
     print(front_table(outcome))
@@ -172,11 +175,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     if outcome.retrained is not None and len(outcome.retrained):
         print("\nretrained at the full budget (test accuracy is reported, never used for selection):")
         print(outcome.retrained.to_string(index=False))
-    print(f"\nfiles: {outcome.folder}/trials.csv, pareto.png, front/*.yaml"
-          f"  (retrain one: nas run spec={outcome.folder}/front/<file> train.epochs=..)")
+    folder = shlex.quote(str(outcome.folder))
+    print(f"\nfiles: {folder}/trials.csv, pareto.png, front/*.yaml"
+          f"  (retrain one: nas run spec={folder}/front/<file> train.epochs=..)")
     _resume_hint(settings, outcome)
     _campaign_hint(settings.overrides)
-    return 0
+    return INTERRUPTED if outcome.interrupted else _verdict(outcome.trials, "trial")
+
+
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (SIGINT)
+
+
+def _verdict(points: Any, what: str) -> int:
+    """The exit code of a campaign: 0 when a point produced a result, else one line and 1."""
+    from nas.campaign.verdict import NOTHING_WORKED, no_result_reason
+
+    reason = no_result_reason(points, what)
+    if reason is None:
+        return 0
+    print(f"error: {reason}", file=sys.stderr)
+    return NOTHING_WORKED
 
 
 def _resume_hint(settings: Any, outcome: Any) -> None:
@@ -195,7 +213,7 @@ def _resume_hint(settings: Any, outcome: Any) -> None:
             words += [flag, str(getattr(settings, field))]
     words += [] if settings.asha else ["--no-asha"]
     print(f"interrupted at {ran} of {settings.trials} trials; go on with: nas search"
-          f" {' '.join(words + list(settings.overrides))}")
+          f" {shlex.join(words + list(settings.overrides))}")
 
 
 def _campaign_hint(words: list[str]) -> None:
@@ -289,9 +307,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     outcome = ablate(settings)
     print()
     print(outcome.report)
-    print(f"\nfiles: {outcome.folder}/results.csv, summary.csv   ({outcome.wall_s / 60:.1f} min)")
+    print(f"\nfiles: {shlex.quote(str(outcome.folder))}/results.csv, summary.csv"
+          f"   ({outcome.wall_s / 60:.1f} min)")
     _campaign_hint(settings.overrides)
-    return 0
+    return _verdict(outcome.results, "cell")
 
 
 def _ablate_options(p: argparse.ArgumentParser) -> None:
@@ -374,6 +393,15 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nas")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas", description="Declarative efficient-CNN specs, training, search and ablations.",
@@ -382,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  nas run preset=shufflenet_v1_g3 width=0.5\n  nas search --space shufflenet --trials 50\n"
                "  nas ablate shufflenet_shuffle\n",
     )
+    parser.add_argument("--version", action="version", version=f"nas {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (func, help_text, epilog, add_args) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
@@ -414,8 +443,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print(f"interrupted{_continue_hint(args)}", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _continue_hint(args: argparse.Namespace) -> str:
+    """How to go on after Ctrl-C: `nas run ... resume=true`, or the campaign's --resume."""
+    words = [w for w in getattr(args, "words", None) or [] if not w.startswith("resume=")]
+    if args.command == "run" and not getattr(args, "show_config", False):
+        config = ["--config", args.config] if args.config else []
+        return f"; continue with: nas run {shlex.join(words + config + ['resume=true'])}"
+    if args.command in ("search", "ablate") and getattr(args, "name", None):
+        return f"; continue with the same command and --resume (--name {shlex.quote(args.name)})"
+    return ""
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from nas import mlflow_layout as ml
 from nas.campaign import estimate
 from nas.campaign.placement import requested_placement
 from nas.campaign.budget import Budget, get_budget
+from nas.campaign.folder import campaign_folder, setup_guard
+from nas.campaign.lock import acquire, release
 from nas.campaign.progress import Progress
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.resume import resumed_settings
@@ -39,11 +41,14 @@ from nas.search.results import (SearchOutcome, draw_front, front_table, mark_fro
                                 trials_frame, write_front)
 from nas.search.scheduler import make_scheduler, scheduler_name
 from nas.search.searcher import AUTO, OBSERVE_FREE, SAMPLERS, Limits, OptunaSearcher, pick_sampler
+from nas.search.reachable import check_reachable
+from nas.search.interrupted import requeue, tune_interrupts
 from nas.search.trial import TrialSetup, run_trial
 from nas.space import SearchSpace, load_space
 from nas.status import Status
 from nas.table import millions
 from nas.tracking import preflight
+from nas.train import check_config
 
 __all__ = ["SearchSettings", "SearchOutcome", "front_table", "search"]
 
@@ -138,12 +143,13 @@ def _check_settings(settings: SearchSettings) -> list[Objective]:
         raise NasError(f"--sampler {settings.sampler!r} must be one of {', '.join((AUTO, *SAMPLERS))}")
     if settings.cpus_per_trial <= 0 or (settings.gpus_per_trial or 0) < 0 or (settings.per_trial or 0) < 0:
         raise NasError("--cpus-per-trial must be > 0 and --per-trial / --gpus-per-trial >= 0")
-    objectives = parse_objectives(settings.objectives)
-    unsupported = [o.name for o in objectives if o.name not in SEARCH_OBJECTIVES]
-    if unsupported:
+    names = [t.partition(":")[0].strip() for t in str(settings.objectives).split(",")]
+    unsupported = [n for n in names if n and n not in SEARCH_OBJECTIVES]
+    if unsupported:  # before the generic parser, whose list of known names includes test_acc
         raise NasError(f"--objectives: {', '.join(unsupported)} cannot be searched on; use "
-                       f"{', '.join(SEARCH_OBJECTIVES)} (val_acc is the validation split's accuracy)")
-    return objectives
+                       f"{', '.join(SEARCH_OBJECTIVES)} (val_acc is the validation split's accuracy;"
+                       " test_acc is reported, never selected on)")
+    return parse_objectives(settings.objectives)
 
 
 def _same_space(given: str, stored: str, name: str) -> None:
@@ -171,7 +177,7 @@ def _setup(settings: SearchSettings, started: float) -> Search:
         raise NasError("--resume needs --name NAME (the search to continue, a folder of --output-dir)")
     space = load_space(settings.space)  # read once: the workers get specs, never this file
     name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    folder = Path(settings.output_dir) / name
+    folder = campaign_folder(settings.output_dir, name)
     stored = stored_settings(folder, "search.json", resume=settings.resume)
     _same_space(settings.space, (stored or {}).get("space", settings.space), name)
     settings = resumed_settings(settings, stored, RESUME_KEEPS, what="search", name=name)
@@ -181,19 +187,22 @@ def _setup(settings: SearchSettings, started: float) -> Search:
 
     budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
     cfg = load_run_config(settings.overrides, base=budget.run_layer())
+    space.refuse_words(settings.overrides)
+    check_config(cfg.train)
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
     budget = budget.with_epochs(cfg.train.epochs)
-    space.refuse_words(settings.overrides)
+    acquire(folder, "search")
     state = open_state(folder, "search.json", what="search", resume=settings.resume)
     settings = replace(settings, budget=budget.name, sampler=pick_sampler(
         settings.sampler, objectives, space, (stored or {}).get("sampler")))
     data = load_data(cfg.data, "cpu")
     overrides = spec_overrides(cfg, data)
+    limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
+                    settings.max_params)
+    check_reachable(space, lambda params: space.to_spec(params, **overrides), limits)
     planned = int(state.data.get("settings", {}).get("trials", settings.trials))
     study = _study(folder, name, objectives, settings, planned)
     campaign = CampaignRecorder(cfg.mlflow, name, state.data.get("parent_run_id"))
-    limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
-                    settings.max_params)
     return Search(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
                   lambda params: space.to_spec(params, **overrides), study, campaign,
                   SearchRecorder(campaign, name), started)
@@ -218,6 +227,7 @@ def _start_records(s: Search) -> int:
         s.state.save()
         return 0
     killed = _close_running_trials(s, Status.KILLED)
+    requeue(s.study, killed)  # trained again first, a paper reference as a reference
     finished = {t.number: status_of(t, s.closed)[0]
                 for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)}
     s.recorder.close_leftovers(finished)
@@ -241,7 +251,7 @@ def _trained_count(s: Search) -> int:
     """Trials that ran (completed, pruned or failed while training): free ones do not count."""
     statuses = [status_of(t, s.closed)[0]
                 for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)]
-    return sum(1 for st in statuses if not st.untrained and st is not Status.KILLED)
+    return sum(1 for st in statuses if not st.untrained and not st.unfinished)
 
 
 def _plan_line(s: Search, remaining: int, killed: int, workers: Any) -> None:
@@ -307,10 +317,18 @@ def _estimate_line(s: Search, remaining: int, workers: Any) -> None:
 
 
 def search(settings: SearchSettings) -> SearchOutcome:
+    started = time.perf_counter()
+    with setup_guard():
+        s = _setup(with_limits(settings), started)
+    try:
+        return _search(s)
+    finally:
+        release(s.folder)
+
+
+def _search(s: Search) -> SearchOutcome:
     from nas.workers import init_ray, plan_workers
 
-    started = time.perf_counter()
-    s = _setup(with_limits(settings), started)
     killed = _start_records(s)
     accelerator, share = s.settings.accelerator_share()
     workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
@@ -320,8 +338,9 @@ def search(settings: SearchSettings) -> SearchOutcome:
     remaining = max(0, s.settings.trials - _trained_count(s))
     _plan_line(s, remaining, killed, workers)
     _estimate_line(s, remaining, workers)
-    _run_tuner(s, workers, setup)
+    interrupted = _run_tuner(s, workers, setup)
     outcome = _results(s)
+    outcome.interrupted = interrupted
     if s.settings.retrain_top:
         from nas.search.retrain import retrain_front
 
@@ -330,27 +349,40 @@ def search(settings: SearchSettings) -> SearchOutcome:
     return outcome
 
 
-def _run_tuner(s: Search, workers: Any, setup: TrialSetup) -> None:
+def _run_tuner(s: Search, workers: Any, setup: TrialSetup) -> bool:
     """Tune runs the remaining trials; when it stops (a worker killed by Ray's memory monitor,
-    a lost node), the trials it was running are FAILED and it runs again, up to 3 times."""
+    a lost node), the trials it was running are FAILED and it runs again, up to 3 times.
+    Returns whether Ctrl-C stopped it (its running trials are then INTERRUPTED and re-queued)."""
     for attempt in range(TUNER_RESTARTS + 1):
         remaining = max(0, s.settings.trials - _trained_count(s))
         if not remaining:
-            return
+            return False
         try:
-            _fit(s, f"ray-{attempt}", remaining, workers, setup)
-            return
+            with tune_interrupts() as watcher:
+                _fit(s, f"ray-{attempt}", remaining, workers, setup)
+            if watcher.interrupted:
+                _stop_running(s, Status.INTERRUPTED, "interrupted (Ctrl-C); --resume trains it again")
+            return watcher.interrupted
         except (TuneError, RuntimeError, OSError) as err:
             reason = _last_line(err)
             message = f"worker lost: {reason}"
-            lost = _close_running_trials(s, Status.FAILED, message)
-            for number in lost:  # in MLflow too, so nothing stays RUNNING
-                if number in s.recorder.children:
-                    s.recorder.finish(number, Status.FAILED, message[:2000])
+            lost = _stop_running(s, Status.FAILED, message)
             if attempt == TUNER_RESTARTS:
                 raise NasError(f"Ray Tune stopped {attempt + 1} times; last: {reason}") from err
             print(f"\nRay Tune stopped ({reason[:200]}); {len(lost)} running trial(s) recorded FAILED,"
                   " continuing with the remaining trials")
+
+
+def _stop_running(s: Search, status: Status, message: str) -> list[int]:
+    """Close the trials Tune was running, in the study and in MLflow (nothing stays RUNNING);
+    stopped ones (not failed) are queued again for --resume."""
+    stopped = _close_running_trials(s, status, message)
+    for number in stopped:
+        if number in s.recorder.children:
+            s.recorder.finish(number, status, message[:2000])
+    if status.unfinished:
+        requeue(s.study, stopped)
+    return stopped
 
 
 def _last_line(err: BaseException) -> str:
