@@ -140,8 +140,8 @@ def load_run_config(assignments: list[str] | None = None, config_file: str | Non
     layers.append(nest(parse_words(assignments)))
     try:
         merged = _to_container(OmegaConf.merge(*(OmegaConf.create(layer) for layer in layers)))
-    except OmegaConfBaseException as err:
-        raise NasError(f"bad configuration: {str(err).splitlines()[0]}") from None
+    except (OmegaConfBaseException, TypeError, ValueError) as err:  # e.g. a list merged into a mapping
+        raise NasError(f"bad configuration: {(str(err).splitlines() or [type(err).__name__])[0]}") from None
     try:
         return from_dict(RunConfig, merged, root="the config")
     except SpecError as err:

@@ -236,7 +236,11 @@ def _read_idx(path: Path) -> np.ndarray:
 
     if not path.exists():
         path = path.with_name(path.name + ".gz")
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:  # a broken .gz, a folder in the file's place
+        raise DataError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     if raw[:3] != b"\x00\x00\x08":
         raise DataError(f"{path} is not a uint8 idx file")
     ndim = raw[3]
@@ -313,18 +317,21 @@ def _decode_images(paths: list[Path]) -> np.ndarray:
 
     from PIL import Image
 
-    sizes = []
-    for p in paths:
-        with Image.open(p) as im:
-            sizes.append(im.size)
-    side = Counter(max(s) for s in sizes).most_common(1)[0][0]
-    out = np.empty((len(paths), 3, side, side), dtype=np.uint8)
-    for i, p in enumerate(paths):
-        with Image.open(p) as im:
-            im = im.convert("RGB")
-            if im.size != (side, side):
-                im = im.resize((side, side), Image.Resampling.BILINEAR)
-            out[i] = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+    try:
+        sizes = []
+        for p in paths:
+            with Image.open(p) as im:
+                sizes.append(im.size)
+        side = Counter(max(s) for s in sizes).most_common(1)[0][0]
+        out = np.empty((len(paths), 3, side, side), dtype=np.uint8)
+        for i, p in enumerate(paths):
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                if im.size != (side, side):
+                    im = im.resize((side, side), Image.Resampling.BILINEAR)
+                out[i] = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+    except (OSError, ValueError, Image.DecompressionBombError) as err:  # a broken or hostile file
+        raise DataError(f"{p}: cannot decode the image ({type(err).__name__}: {err})") from None
     return out
 
 

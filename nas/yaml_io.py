@@ -98,3 +98,5 @@ def read_yaml(path: str | Path) -> Any:
         raise SpecError(f"{path}:{where}: malformed YAML: {problem}") from None
     except RecursionError:
         raise SpecError(f"{path}: nested too deeply to read") from None
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise SpecError(f"{path}: unreadable value: {' '.join(str(err).split())[:200]}") from None
