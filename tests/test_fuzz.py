@@ -308,6 +308,15 @@ def refused_in_one_line(argv: list[str], what: str) -> str | None:
     return None
 
 
+def all_refused(start: int, case) -> None:
+    """Cases `start` .. `start + CHUNK`: `case(seed)` -> (argv, description), each refused."""
+    failures = []
+    for seed in range(start, start + CHUNK):
+        argv, what = case(seed)
+        failures += [f for f in [refused_in_one_line(argv, f"seed {seed} {what}")] if f]
+    assert not failures, "\n".join(failures)
+
+
 @pytest.fixture
 def no_ray(monkeypatch, tmp_path):
     """A hostile file must be refused before any worker starts: reaching Ray fails the case."""
@@ -328,13 +337,12 @@ def no_ray(monkeypatch, tmp_path):
 def test_hostile_files_are_refused_in_one_line(no_ray, tmp_path, start):
     from hostile_files import hostile_file
 
-    failures = []
-    for seed in range(start, start + CHUNK):
+    def case(seed: int) -> tuple[list[str], str]:
         kind, how, path = hostile_file(seed, tmp_path)
-        failure = refused_in_one_line(FILE_ARGV[kind](path), f"seed {seed} {kind} {how}")
-        failures += [failure] if failure else []
         TOTALS[f"hostile.{kind}.{how}"] += 1
-    assert not failures, "\n".join(failures)
+        return FILE_ARGV[kind](path), f"{kind} {how}"
+
+    all_refused(start, case)
 
 
 @pytest.mark.slow
@@ -343,14 +351,12 @@ def test_hostile_files_are_refused_in_one_line(no_ray, tmp_path, start):
 def test_corrupted_data_folders_are_refused_in_one_line(no_ray, tmp_path, start):
     from hostile_files import corrupted_data
 
-    failures = []
-    for seed in range(start, start + CHUNK):
+    def case(seed: int) -> tuple[list[str], str]:
         what, words = corrupted_data(seed, tmp_path / f"d{seed}")
-        failure = refused_in_one_line(["run", "preset=dsc_cnn", *words, "train.epochs=1",
-                                       "mlflow.enabled=false", "--no-progress"], f"seed {seed} {what}")
-        failures += [failure] if failure else []
         TOTALS["hostile.data"] += 1
-    assert not failures, "\n".join(failures)
+        return ["run", "preset=dsc_cnn", *words, "train.epochs=1", "mlflow.enabled=false", "--no-progress"], what
+
+    all_refused(start, case)
 
 
 # ----------------------------------------------------------------------------- report
