@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nas.errors import NasError
+from nas.errors import DataError  # noqa: F401 - also nas.data.DataError, as before
 
 if TYPE_CHECKING:  # numpy and torch load on first use: `nas run train.lrr=1` answers at once
     import numpy as np
@@ -35,11 +35,7 @@ TEST_SEED = 0x7E57  # fixed: a carved test split must not move with split_seed
 CACHE_VERSION = 1  # bump when the imagefolder cache layout changes
 
 
-DEFAULT_VAL_SIZE = 5000
-
-
-class DataError(NasError):
-    """A one-line, user-facing data problem (missing files, bad config); printed without traceback."""
+DEFAULT_VAL_SIZE = 5000  # validation images carved from a training set of 50,000 or more
 
 
 @dataclass(frozen=True)

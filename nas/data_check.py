@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.data import DataError
+from nas.errors import DataError
 
 CIFAR_SHAPE = (3, 32, 32)
 

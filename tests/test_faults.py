@@ -136,7 +136,7 @@ def test_binary_and_oversized_files_are_refused_unread(workdir, capsys, nothing_
     assert main(["summary", f"spec={big}"]) == 2
     assert "too large for a YAML file" in one_line_error(capsys)
     assert main(["summary", f"spec={workdir}"]) == 2  # a folder
-    assert "no such file" in one_line_error(capsys)
+    assert "is a folder, not a YAML file" in one_line_error(capsys)
 
 
 BAD_SPACES = {
