@@ -209,3 +209,14 @@ def test_ctrl_c_during_run_says_how_to_resume(monkeypatch, capsys):
     assert main(["run", "preset=dsc_cnn", *S]) == 130
     err = capsys.readouterr().err.strip()
     assert err == f"interrupted; continue with: nas run preset=dsc_cnn {' '.join(S)} resume=true"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["search", "--space", "shufflenet", "--per-trial", "0.5", "--gpus-per-trial", "0.5"], "not both"),
+    (["search", "--space", "shufflenet", "--per-trial", "0.5", "--accelerator", "cpu"], "needs --accelerator"),
+    (["search", "--space", "shufflenet", "--gpus-per-trial", "1", "--accelerator", "npu"], "contradicts"),
+    (["search", "--space", "shufflenet", "--no-asha", "--scheduler", "moasha"], "contradicts --no-asha"),
+    (["ablate", "dsc_cnn_act_conv", "--per-cell", "0.5", "--accelerator", "cpu"], "needs --accelerator"),
+])
+def test_flags_that_contradict_or_need_another_refuse(capsys, argv, says):
+    assert says in refused(capsys, [*argv, *SMOKE])

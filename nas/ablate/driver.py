@@ -60,7 +60,7 @@ class AblateSettings:
     retry_failed: bool = False  # with --resume: run FAILED points again (their old runs are deleted)
 
     def accelerator_share(self) -> tuple[str, float | None]:
-        return requested_placement(self.accelerator, self.per_cell, self.gpus_per_cell)
+        return requested_placement(self.accelerator, self.per_cell, self.gpus_per_cell, "cell")
 
 
 @dataclass
@@ -119,6 +119,7 @@ def _check(settings: AblateSettings) -> None:
         raise NasError(f"--test-images {settings.test_images} must be >= 0 (0: the whole test set)")
     if settings.resume and not settings.name:
         raise NasError("--resume needs --name NAME (the ablation to continue; see ablations/)")
+    settings.accelerator_share()  # flags that contradict each other are refused here
     if settings.retry_failed and not settings.resume:
         raise NasError("--retry-failed needs --resume (it reruns the FAILED cells of --name NAME)")
 

@@ -91,7 +91,7 @@ class SearchSettings:
     references: bool = True  # evaluate the space's reference points (paper nets) first
 
     def accelerator_share(self) -> tuple[str, float | None]:
-        return requested_placement(self.accelerator, self.per_trial, self.gpus_per_trial)
+        return requested_placement(self.accelerator, self.per_trial, self.gpus_per_trial, "trial")
 
 
 @dataclass
@@ -143,6 +143,9 @@ def _check_settings(settings: SearchSettings) -> list[Objective]:
         raise NasError(f"--sampler {settings.sampler!r} must be one of {', '.join((AUTO, *SAMPLERS))}")
     if settings.cpus_per_trial <= 0 or (settings.gpus_per_trial or 0) < 0 or (settings.per_trial or 0) < 0:
         raise NasError("--cpus-per-trial must be > 0 and --per-trial / --gpus-per-trial >= 0")
+    settings.accelerator_share()  # flags that contradict each other are refused here
+    if not settings.asha and settings.scheduler != "auto":
+        raise NasError(f"--scheduler {settings.scheduler} stops trials early; it contradicts --no-asha")
     names = [t.partition(":")[0].strip() for t in str(settings.objectives).split(",")]
     unsupported = [n for n in names if n and n not in SEARCH_OBJECTIVES]
     if unsupported:  # before the generic parser, whose list of known names includes test_acc
