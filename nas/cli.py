@@ -163,10 +163,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         **({"sampler": args.sampler} if args.sampler else {}))
     outcome = search(settings)
     from nas.campaign.progress import summary_line
+    from nas.search.interrupted import shown_statuses
 
     print(f"\nsearch {outcome.name} {'interrupted' if outcome.interrupted else 'finished'} in"
-          f" {outcome.wall_s / 60:.1f} min: "
-          + summary_line(list(outcome.trials["status"]) if len(outcome.trials) else []))
+          f" {outcome.wall_s / 60:.1f} min: " + summary_line(shown_statuses(outcome.trials)))
     print(f"Pareto front over {', '.join(o.name for o in outcome.objectives)} (validation accuracy):")
     print(front_table(outcome))
     from nas.search.results import found_summary

@@ -59,6 +59,7 @@ def test_ctrl_c_during_references_then_resume_trains_them(tmp_path):
 
     done = subprocess.run(cmd + ["--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{len(stopped)} interrupted (run again)" in done.stdout, done.stdout[-3000:]
     after = pd.read_csv(tmp_path / "searches" / "r" / "trials.csv")
     trained_refs = set(after[(after.status == "COMPLETED") | (after.status == "PRUNED")].reference.dropna())
     assert set(stopped.reference) <= trained_refs, after
@@ -86,3 +87,12 @@ def test_pareto_draws_interrupted_points_apart_from_failed(tmp_path):
     labels = captured["labels"]
     assert "no accuracy: failed / infeasible (1)" in labels
     assert "interrupted: --resume trains them (2)" in labels
+
+
+def test_summary_says_which_stopped_trials_ran_again():
+    from nas.campaign.progress import summary_line
+    from nas.search.interrupted import shown_statuses
+
+    trials = pd.DataFrame({"trial": [0, 1, 2, 3], "status": ["INTERRUPTED", "INTERRUPTED", "COMPLETED", "KILLED"],
+                           "choice.groups": [3, 8, 3, 4], "choice.width": [0.5, 0.5, 0.5, 1.0]})
+    assert summary_line(shown_statuses(trials)) == "1 completed, 1 killed, 1 interrupted, 1 interrupted (run again)"

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import optuna
+import pandas as pd
 
 TUNE_LOGGER = "ray.tune.tune"
 STOP_SIGNAL = "Stop signal received"
@@ -54,3 +55,22 @@ def requeue(study: optuna.Study, numbers: list[int]) -> None:
         if trial.params:  # a trial stopped before it was asked anything has nothing to repeat
             study.enqueue_trial(dict(trial.params), user_attrs={
                 k: trial.user_attrs[k] for k in KEPT_ATTRS if k in trial.user_attrs})
+
+
+def shown_statuses(trials: pd.DataFrame) -> list[str]:
+    """The trials' statuses for the summary line, a stopped trial whose point a later trial
+    trained shown as `interrupted (run again)` / `killed (run again)`."""
+    from nas import mlflow_layout as ml
+    from nas.status import Status
+
+    if not len(trials):
+        return []
+    choices = [c for c in trials.columns if c.startswith(ml.CHOICE_PREFIX)]
+    key = trials[choices].astype(str).agg("|".join, axis=1) if choices else trials["trial"].astype(str)
+    statuses = [Status(s) for s in trials["status"]]
+    trained = {(k, t) for k, t, s in zip(key, trials["trial"], statuses) if s.trained}
+    shown = []
+    for k, number, status in zip(key, trials["trial"], statuses):
+        again = status.unfinished and any(k == k2 and t2 > number for k2, t2 in trained)
+        shown.append(f"{status.value} (RUN AGAIN)" if again else status.value)
+    return shown
