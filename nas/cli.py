@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
-from typing import Any, Callable
+from typing import Callable
 
-from nas.cli_campaign import (EPILOG_ABLATE, EPILOG_SEARCH, ablate_args, cmd_ablate, cmd_search, mlflow_hint,
-                              search_args)
+from nas.cli_campaign import (EPILOG_ABLATE, EPILOG_SEARCH, INTERRUPTED, ablate_args, cmd_ablate, cmd_search,
+                              mlflow_hint, search_args)
 from nas.deploy_cli import COMMANDS as DEPLOY_COMMANDS
 from nas.errors import NasError
 from nas.words import parse_words
@@ -92,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nas.config import load_run_config
     from nas.schema import to_dict
 
-    cfg = load_run_config(args.words, args.config)
+    cfg = load_run_config(list(args.words) + (["progress=false"] if args.no_progress else []), args.config)
     if args.show_config:
         import yaml
 
@@ -110,6 +111,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("words", nargs="*", metavar="key=value", help="config overrides (see below)")
     p.add_argument("--config", metavar="FILE", help="YAML file merged over the defaults")
     p.add_argument("--show-config", action="store_true", help="print the merged config and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (same as progress=false)")
 
 
 Command = tuple[Callable[[argparse.Namespace], int], str, str, Callable[[argparse.ArgumentParser], None]]
@@ -170,6 +172,15 @@ COMMANDS: dict[str, Command] = {
 COMMANDS.update(DEPLOY_COMMANDS)  # export, latency (nas.deploy_cli)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nas")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas", description="Declarative efficient-CNN specs, training, search and ablations.",
@@ -178,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  nas run preset=shufflenet_v1_g3 width=0.5\n  nas search --space shufflenet --trials 50\n"
                "  nas ablate shufflenet_shuffle\n",
     )
+    parser.add_argument("--version", action="version", version=f"nas {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (func, help_text, epilog, add_args) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
@@ -210,8 +222,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print(f"interrupted{_continue_hint(args)}", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _continue_hint(args: argparse.Namespace) -> str:
+    """How to go on after Ctrl-C: `nas run ... resume=true`, or the campaign's --resume."""
+    words = [w for w in getattr(args, "words", None) or [] if not w.startswith("resume=")]
+    if args.command == "run" and not getattr(args, "show_config", False):
+        config = ["--config", args.config] if args.config else []
+        return f"; continue with: nas run {shlex.join(words + config + ['resume=true'])}"
+    if args.command in ("search", "ablate") and getattr(args, "name", None):
+        return f"; continue with the same command and --resume (--name {shlex.quote(args.name)})"
+    return ""
 
 
 if __name__ == "__main__":

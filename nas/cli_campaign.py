@@ -7,6 +7,8 @@ imported inside the commands: importing them costs 5-8 s (torch, Ray, Optuna), w
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from typing import Any
 
 from nas.errors import NasError
@@ -51,6 +53,7 @@ search, a child per trial; front members tagged pareto=true).
 def cmd_search(args: argparse.Namespace) -> int:
     from nas.campaign.progress import summary_line
     from nas.search.driver import SearchSettings, search
+    from nas.search.interrupted import shown_statuses
     from nas.search.results import found_summary, front_text
 
     settings = SearchSettings(
@@ -64,19 +67,34 @@ def cmd_search(args: argparse.Namespace) -> int:
         progress=not args.no_progress, references=not args.no_references,
         **({"sampler": args.sampler} if args.sampler else {}))
     outcome = search(settings)
-    print(f"\nsearch {outcome.name} finished in {outcome.wall_s / 60:.1f} min: "
-          + summary_line(list(outcome.trials["status"]) if len(outcome.trials) else []))
+    print(f"\nsearch {outcome.name} {'interrupted' if outcome.interrupted else 'finished'} in"
+          f" {outcome.wall_s / 60:.1f} min: " + summary_line(shown_statuses(outcome.trials)))
     print(f"Pareto front over {', '.join(o.name for o in outcome.objectives)} (validation accuracy):")
     print(front_text(outcome))
     print("\n".join(found_summary(outcome, outcome.objectives)))
     if outcome.retrained is not None and len(outcome.retrained):
         print("\nretrained at the full budget (test accuracy is reported, never used for selection):")
         print(outcome.retrained.to_string(index=False))
-    print(f"\nfiles: {outcome.folder}/trials.csv, pareto.png, front/*.yaml"
-          f"  (retrain one: nas run spec={outcome.folder}/front/<file> train.epochs=..)")
+    folder = shlex.quote(str(outcome.folder))
+    print(f"\nfiles: {folder}/trials.csv, pareto.png, front/*.yaml"
+          f"  (retrain one: nas run spec={folder}/front/<file> train.epochs=..)")
     _resume_hint(settings, outcome)
     _campaign_hint(settings.overrides)
-    return 0
+    return INTERRUPTED if outcome.interrupted else _verdict(outcome.trials, "trial")
+
+
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (SIGINT)
+
+
+def _verdict(points: Any, what: str) -> int:
+    """The exit code of a campaign: 0 when a point produced a result, else one line and 1."""
+    from nas.campaign.verdict import NOTHING_WORKED, no_result_reason
+
+    reason = no_result_reason(points, what)
+    if reason is None:
+        return 0
+    print(f"error: {reason}", file=sys.stderr)
+    return NOTHING_WORKED
 
 
 def _resume_hint(settings: Any, outcome: Any) -> None:
@@ -93,7 +111,7 @@ def _resume_hint(settings: Any, outcome: Any) -> None:
             words += [flag, str(getattr(settings, field))]
     words += [] if settings.asha else ["--no-asha"]
     print(f"interrupted at {ran} of {settings.trials} trials; go on with: nas search"
-          f" {' '.join(words + list(settings.overrides))}")
+          f" {shlex.join(words + list(settings.overrides))}")
 
 
 def _campaign_hint(words: list[str]) -> None:
@@ -185,9 +203,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     outcome = ablate(settings)
     print()
     print(outcome.report)
-    print(f"\nfiles: {outcome.folder}/results.csv, summary.csv   ({outcome.wall_s / 60:.1f} min)")
+    print(f"\nfiles: {shlex.quote(str(outcome.folder))}/results.csv, summary.csv"
+          f"   ({outcome.wall_s / 60:.1f} min)")
     _campaign_hint(settings.overrides)
-    return 0
+    return _verdict(outcome.results, "cell")
 
 
 def _ablate_options(p: argparse.ArgumentParser) -> None:

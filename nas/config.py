@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from nas.data import DataConfig
-from nas.errors import NasError, SpecError
+from nas.errors import NasError, SpecError, UnknownNameError
 from nas.schema import from_dict, to_dict
 from nas.words import parse_words
 from nas.yaml_io import read_yaml
@@ -145,12 +145,12 @@ def load_run_config(assignments: list[str] | None = None, config_file: str | Non
     layers.append(nest(parse_words(assignments)))
     try:
         merged = _to_container(OmegaConf.merge(*(OmegaConf.create(layer) for layer in layers)))
-    except OmegaConfBaseException as err:
-        raise NasError(f"bad configuration: {str(err).splitlines()[0]}") from None
+    except (OmegaConfBaseException, TypeError, ValueError) as err:  # e.g. a list merged into a mapping
+        raise NasError(f"bad configuration: {(str(err).splitlines() or [type(err).__name__])[0]}") from None
     try:
         return from_dict(RunConfig, merged, root="the config")
     except SpecError as err:
-        raise NasError(str(err)) from None
+        raise (UnknownNameError if isinstance(err, UnknownNameError) else NasError)(str(err)) from None
 
 
 # ----------------------------------------------------------------------------- config -> spec

@@ -9,3 +9,13 @@ class NasError(Exception):
 
 class SpecError(NasError, ValueError):
     """A network spec, preset or override is invalid; the message names the field path and the fix."""
+
+
+class DataError(NasError):
+    """A one-line, user-facing data problem (missing files, bad config); printed without traceback."""
+
+
+class UnknownNameError(SpecError):
+    """A field, key, preset or option name that does not exist: a typo in the input, never a
+    property of the values (so an ablation refuses the file instead of recording the cell
+    INFEASIBLE)."""

@@ -32,4 +32,4 @@ def load_spec(path: str | Path, **overrides: Any) -> NetSpec:
     try:
         return checked(spec_from_dict(apply_overrides(data, overrides)))
     except SpecError as err:
-        raise SpecError(f"{path}: {err}") from None
+        raise type(err)(f"{path}: {err}") from None  # keeps UnknownNameError

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nas.config import TrainConfig
+from nas.errors import NasError
 
 
 # ----------------------------------------------------------------------------- optimizers

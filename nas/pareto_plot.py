@@ -132,7 +132,13 @@ def _panel(ax, trials: pd.DataFrame, x: str, y: str, *, status: np.ndarray, fron
     if len(pxy):
         names = presets["name"].astype(str).tolist() if "name" in presets.columns else [""] * len(pxy)
         _presets(ax, pxy[:, 0], pxy[:, 1], names)
-    lost = np.isfinite(xv) & ~np.isfinite(yv)
+    unfinished = np.isin(status, [s.value for s in Status if s.unfinished])
+    stopped = np.isfinite(xv) & ~np.isfinite(yv) & unfinished
+    if stopped.any():
+        ax.scatter(xv[stopped], np.full(int(stopped.sum()), 0.015), transform=ax.get_xaxis_transform(),
+                   marker="o", s=22, facecolors="none", edgecolors="#7a7a7a", zorder=2, clip_on=False,
+                   label=f"interrupted: --resume trains them ({int(stopped.sum())})")
+    lost = np.isfinite(xv) & ~np.isfinite(yv) & ~unfinished
     if lost.any():
         ax.scatter(xv[lost], np.full(int(lost.sum()), 0.015), transform=ax.get_xaxis_transform(),
                    marker="x", s=22, color="#c0392b", linewidths=1.0, zorder=2, clip_on=False,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.counting import Count
-from nas.errors import SpecError
+from nas.errors import SpecError, UnknownNameError
 from nas.loading import checked, load_spec
 from nas.schema import suggest
 from nas.spec import NetSpec, apply_overrides, spec_from_dict
@@ -68,7 +68,7 @@ class Preset:
         try:
             return checked(spec_from_dict(apply_overrides(self.spec_data, overrides)))
         except SpecError as err:
-            raise SpecError(f"preset {self.name}: {err}") from None
+            raise type(err)(f"preset {self.name}: {err}") from None  # keeps UnknownNameError
 
 
 def _read_preset(path: Path) -> Preset:
@@ -95,7 +95,7 @@ def preset_names() -> list[str]:
 def get_preset(name: str) -> Preset:
     presets = _all_presets()
     if name not in presets:
-        raise SpecError(f"unknown preset {name!r}{suggest(name, presets)} (presets: {', '.join(presets)})")
+        raise UnknownNameError(f"unknown preset {name!r}{suggest(name, presets)} (presets: {', '.join(presets)})")
     return presets[name]
 
 

@@ -34,6 +34,7 @@ class RunOutcome:
     run_dir: Path
     wall_s: float
     model: Any = None
+    val_images: int | None = None  # the validation split's size (data.val_size, or its default)
 
     @property
     def test_acc(self) -> float | None:
@@ -74,9 +75,9 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
     from nas.train import check_config
 
     started = time.perf_counter()
-    preflight(cfg.mlflow.tracking_uri, {"output_dir": cfg.output_dir}, tracking=cfg.mlflow.enabled)
-    resolve_spec(cfg)  # refuse a bad spec and bad settings before torch, devices or data
+    resolve_spec(cfg)  # refuse a bad spec and bad settings before torch, devices, data or files
     check_config(cfg.train)
+    preflight(cfg.mlflow.tracking_uri, {"output_dir": cfg.output_dir}, tracking=cfg.mlflow.enabled)
     device = select_device(cfg.device)
     data = load_data(cfg.data, device)
     spec = resolve_spec(cfg, data)
@@ -113,7 +114,7 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
     tracker.log_metrics({ml.VAL_ACC: result.val_acc, ml.TEST_ACC: result.test_acc, ml.WALL_TIME_S: wall,
                          ml.PARAMS: counted.params, ml.MACS: counted.macs}, step=cfg.train.epochs)
     tracker.end(Status.COMPLETED.mlflow_terminal)
-    return RunOutcome(spec, counted, result, tracker.run_id, run_dir, wall, outcome.model)
+    return RunOutcome(spec, counted, result, tracker.run_id, run_dir, wall, outcome.model, len(data.val))
 
 
 def summary_table(outcome: RunOutcome, cfg: RunConfig) -> str:
@@ -122,7 +123,7 @@ def summary_table(outcome: RunOutcome, cfg: RunConfig) -> str:
     rows = [
         ["model", f"{outcome.spec.name} (width {outcome.spec.width}, {outcome.spec.input.resolution}px)"],
         ["params / MACs", f"{outcome.counted.params:,} / {outcome.counted.macs / 1e6:.1f}M"],
-        ["data", f"{cfg.data.name}: val {cfg.data.val_size} carved from train, seed {cfg.data.split_seed}"],
+        ["data", f"{cfg.data.name}: val {outcome.val_images} carved from train, seed {cfg.data.split_seed}"],
         ["epochs / seed", f"{cfg.train.epochs} / {cfg.train.seed}"],
         ["val_acc (selection)", fmt(outcome.result.val_acc)],
         ["test_acc (report only)", fmt(outcome.test_acc)],

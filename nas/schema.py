@@ -15,7 +15,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
-from nas.errors import SpecError
+from nas.errors import SpecError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -141,7 +141,7 @@ def from_dict(cls: type[T], data: Any, path: str = "", root: str = "spec") -> T:
         key_str = str(key)
         field_path = f"{path}.{clip(key_str)}" if path else clip(key_str)
         if key_str not in fields:
-            raise SpecError(
+            raise UnknownNameError(
                 f"{field_path} is not a field of {where}{suggest(key_str, fields)}"
                 f" (fields: {', '.join(fields)})"
             )

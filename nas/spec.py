@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas.errors import SpecError
+from nas.errors import SpecError, UnknownNameError
 from nas.limits import MAX_CHANNELS, MAX_KERNEL, MAX_REPEATS, MAX_RESOLUTION, MAX_STAGES, MAX_WIDTH
 from nas.registry import ACT_ALIASES, ACTIVATIONS, BLOCK_KNOBS, canonical_act
 from nas.schema import from_dict, show, suggest, to_dict
@@ -118,7 +118,7 @@ def _check_range(path: str, value: float, low: float, high: float, hint: str = "
 
 def _check_choice(path: str, value: str, options: tuple[str, ...] | list[str]) -> None:
     if value not in options:
-        raise SpecError(
+        raise UnknownNameError(
             f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}"
         )
 
@@ -126,7 +126,7 @@ def _check_choice(path: str, value: str, options: tuple[str, ...] | list[str]) -
 def _check_act(path: str, value: str | None) -> None:
     if value is not None and canonical_act(value) not in ACTIVATIONS:
         options = list(ACTIVATIONS) + list(ACT_ALIASES)
-        raise SpecError(f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}")
+        raise UnknownNameError(f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}")
 
 
 def _check_kernel(path: str, value: int) -> None:
@@ -256,15 +256,15 @@ def apply_overrides(data: Any, overrides: dict[str, Any]) -> Any:
         for depth, part in enumerate(path[:-1]):
             if isinstance(part, int):
                 if not isinstance(node, list) or part >= len(node):
-                    raise SpecError(f"override {key}: there is no stage {part}")
+                    raise UnknownNameError(f"override {key}: there is no stage {part}")
                 node = node[part]
             else:
                 node = node.setdefault(part, {}) if isinstance(node, dict) else None
                 if node is None:
-                    raise SpecError(f"override {key} does not name a field")
+                    raise UnknownNameError(f"override {key} does not name a field")
         last = path[-1]
         if isinstance(last, int) or not isinstance(node, dict):
-            raise SpecError(f"override {key} does not name a field")
+            raise UnknownNameError(f"override {key} does not name a field")
         node[last] = value
     return result
 

@@ -19,7 +19,8 @@ class Status(str, Enum):
     FAILED = "FAILED"  # raised, diverged (NaN) or lost its worker; the error is recorded
     INFEASIBLE = "INFEASIBLE"  # cannot or must not be trained: invalid, or over a size limit
     DUPLICATE = "DUPLICATE"  # the same architecture was trained already; its result stands
-    KILLED = "KILLED"  # the campaign was interrupted while it ran; a resume runs it again
+    KILLED = "KILLED"  # the campaign's process was killed while it ran; a resume runs it again
+    INTERRUPTED = "INTERRUPTED"  # the campaign was stopped (Ctrl-C) while it ran; a resume runs it again
 
     def __str__(self) -> str:
         return self.value
@@ -35,7 +36,12 @@ class Status(str, Enum):
         return self in (Status.INFEASIBLE, Status.DUPLICATE)
 
     @property
+    def unfinished(self) -> bool:
+        """Stopped before a result by the campaign's end, not by its own fault: run again on resume."""
+        return self in (Status.RUNNING, Status.KILLED, Status.INTERRUPTED)
+
+    @property
     def mlflow_terminal(self) -> str:
         """The MLflow run status this ends a run with."""
-        return {Status.FAILED: ml.RUN_FAILED, Status.KILLED: ml.RUN_KILLED,
+        return {Status.FAILED: ml.RUN_FAILED, Status.KILLED: ml.RUN_KILLED, Status.INTERRUPTED: ml.RUN_KILLED,
                 Status.RUNNING: ml.RUN_RUNNING}.get(self, ml.RUN_FINISHED)

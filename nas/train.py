@@ -46,8 +46,12 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.eval_batch_size < 0:
         raise NasError(f"train.eval_batch_size={cfg.eval_batch_size} must be >= 1, or 0 for the"
                        " device's default")
-    if not (cfg.lr > 0 and 0 <= cfg.label_smoothing < 1 and 0 < cfg.ema_decay < 1):
-        raise NasError("train.lr must be > 0, train.label_smoothing in [0, 1), train.ema_decay in (0, 1)")
+    rules = ((cfg.lr > 0, f"train.lr={cfg.lr:g} must be > 0"),
+             (0 <= cfg.label_smoothing < 1, f"train.label_smoothing={cfg.label_smoothing:g} must be in [0, 1)"),
+             (0 < cfg.ema_decay < 1, f"train.ema_decay={cfg.ema_decay:g} must be in (0, 1)"))
+    for holds, message in rules:
+        if not holds:
+            raise NasError(message)
 
 
 # ----------------------------------------------------------------------------- EMA and eval

@@ -1,5 +1,7 @@
 """The one YAML loader for specs, spaces, experiments and configs: safe (plain data only), strict
-about duplicate keys, YAML 1.2 floats (`1e-3` is a number), one-line errors for bad files."""
+about duplicate keys, YAML 1.2 floats (`1e-3` is a number), one-line errors for bad files.
+Aliases (`*name`) are refused: none of these files needs one, and an alias bomb ("billion
+laughs") would expand to gigabytes in the first code that walks the data; nesting is capped."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import yaml
 from nas.errors import SpecError
 
 MAX_YAML_BYTES = 10 * 1024**2  # specs, spaces and configs are a few KB; refuse before reading
+MAX_YAML_DEPTH = 50  # the deepest shipped file nests 5 levels; deeper is not a nas file
 
 
 class StrictSafeLoader(yaml.SafeLoader):
@@ -29,6 +32,22 @@ class StrictSafeLoader(yaml.SafeLoader):
                     None, None, f"key {key!r} is given twice", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"alias *{event.anchor} is not allowed (nas files take no anchors or"
+                " aliases: write the value out)", event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 # YAML 1.1 (PyYAML) reads `1e9` and `1e-3` as strings: a dot and a signed exponent are required.
@@ -56,6 +75,8 @@ def dump_yaml(data: Any) -> str:
 def read_yaml(path: str | Path) -> Any:
     """Safe-load a YAML file with a one-line error for missing, huge, binary or malformed files."""
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"{path}: is a folder, not a YAML file")
     if not path.is_file():
         raise SpecError(f"{path}: no such file")
     try:
@@ -75,3 +96,7 @@ def read_yaml(path: str | Path) -> Any:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = " ".join(str(getattr(err, "problem", None) or err).split())
         raise SpecError(f"{path}:{where}: malformed YAML: {problem}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to read") from None
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise SpecError(f"{path}: unreadable value: {' '.join(str(err).split())[:200]}") from None

@@ -26,7 +26,7 @@ import optuna
 import pandas as pd
 
 DONE_STATES = {"COMPLETE", "PRUNED", "FAIL"}
-TERMINAL = {"KILLED": "KILLED", "FAILED": "FAILED"}  # nas.status -> MLflow status (else FINISHED)
+TERMINAL = {"KILLED": "KILLED", "INTERRUPTED": "KILLED", "FAILED": "FAILED"}  # nas.status -> MLflow status (else FINISHED)
 
 
 def _client(workdir: Path):

@@ -136,7 +136,7 @@ def test_binary_and_oversized_files_are_refused_unread(workdir, capsys, nothing_
     assert main(["summary", f"spec={big}"]) == 2
     assert "too large for a YAML file" in one_line_error(capsys)
     assert main(["summary", f"spec={workdir}"]) == 2  # a folder
-    assert "no such file" in one_line_error(capsys)
+    assert "is a folder, not a YAML file" in one_line_error(capsys)
 
 
 BAD_SPACES = {
@@ -415,7 +415,8 @@ def test_diverging_trials_are_recorded_failed_and_the_search_finishes(workdir):
     done = subprocess.run(search_cmd("--trials", "2", "--name", "nan", "--concurrency", "2",
                                      "--no-references", "train.lr=1e30", "train.schedule=constant"),
                           cwd=workdir, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 1, done.stderr[-3000:]  # nothing produced a result (issue 34)
+    assert done.stderr.strip().splitlines()[-1].startswith("error: no trial produced a result (2 failed)")
     df = pd.read_csv(workdir / "searches" / "nan" / "trials.csv")
     assert list(df.status) == ["FAILED", "FAILED"]
     assert df.error.str.contains("loss became NaN/inf").all()

@@ -266,6 +266,99 @@ def test_corrupted_specs_give_one_line_naming_the_field_many(case):
     check_invalid(case)
 
 
+# ----------------------------------------------------------------------------- hostile files
+
+
+FILE_CASES, DATA_CASES, CHUNK = 1000, 200, 50  # the slow suite's hostile files and data folders
+FILE_ARGV = {  # how each kind of file reaches nas (none of these trains: a valid file would print)
+    "spec": lambda f: ["summary", f"spec={f}"],
+    "config": lambda f: ["run", "preset=dsc_cnn", "--config", str(f), "--show-config"],
+    "space": lambda f: ["search", "--space", str(f), "--trials", "1", *SMOKE_WORDS],
+    "experiment": lambda f: ["ablate", str(f), *SMOKE_WORDS],
+}
+SMOKE_WORDS = ["--budget", "smoke", "--no-progress", "data.name=synthetic", "mlflow.enabled=false"]
+
+
+def cli_outcome(argv: list[str]) -> tuple[int, str]:
+    """`nas argv` in this process: (exit code, stderr); an exception escaping it is a traceback."""
+    import contextlib
+    import io
+
+    from nas.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as ended:
+            code = ended.code if isinstance(ended.code, int) else 2
+    return code, err.getvalue()
+
+
+def refused_in_one_line(argv: list[str], what: str) -> str | None:
+    """None when `nas argv` exits non-zero with one `error:` line; else what went wrong."""
+    try:
+        code, err = cli_outcome(argv)
+    except BaseException as exc:  # noqa: BLE001 - the traceback a user would have seen
+        return f"{what}: {type(exc).__name__}: {str(exc)[:300]}"
+    lines = err.strip().splitlines()
+    if code == 0 or len(lines) != 1 or not lines[0].startswith("error: ") or len(lines[0]) > 1200:
+        return f"{what}: exit {code}, stderr {err[-600:]!r}"
+    TOTALS["hostile.refused"] += 1
+    return None
+
+
+def all_refused(start: int, case) -> None:
+    """Cases `start` .. `start + CHUNK`: `case(seed)` -> (argv, description), each refused."""
+    failures = []
+    for seed in range(start, start + CHUNK):
+        argv, what = case(seed)
+        failures += [f for f in [refused_in_one_line(argv, f"seed {seed} {what}")] if f]
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def no_ray(monkeypatch, tmp_path):
+    """A hostile file must be refused before any worker starts: reaching Ray fails the case."""
+    import nas.workers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a hostile file got as far as starting Ray")
+
+    monkeypatch.setattr(nas.workers, "init_ray", refuse)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("NAS_DATA", str(tmp_path / "data"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("start", range(0, FILE_CASES, CHUNK))
+def test_hostile_files_are_refused_in_one_line(no_ray, tmp_path, start):
+    from hostile_files import hostile_file
+
+    def case(seed: int) -> tuple[list[str], str]:
+        kind, how, path = hostile_file(seed, tmp_path)
+        TOTALS[f"hostile.{kind}.{how}"] += 1
+        return FILE_ARGV[kind](path), f"{kind} {how}"
+
+    all_refused(start, case)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("start", range(0, DATA_CASES, CHUNK))
+def test_corrupted_data_folders_are_refused_in_one_line(no_ray, tmp_path, start):
+    from hostile_files import corrupted_data
+
+    def case(seed: int) -> tuple[list[str], str]:
+        what, words = corrupted_data(seed, tmp_path / f"d{seed}")
+        TOTALS["hostile.data"] += 1
+        return ["run", "preset=dsc_cnn", *words, "train.epochs=1", "mlflow.enabled=false", "--no-progress"], what
+
+    all_refused(start, case)
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -279,7 +372,9 @@ def report_totals(request):
                       if k.startswith("invalid."))
     line = (f"fuzz totals: {TOTALS['valid_built'] + TOTALS['valid_refused']} space points"
             f" ({TOTALS['valid_built']} built, ran and counted exactly; {TOTALS['valid_refused']}"
-            f" refused with one line), {TOTALS['invalid']} corrupted specs refused ({kinds})")
+            f" refused with one line), {TOTALS['invalid']} corrupted specs refused ({kinds}),"
+            f" {TOTALS['hostile.refused']} hostile files and data folders refused in one line"
+            f" ({TOTALS['hostile.data']} data folders)")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if capture is None or reporter is None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from typing import Any
 
 import ray
@@ -94,9 +95,14 @@ def run_cells(a: Any, todo: list[CellRun]) -> None:
     try:
         run_tasks(todo, submit, workers.concurrency, on_done)
     except KeyboardInterrupt:
+        for record in a.state.points.values():  # run_tasks cancelled them; --resume runs them again
+            if record.get("status") == Status.RUNNING.value:
+                record["status"] = Status.INTERRUPTED.value
+        a.state.save()
         a.recorder.campaign.kill_open()
-        a.recorder.campaign.parent.end(Status.KILLED.mlflow_terminal, None)
-        print(f"\ninterrupted; continue with: nas ablate {a.exp.path} --name {a.state.folder.name} --resume")
+        a.recorder.campaign.parent.end(Status.INTERRUPTED.mlflow_terminal, None)
+        print(f"\ninterrupted; continue with: nas ablate {shlex.quote(str(a.exp.path))}"
+              f" --name {shlex.quote(a.state.folder.name)} --resume")
         raise
     finally:
         bar.close()

@@ -26,6 +26,8 @@ from nas.ablate.recorder import AblationRecorder
 from nas.ablate.report import format_report, results_frame, summary_frame
 from nas.campaign.placement import requested_placement
 from nas.campaign.budget import Budget, get_budget
+from nas.campaign.folder import campaign_folder, setup_guard
+from nas.campaign.lock import acquire, release
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.resume import resumed_settings
 from nas.campaign.state import State, open_state, stored_settings
@@ -58,7 +60,7 @@ class AblateSettings:
     retry_failed: bool = False  # with --resume: run FAILED points again (their old runs are deleted)
 
     def accelerator_share(self) -> tuple[str, float | None]:
-        return requested_placement(self.accelerator, self.per_cell, self.gpus_per_cell)
+        return requested_placement(self.accelerator, self.per_cell, self.gpus_per_cell, "cell")
 
 
 @dataclass
@@ -117,6 +119,9 @@ def _check(settings: AblateSettings) -> None:
         raise NasError(f"--test-images {settings.test_images} must be >= 0 (0: the whole test set)")
     if settings.resume and not settings.name:
         raise NasError("--resume needs --name NAME (the ablation to continue; see ablations/)")
+    settings.accelerator_share()  # flags that contradict each other are refused here
+    if settings.retry_failed and not settings.resume:
+        raise NasError("--retry-failed needs --resume (it reruns the FAILED cells of --name NAME)")
 
 
 def _same_experiment(exp: Experiment, stored: dict[str, Any] | None, name: str) -> None:
@@ -126,7 +131,9 @@ def _same_experiment(exp: Experiment, stored: dict[str, Any] | None, name: str) 
 
 
 def _open(settings: AblateSettings, exp: Experiment, budget: Budget, name: str) -> State:
-    state = open_state(Path(settings.output_dir) / name, "state.json", what="ablation", resume=settings.resume)
+    folder = campaign_folder(settings.output_dir, name)
+    acquire(folder, "ablation")
+    state = open_state(folder, "state.json", what="ablation", resume=settings.resume)
     state.data.setdefault("settings", {**asdict(settings), "budget": budget.name, "experiment_name": exp.name,
                                        "experiment_path": str(exp.path)})
     return state
@@ -136,7 +143,7 @@ def _setup(settings: AblateSettings, started: float) -> RunningAblation:
     _check(settings)
     exp = load_experiment(settings.experiment)
     name = settings.name or f"{exp.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    stored = stored_settings(Path(settings.output_dir) / name, "state.json", resume=settings.resume)
+    stored = stored_settings(campaign_folder(settings.output_dir, name), "state.json", resume=settings.resume)
     _same_experiment(exp, stored, name)
     settings = resumed_settings(settings, stored, RESUME_KEEPS, what="ablation", name=name)
     budget = get_budget("ablation", settings.budget or exp.budget)
@@ -228,7 +235,15 @@ def _todo(a: RunningAblation) -> list[CellRun]:
 
 
 def ablate(settings: AblateSettings) -> AblationOutcome:
-    a = _setup(settings, time.perf_counter())
+    with setup_guard():
+        a = _setup(settings, time.perf_counter())
+    try:
+        return _ablate(a)
+    finally:
+        release(a.state.folder)
+
+
+def _ablate(a: RunningAblation) -> AblationOutcome:
     _start_parent(a)
     _reconcile(a)
     _record_infeasible(a)

@@ -205,10 +205,13 @@ def _resolve(raw: ExperimentFile, path: Path) -> Experiment:
                      raw.data_fallbacks, raw.paper)
     if raw.paper is not None:
         labels = {c.label for c in exp.cells()}
-        for label in raw.paper.cells:
+        for label, value in raw.paper.cells.items():
             if label not in labels:
                 raise SpecError(f"paper.cells.{label!r} is not a cell of the grid; cells: "
                                 f"{', '.join(sorted(labels))}")
+            if isinstance(value, (dict, list)):
+                raise SpecError(f"paper.cells.{label!r} must be the paper's number or text, got a"
+                                f" {type(value).__name__}")
     return exp
 
 

@@ -18,7 +18,7 @@ from nas.campaign.budget import Budget
 from nas.config import RunConfig, load_run_config, merge, nest
 from nas.words import word_keys
 from nas.data import DataBundle, DataConfig, DataError, load_data
-from nas.errors import NasError, SpecError
+from nas.errors import NasError, SpecError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,8 @@ def build_grid(exp: Experiment, budget: Budget, overrides: list[str], seeds: tup
             check_config(cfgs[0].train)
             spec = resolve_spec(cfgs[0], sized(data.bundles[key], cfgs[0]))
             counted = count(spec)
+        except UnknownNameError as err:  # a typo, not a level that does not fit: refuse the file
+            raise NasError(f"{exp.path}: cell {cell.label} does not build: {err}") from None
         except (NasError, SpecError) as err:
             error = " ".join(str(err).split())
             units += [CellRun(point_key(cell.label, s), cell, s, None, error=error) for s in seeds]

@@ -95,7 +95,7 @@ class CampaignRecorder:
 
     def kill_open(self) -> None:
         for key in list(self.children):
-            self.finish(key, Status.KILLED, error="interrupted; continue with --resume")
+            self.finish(key, Status.INTERRUPTED, error="interrupted; continue with --resume")
 
     def discard(self, run_id: str) -> None:
         """Delete (MLflow's soft delete) a failed point's run before it is retried, so each

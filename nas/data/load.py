@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nas.data_check import check_split
 from nas.data.sources import LOADERS, DataConfig, RawData, default_root
-from nas.data.splits import DataBundle, Split, split_indices
+from nas.data.splits import DataBundle, Split, default_val_size, split_indices
 
 if TYPE_CHECKING:  # numpy and torch load on first use: `nas run train.lrr=1` answers at once
     import numpy as np
@@ -47,11 +48,14 @@ def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataBundle
 
     root = Path(cfg.root).expanduser() if cfg.root else default_root()
     raw = LOADERS[cfg.name](cfg, root)
+    for x, y, split_name in ((raw.train_x, raw.train_y, "train"), (raw.test_x, raw.test_y, "test")):
+        check_split(x, y, len(raw.class_names), f"data.name={cfg.name} {split_name} split ({root})")
     if cfg.grayscale and raw.train_x.shape[1] == 3:
         raw = RawData(to_gray(raw.train_x), raw.train_y, to_gray(raw.test_x), raw.test_y, raw.class_names)
     k = len(raw.class_names)
     labels = torch.from_numpy(raw.train_y)
-    train_idx, val_idx = split_indices(labels, cfg.val_size, cfg.train_subset, cfg.split_seed, k)
+    val_size = default_val_size(len(labels)) if cfg.val_size is None else cfg.val_size
+    train_idx, val_idx = split_indices(labels, val_size, cfg.train_subset, cfg.split_seed, k)
     mean, std = raw.mean, raw.std
     if mean is None or std is None:  # from every non-validation image, so subsets share constants
         keep = np.ones(len(raw.train_y), dtype=bool)

@@ -30,7 +30,8 @@ CACHE_VERSION = 1  # bump when the imagefolder cache layout changes
 class DataConfig:
     name: str = "cifar10"  # cifar10 | cifar100 | mnist | fashion_mnist | imagefolder | synthetic
     root: str | None = None  # None -> $NAS_DATA, else ~/.cache/nas/data
-    val_size: int = 5000  # carved from the train set: val_size // num_classes per class
+    val_size: int | None = None  # carved from the train set, val_size // num_classes per class;
+    # None: DEFAULT_VAL_SIZE, or a tenth of a smaller training set (`default_val_size`)
     train_subset: int | None = None  # train on N images (balanced, drawn from what val left)
     split_seed: int = 0
     download: bool = True  # try a torchvision download when the files are missing
@@ -50,7 +51,7 @@ class DataConfig:
         if self.name not in LOADERS:
             raise DataError(f"data.name={self.name!r} is unknown; choose one of {sorted(LOADERS)}")
         checks = {
-            "val_size": self.val_size >= 0,
+            "val_size": self.val_size is None or self.val_size >= 0,
             "train_subset": self.train_subset is None or self.train_subset > 0,
             "crop_pad": self.crop_pad >= 0,
             "pad_mode": self.pad_mode in ("zeros", "reflect"),
@@ -147,14 +148,17 @@ def _names(values) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
-def _cifar_batches(folder: Path, files: list[str], label_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _cifar_batches(folder: Path, files: list[str], label_key: str,
+                   num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
+
+    from nas.data_check import cifar_batch
 
     xs, ys = [], []
     for name in files:
-        d = unpickle_arrays(folder / name)
-        xs.append(np.asarray(_key(d, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(_key(d, label_key), dtype=np.int64))
+        x, y = cifar_batch(folder / name, unpickle_arrays(folder / name), label_key, num_classes)
+        xs.append(x)
+        ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -163,8 +167,8 @@ def load_cifar10(cfg: DataConfig, root: Path) -> RawData:
     folder = _ensure(root, "cifar-10-batches-py", train + ["test_batch", "batches.meta"],
                      tv_class="CIFAR10", title="CIFAR-10", cfg=cfg,
                      shown="{data_batch_1..5,test_batch,batches.meta}")
-    x, y = _cifar_batches(folder, train, "labels")
-    tx, ty = _cifar_batches(folder, ["test_batch"], "labels")
+    x, y = _cifar_batches(folder, train, "labels", 10)
+    tx, ty = _cifar_batches(folder, ["test_batch"], "labels", 10)
     names = _names(_key(unpickle_arrays(folder / "batches.meta"), "label_names"))
     return RawData(x, y, tx, ty, names, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
@@ -172,8 +176,8 @@ def load_cifar10(cfg: DataConfig, root: Path) -> RawData:
 def load_cifar100(cfg: DataConfig, root: Path) -> RawData:
     folder = _ensure(root, "cifar-100-python", ["train", "test", "meta"], tv_class="CIFAR100",
                      title="CIFAR-100", cfg=cfg)
-    x, y = _cifar_batches(folder, ["train"], "fine_labels")
-    tx, ty = _cifar_batches(folder, ["test"], "fine_labels")
+    x, y = _cifar_batches(folder, ["train"], "fine_labels", 100)
+    tx, ty = _cifar_batches(folder, ["test"], "fine_labels", 100)
     names = _names(_key(unpickle_arrays(folder / "meta"), "fine_label_names"))
     return RawData(x, y, tx, ty, names, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 
@@ -184,12 +188,19 @@ def _read_idx(path: Path) -> np.ndarray:
 
     if not path.exists():
         path = path.with_name(path.name + ".gz")
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:  # a broken .gz, a folder in the file's place
+        raise DataError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     if raw[:3] != b"\x00\x00\x08":
         raise DataError(f"{path} is not a uint8 idx file")
     ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
+    try:
+        dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
+    except ValueError:
+        raise DataError(f"{path}: its size does not match the shape in its header (truncated?)") from None
 
 
 @dataclass(frozen=True)
@@ -209,7 +220,12 @@ class IdxDataset:
         files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
         where = _ensure(root, f"{self.folder}/raw", files, tv_class=self.tv_class, title=self.title, cfg=cfg)
+        from nas.data_check import as_images, as_labels
+
         x, y, tx, ty = (_read_idx(where / f) for f in files)
+        for images, labels, name in ((x, y, files[0]), (tx, ty, files[2])):
+            as_images(images[:, None] if images.ndim == 3 else images, where / name, (1, 28, 28))
+            as_labels(labels, where / name.replace("images-idx3", "labels-idx1"), len(images), len(self.names))
         return RawData(x[:, None], y.astype(np.int64), tx[:, None], ty.astype(np.int64),
                        list(self.names), (self.mean,), (self.std,))
 
@@ -253,18 +269,21 @@ def _decode_images(paths: list[Path]) -> np.ndarray:
 
     from PIL import Image
 
-    sizes = []
-    for p in paths:
-        with Image.open(p) as im:
-            sizes.append(im.size)
-    side = Counter(max(s) for s in sizes).most_common(1)[0][0]
-    out = np.empty((len(paths), 3, side, side), dtype=np.uint8)
-    for i, p in enumerate(paths):
-        with Image.open(p) as im:
-            im = im.convert("RGB")
-            if im.size != (side, side):
-                im = im.resize((side, side), Image.Resampling.BILINEAR)
-            out[i] = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+    try:
+        sizes = []
+        for p in paths:
+            with Image.open(p) as im:
+                sizes.append(im.size)
+        side = Counter(max(s) for s in sizes).most_common(1)[0][0]
+        out = np.empty((len(paths), 3, side, side), dtype=np.uint8)
+        for i, p in enumerate(paths):
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                if im.size != (side, side):
+                    im = im.resize((side, side), Image.Resampling.BILINEAR)
+                out[i] = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+    except (OSError, ValueError, Image.DecompressionBombError) as err:  # a broken or hostile file
+        raise DataError(f"{p}: cannot decode the image ({type(err).__name__}: {err})") from None
     return out
 
 

@@ -6,14 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from nas.errors import NasError
+from nas.errors import DataError  # noqa: F401 - also nas.data.DataError, as before
 
 if TYPE_CHECKING:  # torch loads on first use: `nas run train.lrr=1` answers at once
     import torch
-
-
-class DataError(NasError):
-    """A one-line, user-facing data problem (missing files, bad config); printed without traceback."""
 
 
 @dataclass
@@ -48,6 +44,15 @@ class DataBundle:
         }
 
 
+DEFAULT_VAL_SIZE = 5000  # validation images carved from a training set of 50,000 or more
+
+
+def default_val_size(n_train: int) -> int:
+    """The validation split when data.val_size is not given: 5,000 images (CIFAR-10's usual
+    split), or a tenth of a training set under 50,000 images (the synthetic set, small folders)."""
+    return min(DEFAULT_VAL_SIZE, n_train // 10)
+
+
 def split_indices(labels: torch.Tensor, val_size: int, train_subset: int | None, seed: int,
                   num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Class-balanced (train, val) indices into `labels`, both sorted.
@@ -72,8 +77,9 @@ def split_indices(labels: torch.Tensor, val_size: int, train_subset: int | None,
         need = n_val + (n_sub or 1)
         if len(idx) < need:
             what = f"val ({n_val}) + train_subset ({n_sub})" if n_sub else f"val ({n_val}) + 1 train"
-            raise DataError(f"class {c} has {len(idx)} train images, fewer than {what} per class; "
-                            f"lower data.val_size / data.train_subset")
+            fix = ("lower data.val_size" if len(idx) <= n_val else
+                   "lower data.train_subset" if n_sub else "lower data.val_size")
+            raise DataError(f"class {c} has {len(idx)} train images, fewer than {what} per class; {fix}")
         idx = idx[torch.randperm(len(idx), generator=g)]
         val.append(idx[:n_val])
         train.append(idx[n_val:n_val + n_sub] if n_sub else idx[n_val:])

@@ -23,6 +23,8 @@ from nas import mlflow_layout as ml
 from nas.campaign import estimate
 from nas.campaign.placement import requested_placement
 from nas.campaign.budget import get_budget
+from nas.campaign.folder import campaign_folder, setup_guard
+from nas.campaign.lock import acquire, release
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.resume import resumed_settings
 from nas.campaign.state import open_state, stored_settings
@@ -34,6 +36,8 @@ from nas.pareto import Objective, parse_objectives
 from nas.search.recorder import SearchRecorder, latency_tags
 from nas.search.results import (SearchOutcome, draw_front, mark_front, status_of,
                                 trials_frame, write_front)
+from nas.search.interrupted import requeue
+from nas.search.reachable import check_reachable
 from nas.search.scheduler import scheduler_name
 from nas.search.searcher import AUTO, SAMPLERS, Limits, pick_sampler
 from nas.search.session import FINISHED_STATES, TRAINED_STATES, RunningSearch, close_running_trials, trained_count
@@ -43,6 +47,7 @@ from nas.space import RandomChooser, load_space
 from nas.status import Status
 from nas.table import millions
 from nas.tracking import preflight
+from nas.train import check_config
 
 __all__ = ["SearchSettings", "SearchOutcome", "search"]
 
@@ -86,7 +91,7 @@ class SearchSettings:
     references: bool = True  # evaluate the space's reference points (paper nets) first
 
     def accelerator_share(self) -> tuple[str, float | None]:
-        return requested_placement(self.accelerator, self.per_trial, self.gpus_per_trial)
+        return requested_placement(self.accelerator, self.per_trial, self.gpus_per_trial, "trial")
 
 
 def with_limits(settings: SearchSettings) -> SearchSettings:
@@ -107,12 +112,17 @@ def _check_settings(settings: SearchSettings) -> list[Objective]:
         raise NasError(f"--sampler {settings.sampler!r} must be one of {', '.join((AUTO, *SAMPLERS))}")
     if settings.cpus_per_trial <= 0 or (settings.gpus_per_trial or 0) < 0 or (settings.per_trial or 0) < 0:
         raise NasError("--cpus-per-trial must be > 0 and --per-trial / --gpus-per-trial >= 0")
-    objectives = parse_objectives(settings.objectives)
-    unsupported = [o.name for o in objectives if o.name not in SEARCH_OBJECTIVES]
-    if unsupported:
+    settings.accelerator_share()  # flags that contradict each other are refused here
+    if not settings.asha and settings.scheduler != "auto":
+        raise NasError(f"--scheduler {settings.scheduler} stops trials early; it contradicts --no-asha")
+    names = [t.partition(":")[0].strip() for t in str(settings.objectives).split(",")]
+    unsupported = [n for n in names if n and n not in SEARCH_OBJECTIVES]
+    if unsupported:  # before the generic parser, whose list of known names includes test_acc
         raise NasError(f"--objectives: {', '.join(unsupported)} cannot be searched on; use "
-                       f"{', '.join(SEARCH_OBJECTIVES)} (val_acc is the validation split's accuracy)")
-    return [Objective("latency_ms", o.direction) if o.name == "latency" else o for o in objectives]
+                       f"{', '.join(SEARCH_OBJECTIVES)} (val_acc is the validation split's accuracy;"
+                       " test_acc is reported, never selected on)")
+    return [Objective("latency_ms", o.direction) if o.name == "latency" else o
+            for o in parse_objectives(settings.objectives)]
 
 
 def _same_space(given: str, stored: str, name: str) -> None:
@@ -140,7 +150,7 @@ def _setup(settings: SearchSettings, started: float) -> RunningSearch:
         raise NasError("--resume needs --name NAME (the search to continue, a folder of --output-dir)")
     space = load_space(settings.space)  # read once: the workers get specs, never this file
     name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    folder = Path(settings.output_dir) / name
+    folder = campaign_folder(settings.output_dir, name)
     stored = stored_settings(folder, "search.json", resume=settings.resume)
     _same_space(settings.space, (stored or {}).get("space", settings.space), name)
     settings = resumed_settings(settings, stored, RESUME_KEEPS, what="search", name=name)
@@ -155,19 +165,22 @@ def _setup(settings: SearchSettings, started: float) -> RunningSearch:
 
     budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
     cfg = load_run_config(settings.overrides, base=budget.run_layer())
+    space.refuse_words(settings.overrides)
+    check_config(cfg.train)
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
     budget = budget.with_epochs(cfg.train.epochs)
-    space.refuse_words(settings.overrides)
+    acquire(folder, "search")
     state = open_state(folder, "search.json", what="search", resume=settings.resume)
     settings = replace(settings, budget=budget.name, sampler=pick_sampler(
         settings.sampler, objectives, space, (stored or {}).get("sampler")))
     data = load_data(cfg.data, "cpu")
     overrides = spec_overrides(cfg, data)
+    limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
+                    settings.max_params, settings.max_latency_ms)
+    check_reachable(space, lambda params: space.to_spec(params, **overrides), limits)
     planned = int(state.data.get("settings", {}).get("trials", settings.trials))
     study = _study(folder, name, objectives, settings, planned)
     campaign = CampaignRecorder(cfg.mlflow, name, state.data.get("parent_run_id"))
-    limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
-                    settings.max_params, settings.max_latency_ms)
     recorder = SearchRecorder(campaign, name, latency_tags(latency))
     return RunningSearch(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
                          lambda params: space.to_spec(params, **overrides), study, campaign,
@@ -195,6 +208,7 @@ def _start_records(s: RunningSearch) -> int:
         s.state.save()
         return 0
     killed = close_running_trials(s, Status.KILLED)
+    requeue(s.study, killed)  # trained again first, a paper reference as a reference
     finished = {t.number: status_of(t, s.closed)[0]
                 for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)}
     s.recorder.close_leftovers(finished)
@@ -266,10 +280,18 @@ def _estimate_line(s: RunningSearch, remaining: int, workers: Any) -> None:
 
 
 def search(settings: SearchSettings) -> SearchOutcome:
+    started = time.perf_counter()
+    with setup_guard():
+        s = _setup(with_limits(settings), started)
+    try:
+        return _search(s)
+    finally:
+        release(s.folder)
+
+
+def _search(s: RunningSearch) -> SearchOutcome:
     from nas.workers import init_ray, plan_workers
 
-    started = time.perf_counter()
-    s = _setup(with_limits(settings), started)
     killed = _start_records(s)
     accelerator, share = s.settings.accelerator_share()
     workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
@@ -278,8 +300,9 @@ def search(settings: SearchSettings) -> SearchOutcome:
     remaining = max(0, s.settings.trials - trained_count(s))
     _plan_line(s, remaining, killed, workers)
     _estimate_line(s, remaining, workers)
-    run_tuner(s, workers, setup)
+    interrupted = run_tuner(s, workers, setup)
     outcome = _results(s)
+    outcome.interrupted = interrupted
     if s.settings.retrain_top:
         from nas.search.retrain import retrain_front
 

@@ -29,6 +29,7 @@ class SearchOutcome:
     wall_s: float
     objectives: list[Objective] | None = None
     retrained: pd.DataFrame | None = None
+    interrupted: bool = False  # Ctrl-C stopped it; --resume goes on
 
 
 def status_of(trial: optuna.trial.FrozenTrial, closed: dict[str, dict[str, str]]) -> tuple[Status, str]:

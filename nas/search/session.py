@@ -79,4 +79,4 @@ def trained_count(s: RunningSearch) -> int:
     """Trials that ran (completed, pruned or failed while training): free ones do not count."""
     statuses = [status_of(t, s.closed)[0]
                 for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)]
-    return sum(1 for st in statuses if not st.untrained and st is not Status.KILLED)
+    return sum(1 for st in statuses if not st.untrained and not st.unfinished)

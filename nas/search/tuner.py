@@ -10,6 +10,7 @@ from ray.tune.error import TuneError
 from nas.campaign.progress import Progress
 from nas.errors import NasError
 from nas.pareto import pareto_mask
+from nas.search.interrupted import requeue, tune_interrupts
 from nas.search.recorder import RecorderCallback
 from nas.search.scheduler import make_scheduler
 from nas.search.searcher import OBSERVE_FREE, OptunaSearcher
@@ -20,27 +21,41 @@ from nas.status import Status
 TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
 
 
-def run_tuner(s: RunningSearch, workers: Any, setup: TrialSetup) -> None:
+def run_tuner(s: RunningSearch, workers: Any, setup: TrialSetup) -> bool:
     """Tune runs the remaining trials; when it stops (a worker killed by Ray's memory monitor,
-    a lost node), the trials it was running are FAILED and it runs again, up to 3 times."""
+    a lost node), the trials it was running are FAILED and it runs again, up to 3 times.
+    Returns whether Ctrl-C stopped it (its running trials are then INTERRUPTED and re-queued)."""
     for attempt in range(TUNER_RESTARTS + 1):
         remaining = max(0, s.settings.trials - trained_count(s))
         if not remaining:
-            return
+            return False
         try:
-            _fit(s, f"ray-{attempt}", remaining, workers, setup)
-            return
+            with tune_interrupts() as watcher:
+                _fit(s, f"ray-{attempt}", remaining, workers, setup)
+            if watcher.interrupted:
+                _stop_running(s, Status.INTERRUPTED, "interrupted (Ctrl-C); --resume trains it again")
+            return watcher.interrupted
         except (TuneError, RuntimeError, OSError) as err:
             reason = _last_line(err)
             message = f"worker lost: {reason}"
-            lost = close_running_trials(s, Status.FAILED, message)
-            for number in lost:  # in MLflow too, so nothing stays RUNNING
-                if number in s.recorder.children:
-                    s.recorder.finish(number, Status.FAILED, message[:2000])
+            lost = _stop_running(s, Status.FAILED, message)
             if attempt == TUNER_RESTARTS:
                 raise NasError(f"Ray Tune stopped {attempt + 1} times; last: {reason}") from err
             print(f"\nRay Tune stopped ({reason[:200]}); {len(lost)} running trial(s) recorded FAILED,"
                   " continuing with the remaining trials")
+    return False
+
+
+def _stop_running(s: RunningSearch, status: Status, message: str) -> list[int]:
+    """Close the trials Tune was running, in the study and in MLflow (nothing stays RUNNING);
+    stopped ones (not failed) are queued again for --resume."""
+    stopped = close_running_trials(s, status, message)
+    for number in stopped:
+        if number in s.recorder.children:
+            s.recorder.finish(number, status, message[:2000])
+    if status.unfinished:
+        requeue(s.study, stopped)
+    return stopped
 
 
 def _last_line(err: BaseException) -> str:

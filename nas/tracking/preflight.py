@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping
 
 from nas.errors import NasError
+from nas.store_check import check_tracking_uri
 from nas.tracking.store import open_client
 from nas.tracking.uris import DEFAULT_ARTIFACTS, sqlite_path, tracking_uri
 
@@ -74,6 +75,8 @@ def preflight(uri: str | None = None, folders: Mapping[str, str | Path] | None =
     Returns the resolved tracking URI. Called at the start of `nas run` and `nas search`;
     ablations call it too."""
     resolved = tracking_uri(uri)
+    if tracking:
+        check_tracking_uri(resolved)
     checks = dict(folders or {})
     db = sqlite_path(resolved)
     if not tracking:

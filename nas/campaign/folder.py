@@ -1,0 +1,46 @@
+"""Where a campaign lives: `<output_dir>/<name>/`, with `name` one plain folder name, so
+`--name ../../etc` cannot write outside `--output-dir`; and the folder's clean-up when a fresh
+campaign is refused before it wrote anything (it leaves no empty folder behind)."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from nas.campaign.lock import LOCK_FILE, held_folders, release
+from nas.errors import NasError
+
+
+def campaign_folder(output_dir: str | Path, name: str) -> Path:
+    """`output_dir / name`, refusing a name that is not a single plain folder name."""
+    if (not name or name in (".", "..") or any(c in name for c in "/\\\0")
+            or name != name.strip() or name.startswith("~")):
+        raise NasError(f"--name {name!r} must be a plain folder name inside --output-dir (no '/',"
+                       " '..', '~' or surrounding spaces)")
+    return Path(output_dir) / name
+
+
+def remove_if_unused(folder: Path) -> None:
+    """Remove a fresh campaign's folder that holds nothing but its lock file."""
+    try:
+        if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
+            shutil.rmtree(folder)
+    except OSError:
+        pass
+
+
+@contextmanager
+def setup_guard() -> Iterator[None]:
+    """Around a campaign's set-up: when it fails, the folder locks it took are given back and a
+    fresh folder it made (nothing in it but the lock) is removed, so a refused command leaves
+    no files behind."""
+    before = held_folders()
+    try:
+        yield
+    except BaseException:
+        for folder in held_folders() - before:
+            release(folder)
+            remove_if_unused(folder)
+        raise

@@ -1,0 +1,81 @@
+"""One owner per campaign folder: an advisory lock (`<folder>/.lock`, `fcntl.flock`) held by the
+`nas search` / `nas ablate` process that runs the campaign, so a second process on the same folder
+(a `--resume` typed while the first still runs) is refused in one line naming the owner, instead
+of closing the owner's running points and writing the same study and state twice.
+
+The kernel drops a flock when its holder exits, however it exits (`kill -9` included), so a lock
+file left behind is stale by construction: the next owner takes it over atomically and writes its
+own pid and host into it. The lock is per process; taking it again in the same process (a
+campaign run twice from Python) reuses it."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from nas.errors import NasError
+
+LOCK_FILE = ".lock"
+
+_HELD: dict[Path, int] = {}  # folder -> the open file descriptor that holds its lock
+
+
+def owner_record() -> dict[str, object]:
+    """Who holds the lock: written into the lock file for the refusal message."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(["nas", *sys.argv[1:]])[:300]}
+
+
+def _describe(path: Path) -> str:
+    try:
+        owner = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        owner = {}
+    if not isinstance(owner, dict) or "pid" not in owner:
+        return "another process"
+    return f"process {owner['pid']} on {owner.get('host', '?')} (since {owner.get('since', '?')})"
+
+
+def acquire(folder: Path, what: str) -> None:
+    """Hold `folder`'s lock until this process exits or `release(folder)`; refuse in one line
+    when another process holds it. `what`: "search" or "ablation", for the message."""
+    import fcntl
+
+    folder = Path(folder).resolve()
+    if folder in _HELD:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise NasError(f"{what} {folder.name!r} is being run by {_describe(path)}; wait for it to"
+                       f" end or stop it, then --resume (folder {folder})") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps(owner_record()).encode())
+    os.fsync(fd)
+    _HELD[folder] = fd
+
+
+def release(folder: Path) -> None:
+    """Give the lock up (the file stays: an unheld lock file is free for the next owner)."""
+    fd = _HELD.pop(Path(folder).resolve(), None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor drops the flock
+
+
+def held_folders() -> set[Path]:
+    return set(_HELD)
+
+
+@atexit.register
+def _release_all() -> None:
+    for folder in list(_HELD):
+        release(folder)
