@@ -14,7 +14,8 @@ import pytest
 
 import nas.run
 from fake_data import fake_cifar10
-from nas.cli import _resume_hint, main
+from nas.cli import main
+from nas.cli_campaign import _resume_hint
 from nas.config import load_run_config, resolve_spec
 from nas.data import DataConfig, DataError, load_data
 from nas.presets import preset_names
@@ -181,7 +182,7 @@ def test_one_message_per_rule_and_no_files_left(tmp_path, capsys):
 @pytest.mark.parametrize("objectives", ["test_acc,macs", "val_acc,test_acc", "foo,macs"])
 def test_objective_errors_agree_that_test_acc_is_not_searched(capsys, objectives):
     line = refused(capsys, ["search", "--space", "shufflenet", "--objectives", objectives, *SMOKE])
-    assert "cannot be searched on; use val_acc, macs, params, latency_ms" in line
+    assert "cannot be searched on; use val_acc, macs, params, latency, latency_ms" in line
 
 
 def test_unreachable_size_limit_is_refused_before_sampling(tmp_path, capsys):

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nas.pareto import Objective, plot_front
+from nas.pareto import Objective
+from nas.pareto_plot import plot_front
 
 SEARCH = ["--space", "shufflenet", "--budget", "smoke", "--trials", "3", "--concurrency", "2",
           "--name", "r", "--no-progress", "data.name=synthetic", "data.val_size=64", "train.epochs=2"]
@@ -71,7 +72,7 @@ def test_pareto_draws_interrupted_points_apart_from_failed(tmp_path):
                            "macs": [1e6, 2e6, 3e6, 4e6], "params": [1e5, 2e5, 3e5, 4e5],
                            "val_acc": [0.5, np.nan, np.nan, np.nan]})
     captured = {}
-    import nas.pareto as pareto
+    import nas.pareto_plot as pareto
 
     original = pareto._panel
 
