@@ -306,28 +306,21 @@ def _in_process(jobs: list, data: Any, clock: Clock, on_done) -> None:
 
 
 def _on_ray(jobs: list, data: Any, clock: Clock, on_done, args: argparse.Namespace) -> None:
-    """`args.concurrency` Ray tasks at once, each `nas.ablate.cells.run_cell` (the ablation's
-    task: the device Ray assigned, then `nas.job.execute`)."""
+    """`args.concurrency` Ray tasks at once through the product's task loop
+    (`nas.campaign.tasks.run_tasks`), each `nas.ablate.cells.run_cell` (the ablation's task: the
+    device Ray assigned, then `nas.job.execute`); none starts past the time limit."""
     import ray
 
-    from nas.ablate.cells import lost, run_cell
+    from nas.ablate.cells import run_cell
+    from nas.campaign.tasks import run_tasks
     from nas.workers import init_ray, plan_workers
 
     workers = plan_workers(init_ray(), accelerator=args.device, concurrency=args.concurrency)
     print(f"  {workers.describe()}", flush=True)
     task = ray.remote(run_cell).options(**workers.task_options(), max_retries=1)
-    ref, queue, pending = ray.put(data), list(jobs), {}
-    while pending or (queue and clock.fits()):
-        while queue and len(pending) < workers.concurrency and clock.fits():
-            item, job = queue.pop(0)
-            pending[task.remote(job, ref, workers.kind)] = item
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        item = pending.pop(ready[0])
-        try:
-            result = ray.get(ready[0])
-        except Exception as err:  # noqa: BLE001 - the worker died twice: a FAILED row
-            result = lost(err)
-        on_done(item, result)
+    ref = ray.put(data)
+    run_tasks(jobs, lambda point: task.remote(point[1], ref, workers.kind), workers.concurrency,
+              lambda point, result: on_done(point[0], result), more=clock.fits)
 
 
 def fill(args: argparse.Namespace) -> int:

@@ -376,7 +376,7 @@ def test_resume_after_kill_runs_only_what_was_left(workdir):
         time.sleep(0.5)
         if state_file.exists():
             try:
-                units = json.loads(state_file.read_text())["units"]
+                units = json.loads(state_file.read_text()).get("units", {})  # none before the first cell starts
             except ValueError:
                 continue
             finished = [k for k, u in units.items() if u["status"] == "COMPLETED"]

@@ -97,3 +97,12 @@ def test_summary_says_which_stopped_trials_ran_again():
     trials = pd.DataFrame({"trial": [0, 1, 2, 3], "status": ["INTERRUPTED", "INTERRUPTED", "COMPLETED", "KILLED"],
                            "choice.groups": [3, 8, 3, 4], "choice.width": [0.5, 0.5, 0.5, 1.0]})
     assert summary_line(shown_statuses(trials)) == "1 completed, 1 killed, 1 interrupted, 1 interrupted (run again)"
+
+
+def test_summary_handles_choices_a_trial_was_not_asked():
+    """A conditional space (`mixed`) leaves the choices a trial was not asked empty (NaN)."""
+    from nas.search.interrupted import shown_statuses
+
+    trials = pd.DataFrame({"trial": [0, 1, 2], "status": ["INTERRUPTED", "COMPLETED", "COMPLETED"],
+                           "choice.s2.block": ["ds", "ds", "ir"], "choice.s2.exp": [np.nan, np.nan, 6.0]})
+    assert shown_statuses(trials) == ["INTERRUPTED (RUN AGAIN)", "COMPLETED", "COMPLETED"]

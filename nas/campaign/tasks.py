@@ -20,13 +20,15 @@ def lost(err: BaseException) -> JobResult:
 
 
 def run_tasks(points: Iterable[Point], submit: Callable[[Point], Any], concurrency: int,
-              on_done: Callable[[Point, JobResult], None]) -> None:
+              on_done: Callable[[Point, JobResult], None],
+              more: Callable[[], bool] = lambda: True) -> None:
     """`submit(point)` starts its Ray task (returns the ObjectRef), at most `concurrency` at
-    once; `on_done(point, result)` gets each JobResult in the order they finish."""
+    once, while `more()` holds (a time limit); `on_done(point, result)` gets each JobResult in
+    the order they finish."""
     queue, pending = list(points), {}
     try:
-        while queue or pending:
-            while queue and len(pending) < concurrency:
+        while pending or (queue and more()):
+            while queue and len(pending) < concurrency and more():
                 point = queue.pop(0)
                 pending[submit(point)] = point
             ready, _ = ray.wait(list(pending), num_returns=1)

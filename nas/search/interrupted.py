@@ -66,7 +66,8 @@ def shown_statuses(trials: pd.DataFrame) -> list[str]:
     if not len(trials):
         return []
     choices = [c for c in trials.columns if c.startswith(ml.CHOICE_PREFIX)]
-    key = trials[choices].astype(str).agg("|".join, axis=1) if choices else trials["trial"].astype(str)
+    key = ([str(list(row)) for row in trials[choices].itertuples(index=False)] if choices  # NaN: a choice not asked
+           else trials["trial"].astype(str).tolist())
     statuses = [Status(s) for s in trials["status"]]
     trained = {(k, t) for k, t, s in zip(key, trials["trial"], statuses) if s.trained}
     shown = []
