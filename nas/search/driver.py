@@ -11,6 +11,7 @@ a kill left RUNNING, and runs the remaining trials, with the experiment search.j
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -177,13 +178,14 @@ def _setup(settings: SearchSettings, started: float) -> RunningSearch:
     overrides = spec_overrides(cfg, data)
     limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
                     settings.max_params, settings.max_latency_ms)
-    check_reachable(space, lambda params: space.to_spec(params, **overrides), limits)
+    to_spec = functools.partial(space.to_spec, **overrides)  # a sampled point -> its NetSpec
+    check_reachable(space, to_spec, limits)
     planned = int(state.data.get("settings", {}).get("trials", settings.trials))
     study = _study(folder, name, objectives, settings, planned)
     campaign = CampaignRecorder(cfg.mlflow, name, state.data.get("parent_run_id"))
     recorder = SearchRecorder(campaign, name, latency_tags(latency))
     return RunningSearch(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
-                         lambda params: space.to_spec(params, **overrides), study, campaign,
+                         to_spec, study, campaign,
                          recorder, started, latency)
 
 
