@@ -43,9 +43,12 @@ class TrainConfig:
     ema_decay: float = 0.999
     eval_batch_size: int = 0  # 0: the device type's fastest (nas.train.EVAL_BATCH: CPU 128, GPU/NPU 1024)
     threads: int = 0  # CPU threads (0: all cores)
-    amp: str = "auto"  # auto (bf16 on GPU/NPU) | bf16 | fp16 | off
-    channels_last: str = "auto"  # auto (on GPU/NPU) | on | off
-    compile: bool = False  # torch.compile the model
+    # number format: both auto on a CPU -> the fastest for this net, measured once per shape and
+    # cached (nas.formats); auto elsewhere: bf16 (fp16 on older NPUs) and channels_last on CUDA.
+    # Either one set forces it (the other takes the device's default) and nothing is measured.
+    amp: str = "auto"  # auto | bf16 | fp16 | off
+    channels_last: str = "auto"  # auto | on | off
+    compile: bool = False  # torch.compile the model (never chosen by auto: nas.formats says why)
     # replay forward + backward as CUDA graphs (few kernel launches: small nets are launch-bound);
     # CUDA only, eager elsewhere; with compile=true: torch.compile mode="reduce-overhead"
     cuda_graphs: bool = False

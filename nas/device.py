@@ -94,7 +94,8 @@ def native_cpu_bf16() -> bool:
 def _auto_amp(device: torch.device) -> torch.dtype | None:
     """CUDA: bf16. Ascend: bf16 where the chip has it (910B and later), else fp16. CPU: bf16
     where it is native (benchmarks/cpu_formats.py: faster training steps and evaluation there),
-    else fp32. MPS: fp32."""
+    else fp32; a CPU run with amp and channels_last both auto measures instead (nas.formats).
+    MPS: fp32."""
     if device.type == "cuda":
         return torch.bfloat16
     if device.type == "cpu":
@@ -108,12 +109,14 @@ def _auto_amp(device: torch.device) -> torch.dtype | None:
 # channels_last by default only where it was measured to help: CUDA convs. On Ascend NPUs it is
 # unmeasured here (no NPU was available); on CPU it depends on the net (benchmarks/cpu_formats.py:
 # 0.59x fp32's step time for MobileNetV1 0.25x, 0.97x for ShuffleNet 0.25x, and slower than
-# plain bf16 for ShuffleNet with bf16), so it stays off there unless asked for.
+# plain bf16 for ShuffleNet with bf16), so it stays off by default there: a CPU run with
+# train.amp and train.channels_last both auto measures its net instead (nas.formats).
 CHANNELS_LAST_DEFAULT = ("cuda",)
 
 
 def precision_for(device: torch.device, amp: str = "auto", channels_last: str = "auto") -> Precision:
-    """The autocast dtype (`_auto_amp` for auto) and memory format of a device's hot loop."""
+    """The autocast dtype (`_auto_amp` for auto) and memory format of a device's hot loop, by
+    rule; `nas.formats.choose` replaces the rule by a measurement on a CPU."""
     if amp not in ("auto", "bf16", "fp16", "off"):
         raise NasError(f"train.amp={amp!r} must be auto, bf16, fp16 or off")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}.get(amp, _auto_amp(device))

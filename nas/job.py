@@ -48,6 +48,7 @@ class JobResult:
     wall_s: float = 0.0
     device: str = "?"
     precision: str = ""  # nas.device.Precision.describe(): bf16 / fp32, +channels_last
+    precision_source: str = ""  # nas.formats.FormatChoice.source: probe, cache, config, ...
     node: str = ""
     error: str = ""
     traceback: str = ""
@@ -117,7 +118,8 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
 
     from nas.builder import build_model
     from nas.data import resize_bundle, to_device
-    from nas.device import configure_threads, precision_for, select_device
+    from nas.device import configure_threads, select_device
+    from nas.formats import choose
     from nas.spec import spec_from_dict
     from nas.train import evaluate, train
 
@@ -133,8 +135,12 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
     if cfg.data.resize:
         bundle = resize_bundle(bundle, cfg.data.resize)
     spec = spec_from_dict(job.spec)
-    precision = precision_for(device, cfg.train.amp, cfg.train.channels_last)
+    planned_steps = cfg.train.epochs * max(1, len(bundle.train) // cfg.train.batch_size)
+    choice = choose(spec, device, cfg.train, planned_steps)
+    precision, result.precision_source = choice.precision, choice.source
     result.precision = precision.describe()
+    if progress:
+        print(f"format {choice.describe()}", flush=True)
     torch.manual_seed(cfg.train.seed)
     model = build_model(spec).to(device)
     fixed: dict[str, Any] = {"node": result.node, "device": result.device, "precision": result.precision}

@@ -1,0 +1,183 @@
+"""Each net in its fastest number format: on a CPU, measured once per shape and cached.
+
+Which format trains fastest on a CPU depends on the net, not only on the chip (ShuffleNet g8
+0.5x k5 on 2 cores, batch 128: fp32 509 ms a step, bf16 542, bf16+channels_last 501,
+fp32+channels_last 318; MobileNetV1 0.25x: channels_last 0.59x fp32's time). So when
+`train.amp` and `train.channels_last` are both `auto` on a CPU, `choose` times a few SGD steps
+of the net in each candidate format (bf16 only where `native_cpu_bf16()`), interleaved, and
+keeps the fastest. The pick is cached by the net's plan (`nas.latency.plan_signature`), the
+thread count, the batch size, the torch version and the CPU's instruction set, in one JSON file
+that a search's concurrent trials share ($NAS_CACHE/formats.json, else
+~/.cache/nas/formats.json), so a search measures each shape once.
+
+CUDA, Ascend and MPS keep their measured defaults (`nas.device.precision_for`); an explicit
+`train.amp=` or `train.channels_last=` forces the format and nothing is measured. A run too
+short to earn the probe back (`PAYBACK` times the probe's steps) keeps the default too.
+
+torch.compile is not a candidate: it cannot be judged cheaply. On the net above it made a step
+268 ms against eager fp32+channels_last's 318 after 35-52 s of compiling, so it pays back only
+after ~1000 steps, a saving only a compile can measure per net, and a search's trials are
+different nets, often stopped early. `train.compile=true` still asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from nas.builder import build_model
+from nas.checkpoint import read_json, write_json_atomic
+from nas.config import TrainConfig
+from nas.device import Precision, native_cpu_bf16, precision_for
+from nas.errors import NasError
+from nas.latency import plan_signature
+from nas.spec import NetSpec
+
+PROBE_WARMUP = 1  # untimed steps per format: oneDNN builds its kernels on the first
+PROBE_STEPS = 2  # timed steps per format (median)
+PAYBACK = 10  # probe only runs planned to last this many times the probe's own steps
+
+StepTimer = Callable[[], float]  # one training step; returns its seconds
+TimerFactory = Callable[[NetSpec, int, Precision], StepTimer]
+
+
+@dataclass(frozen=True)
+class FormatChoice:
+    """The format a run trains in and where it came from."""
+
+    precision: Precision
+    source: str  # probe | cache | config | device default | run too short to probe
+    probe_s: float = 0.0  # seconds the probe took (source probe)
+
+    def describe(self) -> str:
+        """'fp32+channels_last (probe, 4.1 s)': the format and why, for a run's output line."""
+        how = f"probe, {self.probe_s:.1f} s" if self.source == "probe" else self.source
+        return f"{self.precision.describe()} ({how})"
+
+
+def candidates() -> dict[str, Precision]:
+    """The CPU formats a probe tries, by name: fp32 and, where it is native, bf16 autocast,
+    each contiguous and channels_last."""
+    dtypes = (None, torch.bfloat16) if native_cpu_bf16() else (None,)
+    formats = (Precision(dtype, cl) for dtype in dtypes for cl in (False, True))
+    return {p.describe(): p for p in formats}
+
+
+def step_timer(spec: NetSpec, batch: int, precision: Precision) -> StepTimer:
+    """A training step (forward, label-smoothed loss, backward, SGD with momentum) of a fresh
+    copy of `spec`'s net on random CPU images in `precision`, timed."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last if precision.channels_last else torch.contiguous_format
+    model = build_model(spec).to(memory_format=fmt).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    size = spec.input.resolution
+    images = torch.randn(batch, spec.input.channels, size, size).contiguous(memory_format=fmt)
+    labels = torch.randint(0, spec.num_classes, (batch,))
+    cpu = torch.device("cpu")
+
+    def step() -> float:
+        started = time.perf_counter()
+        with precision.autocast(cpu):
+            loss = F.cross_entropy(model(images), labels, label_smoothing=0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return time.perf_counter() - started
+
+    return step
+
+
+def time_formats(timers: Mapping[str, StepTimer], warmup: int, steps: int) -> dict[str, float]:
+    """Median seconds per step of each timer, after `warmup` untimed rounds. The rounds
+    interleave the formats, the order rotated each round: a change in the machine's load
+    reaches every format alike."""
+    names = list(timers)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(warmup + steps):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            seconds = timers[name]()
+            if r >= warmup:
+                samples[name].append(seconds)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def probe(spec: NetSpec, batch: int, timer: TimerFactory = step_timer) -> dict[str, float]:
+    """Seconds per training step of `spec` in every candidate format (`PROBE_STEPS` each)."""
+    timers = {name: timer(spec, batch, p) for name, p in candidates().items()}
+    return time_formats(timers, PROBE_WARMUP, PROBE_STEPS)
+
+
+def probe_steps() -> int:
+    """Training steps one probe runs, all formats together."""
+    return len(candidates()) * (PROBE_WARMUP + PROBE_STEPS)
+
+
+def cache_path() -> Path:
+    """$NAS_CACHE/formats.json, else ~/.cache/nas/formats.json (the root
+    nas.tracking.store keeps its empty MLflow store under)."""
+    root = os.environ.get("NAS_CACHE")
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "nas") / "formats.json"
+
+
+def probe_key(spec: NetSpec, batch: int, threads: int) -> str:
+    """What a pick holds for: the net's plan, CPU threads, batch, torch, the CPU's instructions."""
+    machine = f"{torch.backends.cpu.get_cpu_capability()}{'+bf16' if native_cpu_bf16() else ''}"
+    return f"{plan_signature(spec)}@cpu/t{threads}/b{batch}/torch{torch.__version__}/{machine}"
+
+
+class FormatCache:
+    """Picks by `probe_key` in one JSON file shared by concurrent runs: re-read before each
+    write (an entry another run added meanwhile is kept) and written atomically (temp +
+    rename). A file that does not parse counts as empty: its shapes are measured again."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def entries(self) -> dict[str, Any]:
+        try:
+            return read_json(self.path) if self.path.is_file() else {}
+        except NasError:  # truncated by hand, or not ours: re-measure, then overwrite
+            return {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        entry = self.entries().get(key)
+        return entry if isinstance(entry, dict) else None
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        try:
+            write_json_atomic({**self.entries(), key: entry}, self.path)
+        except OSError:  # a read-only home: the pick still holds for this run
+            pass
+
+
+def choose(spec: NetSpec, device: torch.device, cfg: TrainConfig, planned_steps: int, *,
+           cache: FormatCache | None = None, timer: TimerFactory = step_timer) -> FormatChoice:
+    """The format a run of `spec` trains in (see the module's docstring for the rules).
+    CPU threads are torch's current count: call after `configure_threads`."""
+    if (cfg.amp, cfg.channels_last) != ("auto", "auto"):
+        return FormatChoice(precision_for(device, cfg.amp, cfg.channels_last), "config")
+    if device.type != "cpu":
+        return FormatChoice(precision_for(device), "device default")
+    cache = cache or FormatCache(cache_path())
+    key = probe_key(spec, cfg.batch_size, torch.get_num_threads())
+    known = candidates()
+    entry = cache.get(key)
+    if entry is not None and entry.get("format") in known:
+        return FormatChoice(known[entry["format"]], "cache")
+    if planned_steps < PAYBACK * probe_steps():
+        return FormatChoice(precision_for(device), "run too short to probe")
+    started = time.perf_counter()
+    step_s = probe(spec, cfg.batch_size, timer)
+    probe_s = time.perf_counter() - started
+    best = min(step_s, key=step_s.__getitem__)
+    cache.put(key, {"format": best, "step_ms": {k: round(v * 1e3, 2) for k, v in step_s.items()},
+                    "probe_s": round(probe_s, 2)})
+    return FormatChoice(known[best], "probe", probe_s)
