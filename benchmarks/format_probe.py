@@ -15,6 +15,7 @@ Timings need a quiet machine: nothing else running.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -51,7 +52,7 @@ def architectures(space_name: str, count: int, seed: int) -> list[tuple[str, nas
 def check_one(spec: nas.NetSpec, batch: int, warmup: int, steps: int) -> dict:
     """Every format's median step (s), then the probe's pick and its cost on an empty cache."""
     timers = {name: step_timer(spec, batch, p) for name, p in candidates().items()}
-    step_s = time_formats(timers, warmup, steps)
+    step_s = {name: statistics.median(times) for name, times in time_formats(timers, warmup, steps).items()}
     del timers
     with tempfile.TemporaryDirectory(prefix="nas-formats-") as scratch:
         started = time.perf_counter()

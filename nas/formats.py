@@ -23,7 +23,6 @@ different nets, often stopped early. `train.compile=true` still asks for it.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from nas.latency import plan_signature
 from nas.spec import NetSpec
 
 PROBE_WARMUP = 1  # untimed steps per format: oneDNN builds its kernels on the first
-PROBE_STEPS = 2  # timed steps per format (median)
+PROBE_STEPS = 2  # timed steps per format (the fastest counts)
 PAYBACK = 10  # probe only runs planned to last this many times the probe's own steps
 
 StepTimer = Callable[[], float]  # one training step; returns its seconds
@@ -94,8 +93,8 @@ def step_timer(spec: NetSpec, batch: int, precision: Precision) -> StepTimer:
     return step
 
 
-def time_formats(timers: Mapping[str, StepTimer], warmup: int, steps: int) -> dict[str, float]:
-    """Median seconds per step of each timer, after `warmup` untimed rounds. The rounds
+def time_formats(timers: Mapping[str, StepTimer], warmup: int, steps: int) -> dict[str, list[float]]:
+    """`steps` timings (seconds) of each timer, after `warmup` untimed rounds. The rounds
     interleave the formats, the order rotated each round: a change in the machine's load
     reaches every format alike."""
     names = list(timers)
@@ -106,13 +105,16 @@ def time_formats(timers: Mapping[str, StepTimer], warmup: int, steps: int) -> di
             seconds = timers[name]()
             if r >= warmup:
                 samples[name].append(seconds)
-    return {name: statistics.median(times) for name, times in samples.items()}
+    return samples
 
 
 def probe(spec: NetSpec, batch: int, timer: TimerFactory = step_timer) -> dict[str, float]:
-    """Seconds per training step of `spec` in every candidate format (`PROBE_STEPS` each)."""
-    timers = {name: timer(spec, batch, p) for name, p in candidates().items()}
-    return time_formats(timers, PROBE_WARMUP, PROBE_STEPS)
+    """Seconds per training step of `spec` in every candidate format: the fastest of its
+    `PROBE_STEPS` (other work on the machine only ever adds time). The global RNG is left as it
+    was: a run's weights and batches do not depend on the probe."""
+    with torch.random.fork_rng(devices=[]):
+        timers = {name: timer(spec, batch, p) for name, p in candidates().items()}
+        return {name: min(times) for name, times in time_formats(timers, PROBE_WARMUP, PROBE_STEPS).items()}
 
 
 def probe_steps() -> int:

@@ -128,8 +128,8 @@ def summary_table(outcome: RunOutcome, cfg: RunConfig) -> str:
         ["val_acc (selection)", fmt(outcome.result.val_acc)],
         ["test_acc (report only)", fmt(outcome.test_acc)],
         ["last train_loss", fmt(last.get("train_loss"))],
-        ["throughput", f"{last.get('img_per_s', 0):.0f} img/s on {outcome.device} ({outcome.result.precision},"
-                        f" {outcome.result.precision_source})"],
+        ["throughput", f"{last.get('img_per_s', 0):.0f} img/s on {outcome.device}"
+                        f" ({outcome.result.precision}, {outcome.result.precision_source})"],
         ["wall time", f"{outcome.wall_s:.1f}s"],
         ["checkpoint", str(outcome.run_dir / "checkpoint.pt")],
         ["mlflow run", outcome.run_id or "disabled"],

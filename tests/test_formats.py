@@ -182,3 +182,13 @@ def test_the_benchmark_prints_a_pick_and_a_count_per_space(capsys):
     for space in ("shufflenet", "mobilenet_v2"):
         assert re.search(rf"^{space}: within_10pct=[01]/1$", out, re.M), out
     assert any(line.split()[-5] in formats.candidates() for line in out.splitlines() if "1/1:" in line), out
+
+
+def test_the_probe_leaves_the_global_rng_alone():
+    """Its nets are seeded and train with dropout; the run's seed alone still decides the run."""
+    spec = nas.load_preset("mobilenet_v2", width=0.25, resolution=32, num_classes=10)
+    assert spec.head.dropout > 0
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    step_s = formats.probe(spec, 4)
+    assert set(step_s) == set(formats.candidates()) and torch.equal(torch.get_rng_state(), state)
