@@ -10,8 +10,10 @@ measured interleaved in one run (the order rotates every repeat; medians reporte
   bf16+cl     bf16 autocast, channels_last
 
 and prints each variant's time as a ratio to fp32 (below 1: faster). bf16 pays on CPUs with
-AVX512-BF16 or AMX (oneDNN's bf16 convolutions); elsewhere it is emulated and slow. This is the
-measurement `nas.device.precision_for` follows for `train.amp=auto` / `train.channels_last=auto`.
+AVX512-BF16 or AMX (oneDNN's bf16 convolutions); elsewhere it is emulated and slow. The winner
+differs per net, so a CPU run with `train.amp=auto` and `train.channels_last=auto` measures its own
+net (`nas.formats`); `benchmarks/format_probe.py` checks that probe's picks over random
+architectures. `nas.device.precision_for` (bf16 where native) is the default when nothing is measured.
 
     python benchmarks/cpu_formats.py --threads 2
     python benchmarks/cpu_formats.py --quick        # tiny, CI: plumbing only
