@@ -51,9 +51,7 @@ class Flag:
 
     def shown(self, value: Any, unit: str) -> str:
         """How the user typed `value` ("--no-asha" names a switch's off; its on is the default)."""
-        if isinstance(self.default, bool) and value == self.default:
-            return f"the default ({self.name[len('--no-'):]} on)" if value else "the default"
-        return " ".join(self.argv(value, unit))
+        return " ".join(self.argv(value, unit)) or f"the default ({self.name.removeprefix('--no-')} on)"
 
 
 def flag(name: str, help: str = "", default: Any = None, *, required: bool = False, **kw: Any) -> Any:
@@ -142,9 +140,7 @@ class CampaignSettings(Generic[P]):
 
 
 FLAGS: dict[str, Flag] = flags(CampaignSettings)
-LEGACY_NAMES = {f"{old}_{unit}": new for unit in ("trial", "cell")  # before issue 29: two classes
-                for old, new in (("cpus_per", "cpus_per_point"), ("gpus_per", "gpus_per_point"),
-                                 ("per", "per_point"))}
+
 
 
 def make_settings(plan_cls: type[P], words: Iterable[str] = (), **values: Any) -> CampaignSettings[P]:
@@ -184,16 +180,6 @@ def add_flags(parser: argparse.ArgumentParser, plan_cls: Any) -> None:
         if isinstance(fl.default, bool):
             kw["action"] = "store_false" if fl.default else "store_true"
         else:
-            option = fl.name.format(**names)
-            kw.update(type=fl.type, choices=fl.choices, required=key in required,
-                      metavar=None if fl.choices else option.lstrip("-").replace("-", "_").upper())
+            kw.update(type=fl.type, choices=fl.choices, required=key in required, metavar=None if fl.choices
+                      else fl.name.format(**names).lstrip("-").replace("-", "_").upper())
         parser.add_argument(fl.name.format(**names), **kw)
-
-
-def upgrade_stored(old: dict[str, Any]) -> dict[str, Any]:
-    """Settings a state file stored before issue 29 (one flat dict, `_trial` / `_cell` names,
-    the words as strings) in today's form."""
-    flat = {LEGACY_NAMES.get(k, k): v for k, v in old.items()}
-    common = {k: flat.pop(k) for k in list(flat) if k in FLAGS}
-    run = RunOverrides(parse_words(flat.pop("overrides", None) or []))
-    return {**common, "run": asdict(run), "plan": flat}

@@ -14,25 +14,28 @@ A folder written before issue 29 (a search's `search.json`; an ablation's `state
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.campaign.settings import upgrade_stored
+from nas.campaign.settings import FLAGS
 from nas.checkpoint import read_json, write_json_atomic
 from nas.errors import NasError
+from nas.words import RunOverrides, parse_words
 
 STATE_FILE = "state.json"
 LEGACY_FILES = ("search.json",)  # a search's state file before issue 29
 FORMAT = 2
 COMMANDS = {"search": "nas search", "ablation": "nas ablate"}
+LEGACY_NAMES = {f"{old}_{unit}": new for unit in ("trial", "cell")  # settings fields before issue 29
+                for old, new in (("cpus_per", "cpus_per_point"), ("gpus_per", "gpus_per_point"),
+                                 ("per", "per_point"))}
 
 
 @dataclass
 class State:
     path: Path
     data: dict[str, Any] = field(default_factory=dict)
-    replaces: Path | None = None  # the legacy file this state was read from, removed once saved
 
     @property
     def folder(self) -> Path:
@@ -50,13 +53,19 @@ class State:
 
     def save(self) -> None:
         write_json_atomic(self.data, self.path)
-        if self.replaces is not None:
-            self.replaces.unlink(missing_ok=True)
-            self.replaces = None
 
 
 def _found(folder: Path) -> Path | None:
     return next((folder / n for n in (STATE_FILE, *LEGACY_FILES) if (folder / n).exists()), None)
+
+
+def _upgrade_settings(old: dict[str, Any]) -> dict[str, Any]:
+    """Settings a state file stored before issue 29 (one flat dict, `_trial` / `_cell` names,
+    the words as strings) in today's form."""
+    flat = {LEGACY_NAMES.get(k, k): v for k, v in old.items()}
+    common = {k: flat.pop(k) for k in list(flat) if k in FLAGS}
+    run = RunOverrides(parse_words(flat.pop("overrides", None) or []))
+    return {**common, "run": asdict(run), "plan": flat}
 
 
 def _upgrade(old: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -70,7 +79,7 @@ def _upgrade(old: dict[str, Any], kind: str) -> dict[str, Any]:
         data["experiment"] = {"name": settings.pop("experiment_name"),
                               "path": settings.pop("experiment_path", None)}
     if settings:
-        data["settings"] = upgrade_stored(settings)
+        data["settings"] = _upgrade_settings(settings)
     return data
 
 
@@ -96,9 +105,10 @@ def open_state(folder: Path, *, what: str, resume: bool) -> State:
     if resume:
         if found is None:
             raise NasError(f"nothing to resume: {path} does not exist")
-        state = State(path, _read(found, what), None if found == path else found)
-        if state.replaces is not None:
-            state.save()  # the folder moves to today's layout once, under its lock
+        state = State(path, _read(found, what))
+        if found != path:  # a legacy file: the folder moves to today's layout once, under its lock
+            state.save()
+            found.unlink()
         return state
     folder.mkdir(parents=True, exist_ok=True)
     return State(path, {"format": FORMAT, "kind": what})
