@@ -98,7 +98,7 @@ def _resume_hint(settings: CampaignSettings[SearchPlan], outcome: Any) -> None:
     ran = sum(1 for s in statuses if s.trained or s is Status.FAILED)
     if ran >= settings.plan.trials:
         return
-    words = replace(settings, name=outcome.name, resume=True).command()
+    words = replace(settings, name=outcome.name, resume=True).command(first=("space", "name", "resume", "trials"))
     print(f"interrupted at {ran} of {settings.plan.trials} trials; go on with: nas search {shlex.join(words)}")
 
 

@@ -127,17 +127,18 @@ class CampaignSettings(Generic[P]):
         run = RunOverrides(dict(data.get("run", {}).get("values", {})))
         return cls(plan, run=run, **{k: data[k] for k in FLAGS if k in data})
 
-    def command(self) -> list[str]:
-        """The command-line words that give these settings (defaults left out)."""
-        out = []
-        for table, owner in ((flags(type(self.plan)), self.plan), (FLAGS, self)):
-            for key, fl in table.items():
-                value = getattr(owner, key)
-                default = self.plan.OUTPUT_DIR if key == "output_dir" else fl.default
-                if value != default:
-                    out += fl.argv(value, self.unit)
+    def command(self, first: tuple[str, ...] = ()) -> list[str]:
+        """The command-line words that give these settings: the `first` fields always, in that
+        order, then the others that differ from their defaults, then the `key=value` words."""
+        table = {**{k: (fl, self.plan) for k, fl in flags(type(self.plan)).items()},
+                 **{k: (fl, self) for k, fl in FLAGS.items()}}
+        out: list[str] = []
+        for key in (*first, *(k for k in table if k not in first)):
+            fl, owner = table[key]
+            value = getattr(owner, key)
+            if key in first or value != (self.plan.OUTPUT_DIR if key == "output_dir" else fl.default):
+                out += fl.argv(value, self.unit)
         return out + self.run.words()
-
 
 FLAGS: dict[str, Flag] = flags(CampaignSettings)
 
