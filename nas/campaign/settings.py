@@ -10,7 +10,6 @@ import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, Generic, Iterable, TypeVar
 
-from nas.campaign.placement import requested_placement
 from nas.errors import NasError
 from nas.words import RunOverrides, parse_words
 
@@ -106,7 +105,21 @@ class CampaignSettings(Generic[P]):
         self.accelerator_share()
 
     def accelerator_share(self) -> tuple[str, float | None]:
-        return requested_placement(self.accelerator, self.per_point, self.gpus_per_point, self.unit)
+        """(accelerator, share) for `nas.workers.plan_workers`, from `--accelerator`, `--per-{unit}`
+        and the older `--gpus-per-{unit}` (a GPU share; 0: train on the CPUs); flags that
+        contradict each other, or need one that was not given, are refused in one line."""
+        unit, accelerator, share, gpu_share = self.unit, self.accelerator, self.per_point, self.gpus_per_point
+        if gpu_share is not None and share is not None:
+            raise NasError(f"give --per-{unit} or --gpus-per-{unit}, not both (--gpus-per-{unit} S is"
+                           f" --accelerator cuda --per-{unit} S)")
+        if gpu_share and accelerator not in ("auto", "cuda"):
+            raise NasError(f"--gpus-per-{unit} trains on GPUs; it contradicts --accelerator {accelerator}")
+        if share is not None and accelerator == "cpu":
+            raise NasError(f"--per-{unit} is an accelerator share; it needs --accelerator auto, cuda or npu,"
+                           " not cpu")
+        if gpu_share is not None and share is None:
+            return ("cuda" if gpu_share > 0 else "cpu"), gpu_share
+        return accelerator, share
 
     def with_plan(self, **changes: Any) -> CampaignSettings[P]:
         return replace(self, plan=replace(self.plan, **changes))
