@@ -41,7 +41,9 @@ import pandas as pd
 
 from nas.pareto import hypervolume
 from nas.campaign.budget import get_budget
-from nas.search.driver import SearchSettings, search
+from nas.campaign.settings import make_settings
+from nas.search.driver import search
+from nas.search.plan import SearchPlan
 from nas.table import format_table
 
 QUICK_DATA = ["data.name=synthetic", "data.val_size=64", "data.synthetic_train=512",
@@ -58,10 +60,9 @@ def _data_args(args: argparse.Namespace) -> list[str]:
 def _search(workdir: Path, name: str, budget: str, trials: int, overrides: list[str], **kw):
     """One real search, MLflow in its own SQLite file under workdir."""
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    settings = SearchSettings(space="shufflenet", trials=trials, name=name, budget=budget,
-                              output_dir=str(workdir / "searches"), progress=False,
-                              overrides=[*overrides, f"mlflow.tracking_uri={uri}",
-                                         f"mlflow.experiment=bench-{name}"], **kw)
+    words = [*overrides, f"mlflow.tracking_uri={uri}", f"mlflow.experiment=bench-{name}"]
+    settings = make_settings(SearchPlan, words, space="shufflenet", trials=trials, name=name, budget=budget,
+                             output_dir=str(workdir / "searches"), progress=False, **kw)
     started = time.perf_counter()
     outcome = search(settings)
     return outcome, time.perf_counter() - started, uri

@@ -80,12 +80,12 @@ def default_method() -> str:
     MO-ASHA if the budget stops early."""
     from nas.campaign.budget import get_budget
     from nas.pareto import parse_objectives
-    from nas.search.driver import SearchSettings
+    from nas.search.plan import SearchPlan
     from nas.search.searcher import pick_sampler
     from nas.space import load_space
 
-    settings = SearchSettings(space=SPACE)
-    sampler = pick_sampler(settings.sampler, parse_objectives(settings.objectives), load_space(SPACE))
+    plan = SearchPlan(space=SPACE)
+    sampler = pick_sampler(plan.sampler, parse_objectives(plan.objectives), load_space(SPACE))
     return f"{sampler}+moasha" if get_budget("search", "cpu").early_stopping else sampler
 
 

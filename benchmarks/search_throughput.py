@@ -112,7 +112,7 @@ def parent_run(workdir: Path, folder: Path) -> tuple[float, int]:
 
     from nas import mlflow_layout as ml
 
-    run_id = json.loads((folder / "search.json").read_text())["parent_run_id"]
+    run_id = json.loads((folder / "state.json").read_text())["parent_run_id"]
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
     wall = sum(m.value for m in client.get_metric_history(run_id, ml.WALL_TIME_S))
     return wall, int(client.get_run(run_id).data.params["data_sizes.train"])

@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from nas.data import DataConfig
 from nas.errors import NasError, SpecError, UnknownNameError
 from nas.schema import from_dict, to_dict
-from nas.words import parse_words
+from nas.words import RunOverrides, parse_words
 from nas.yaml_io import read_yaml
 
 
@@ -139,13 +139,14 @@ def _file_layer(config_file: str) -> dict[str, Any]:
 
 
 def load_run_config(assignments: list[str] | None = None, config_file: str | None = None,
-                    base: dict[str, Any] | None = None) -> RunConfig:
-    """Merge defaults < `base` < config file < `key=value` words into a checked RunConfig:
-    the one place a run config is validated (unknown keys get the closest match)."""
+                    base: dict[str, Any] | None = None, overrides: RunOverrides | None = None) -> RunConfig:
+    """Merge defaults < `base` < config file < a campaign's `overrides` < `key=value` words into
+    a checked RunConfig: the one place a run config is validated (unknown keys get the closest
+    match)."""
     layers = [to_dict(RunConfig()), base or {}]
     if config_file:
         layers.append(_file_layer(config_file))
-    layers.append(nest(parse_words(assignments)))
+    layers += [nest((overrides or RunOverrides()).values), nest(parse_words(assignments))]
     try:
         merged = _to_container(OmegaConf.merge(*(OmegaConf.create(layer) for layer in layers)))
     except (OmegaConfBaseException, TypeError, ValueError) as err:  # e.g. a list merged into a mapping
@@ -157,9 +158,6 @@ def load_run_config(assignments: list[str] | None = None, config_file: str | Non
 
 
 # ----------------------------------------------------------------------------- config -> spec
-
-SIZE_KEYS = ("width", "resolution", "num_classes", "in_channels")
-
 
 def run_params(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
     """The config as MLflow params (what changes the result), with the data sizes."""

@@ -1,8 +1,11 @@
 """`key=value` words: the one parser of every sub-command (`nas run`, `search`, `ablate`,
-`summary`). Light on purpose (no torch), so argument errors answer at once."""
+`summary`), and its inverse for the commands nas prints. Light on purpose (no torch), so
+argument errors answer at once."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from nas.errors import NasError
@@ -28,11 +31,26 @@ def parse_words(items: list[str] | None) -> dict[str, Any]:
     return dict(parse_word(item) for item in items or [])
 
 
-def split_words(items: list[str], own: tuple[str, ...]) -> tuple[list[str], dict[str, Any]]:
-    """A sub-command's own keys (`max_macs=`) apart from the `nas run` keys."""
-    rest = [item for item in items if item.partition("=")[0] not in own]
-    return rest, {k: v for k, v in parse_words(items).items() if k in own}
+def word(key: str, value: Any) -> str:
+    """(key, value) -> the `key=value` word that parses back to it (`parse_word`'s inverse)."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
+    return f"{key}={text.removesuffix('...').strip()}"
 
 
-def word_keys(items: list[str]) -> list[str]:
-    return [item.partition("=")[0] for item in items]
+@dataclass(frozen=True)
+class RunOverrides:
+    """A campaign's `key=value` words as typed values (key -> YAML scalar; a later word won), in
+    the form the state file keeps them, so a stored one compares equal: parsed once on the
+    command line (`nas.campaign.settings.make_settings`); the layers below merge these values
+    (`nas.config.load_run_config`) and never read a word again."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", json.loads(json.dumps(dict(self.values), default=str)))
+
+    def words(self) -> list[str]:
+        """As the user would type them (for the commands printed and MLflow)."""
+        return [word(key, value) for key, value in self.values.items()]

@@ -52,7 +52,7 @@ def _all_runs(client, experiment: str) -> list:
 
 def _status(t: optuna.trial.FrozenTrial, closed: dict[str, dict] | None = None) -> str:
     """The trial's nas status: what the driver recorded when it closed the trial after a kill or
-    a lost worker (search.json `closed`), else the searcher's user attribute."""
+    a lost worker (state.json `closed`), else the searcher's user attribute."""
     entry = (closed or {}).get(str(t.number))
     if entry is not None:
         return entry["status"]
@@ -63,7 +63,7 @@ def check_store(workdir: str | Path, name: str, experiment: str = "nas",
                 output_dir: str = "searches") -> dict[str, Any]:
     workdir = Path(workdir)
     folder = workdir / output_dir / name
-    state = json.loads((folder / "search.json").read_text())
+    state = json.loads((folder / "state.json").read_text())
     parent_id = state["parent_run_id"]
     closed = state.get("closed", {})
     client = _client(workdir)
@@ -169,7 +169,7 @@ def assert_none_lost(workdir: Path, name: str, before: dict[int, list[float]],
     lost = sorted(n for n in before if n not in after or not all(
         math.isclose(a, b, rel_tol=1e-9) for a, b in zip(before[n], after[n])))
     client = _client(Path(workdir))
-    parent_id = json.loads((folder / "search.json").read_text())["parent_run_id"]
+    parent_id = json.loads((folder / "state.json").read_text())["parent_run_id"]
     runs = _all_runs(client, experiment)
     completed = [int(r.data.tags["nas.trial"]) for r in runs
                  if r.data.tags.get("mlflow.parentRunId") == parent_id

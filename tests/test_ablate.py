@@ -24,9 +24,15 @@ from fake_data import fake_cifar10
 from nas.cli import main
 from nas.data import DataConfig, DataError, Loader, load_data
 from nas.errors import NasError, SpecError
+from nas.words import RunOverrides, parse_words
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTH = ["data.name=synthetic"]
+
+
+def parsed(words: list[str]) -> RunOverrides:
+    """The words as the CLI hands them to the ablation (parsed once)."""
+    return RunOverrides(parse_words(words))
 
 EXPECTED_CELLS = {
     "mobilenet_v1_width": ["width=1.0", "width=0.75", "width=0.5", "width=0.25"],
@@ -77,8 +83,8 @@ def test_every_cell_builds_at_the_ci_shapes():
     counts = {}
     for path in experiment_files():
         exp = load_experiment(path)
-        data = resolve_data(exp, smoke, SYNTH)
-        units = build_units(exp, smoke, SYNTH, exp.seeds[:1], data)
+        data = resolve_data(exp, smoke, parsed(SYNTH))
+        units = build_units(exp, smoke, parsed(SYNTH), exp.seeds[:1], data)
         assert [u.error for u in units if not u.valid] == []
         counts[exp.name] = {u.cell.label: (u.macs, u.params, u.spec) for u in units}
     width = counts["mobilenet_v1_width"]
@@ -157,8 +163,8 @@ def test_overrides_may_not_flatten_the_grid():
     exp = load_experiment("shufflenet_shuffle")
     for word in ("preset=shufflenet_v1_g3", "model.stages.*.shuffle=true", "train.seed=3"):
         with pytest.raises(NasError):
-            check_overrides(exp, [word])
-    check_overrides(exp, ["train.lr=0.05", "data.root=/x"])
+            check_overrides(exp, parsed([word]))
+    check_overrides(exp, parsed(["train.lr=0.05", "data.root=/x"]))
 
 
 def test_invalid_factor_value_is_a_one_line_cell_error_before_training(tmp_path):
@@ -167,7 +173,7 @@ def test_invalid_factor_value_is_a_one_line_cell_error_before_training(tmp_path)
                     "factors: [{name: groups, set: model.stages.*.groups, values: [3, 5]}]\n")
     exp = load_experiment(path)
     smoke = get_budget("ablation", "smoke")
-    units = build_units(exp, smoke, SYNTH, (0, 1), resolve_data(exp, smoke, SYNTH))
+    units = build_units(exp, smoke, parsed(SYNTH), (0, 1), resolve_data(exp, smoke, parsed(SYNTH)))
     by_label = {u.key: u for u in units}
     assert by_label["groups=3@0"].valid and by_label["groups=3@1"].valid
     bad = by_label["groups=5@1"]
@@ -200,7 +206,7 @@ def test_one_channel_experiment_falls_back_to_grayscale_cifar(tmp_path):
     fake_cifar10(tmp_path)
     exp = load_experiment("dsc_cnn_act_conv")
     smoke = get_budget("ablation", "smoke")
-    words = [f"data.root={tmp_path}", "data.download=false"]
+    words = parsed([f"data.root={tmp_path}", "data.download=false"])
     data = resolve_data(exp, smoke, words)
     assert data.note == "cifar10 (grayscale) (fallback: fashion_mnist, mnist not found)"
     bundle = next(iter(data.bundles.values()))
@@ -209,7 +215,7 @@ def test_one_channel_experiment_falls_back_to_grayscale_cifar(tmp_path):
     assert all(u.valid and u.spec.input.channels == 1 for u in units)
     # naming the data set on the command line turns the fallback off
     with pytest.raises(DataError, match="MNIST not found"):
-        resolve_data(exp, smoke, [*words, "data.name=mnist"])
+        resolve_data(exp, smoke, RunOverrides({**words.values, "data.name": "mnist"}))
 
 
 # ----------------------------------------------------------------------------- tables
@@ -260,7 +266,9 @@ def test_every_experiment_runs_at_smoke_budget_end_to_end(workdir, capsys):
     """All shipped files (and one with an invalid level) in one process: one Ray, one MLflow."""
     import ray
 
-    from nas.ablate.driver import AblateSettings, ablate
+    from nas.ablate.driver import ablate
+    from nas.ablate.plan import AblatePlan
+    from nas.campaign.settings import make_settings
 
     bad = workdir / "bad_groups.yaml"
     bad.write_text("name: bad_groups\nbase: {preset: shufflenet_v1_g3}\n"
@@ -270,8 +278,8 @@ def test_every_experiment_runs_at_smoke_budget_end_to_end(workdir, capsys):
         outcomes = {}
         for path in paths:
             print(path.stem, flush=True)
-            outcomes[path.stem] = ablate(AblateSettings(str(path), seeds=2, budget="smoke",
-                                                        name=path.stem, overrides=SYNTH, progress=False))
+            outcomes[path.stem] = ablate(make_settings(AblatePlan, SYNTH, experiment=str(path), seeds=2,
+                                                       budget="smoke", name=path.stem, progress=False))
     finally:
         ray.shutdown()
     printed = capsys.readouterr().out
@@ -355,7 +363,7 @@ def test_failed_cell_recorded_and_resume_skips_finished_cells(workdir):
     assert len(parents) == 1 and len(children) == 12  # the retried failure's old run is deleted
     assert {c.data.tags["nas.status"] for c in children} == {"COMPLETED"}
     state = json.loads((folder / "state.json").read_text())
-    assert {u["run_id"] for u in state["units"].values()} == {c.info.run_id for c in children}
+    assert {u["run_id"] for u in state["points"].values()} == {c.info.run_id for c in children}
 
 
 @pytest.mark.slow
@@ -376,7 +384,7 @@ def test_resume_after_kill_runs_only_what_was_left(workdir):
         time.sleep(0.5)
         if state_file.exists():
             try:
-                units = json.loads(state_file.read_text()).get("units", {})  # none before the first cell starts
+                units = json.loads(state_file.read_text()).get("points", {})  # none before the first cell starts
             except ValueError:
                 continue
             finished = [k for k, u in units.items() if u["status"] == "COMPLETED"]
@@ -411,4 +419,4 @@ def test_a_child_run_the_state_missed_is_adopted_on_resume(workdir):
     children = [r for r in runs if r.data.tags.get("nas.kind") == "ablation_cell"]
     assert len(children) == 12 and all(c.info.status == "FINISHED" for c in children)
     state = json.loads((workdir / "ablations" / "o1" / "state.json").read_text())
-    assert state["units"]["conv=ds act=relu@1"]["run_id"] == orphan
+    assert state["points"]["conv=ds act=relu@1"]["run_id"] == orphan

@@ -19,7 +19,8 @@ from nas.cli_campaign import _resume_hint
 from nas.config import load_run_config, resolve_spec
 from nas.data import DataConfig, DataError, load_data
 from nas.presets import preset_names
-from nas.search.driver import SearchSettings
+from nas.campaign.settings import make_settings
+from nas.search.plan import SearchPlan
 
 REPO = Path(__file__).resolve().parents[1]
 S = ["data.name=synthetic", "data.val_size=100", "train.epochs=1"]
@@ -193,8 +194,7 @@ def test_unreachable_size_limit_is_refused_before_sampling(tmp_path, capsys):
 
 
 def test_printed_resume_command_quotes_names(capsys):
-    settings = SearchSettings(space="shufflenet", trials=3, name="my search",
-                              overrides=["data.root=/my data"])
+    settings = make_settings(SearchPlan, ["data.root=/my data"], space="shufflenet", trials=3, name="my search")
     outcome = SimpleNamespace(name="my search", trials=pd.DataFrame({"status": ["COMPLETED"]}))
     _resume_hint(settings, outcome)
     command = capsys.readouterr().out.split("go on with: ")[1]

@@ -17,6 +17,7 @@ from nas.ablate.grid import build_grid, resolve_data
 from nas.campaign.budget import get_budget
 from nas.cli import main, parse
 from nas.config import load_run_config, spec_overrides
+from nas.words import RunOverrides, parse_words
 
 SYNTH = ["data.name=synthetic", "data.val_size=64", "data.synthetic_train=320",
          "data.synthetic_test=64", "train.batch_size=64"]
@@ -66,7 +67,7 @@ def test_search_refuses_a_word_its_space_chooses(workdir, capsys, word, choice):
 def test_ablation_honours_spec_words_and_refuses_its_factors():
     exp = load_experiment("shufflenet_shuffle")
     smoke = get_budget("ablation", "smoke")
-    words = [*SYNTH, "model.head.dropout=0.3"]
+    words = RunOverrides(parse_words([*SYNTH, "model.head.dropout=0.3"]))
     grid = build_grid(exp, smoke, words, (0,), resolve_data(exp, smoke, words))
     assert grid and all(p.valid and p.spec.head.dropout == 0.3 for p in grid)
     assert main(["ablate", "shufflenet_shuffle", "--budget", "smoke", "model.stages.*.shuffle=false"]) == 2

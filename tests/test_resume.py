@@ -1,42 +1,50 @@
-"""`--resume` goes on with the experiment its state file names (search.json, an ablation's
-state.json): stored settings fill in the flags left at their defaults, contradicting ones are
-refused in one line."""
+"""`--resume` goes on with the experiment its state file (state.json) names: stored settings fill
+in the flags left at their defaults, contradicting ones are refused in one line; a folder
+written before the one state format (search.json, an ablation's `units`) resumes."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import pytest
 
-from nas.ablate.driver import RESUME_KEEPS as ABLATION_KEEPS
-from nas.ablate.driver import AblateSettings
+from nas.ablate.plan import AblatePlan
 from nas.campaign.resume import resumed_settings
+from nas.campaign.settings import make_settings
 from nas.errors import NasError
-from nas.search.driver import RESUME_KEEPS, SearchSettings, _same_space
+from nas.search.driver import _same_space
+from nas.search.plan import SearchPlan
+
+
+def search_settings(overrides=(), **values):
+    """Search settings as the command line makes them (its words parsed once)."""
+    return make_settings(SearchPlan, overrides, **values)
+
+
+def ablate_settings(overrides=(), **values):
+    return make_settings(AblatePlan, overrides, **values)
 
 
 def resumed(given, stored=None):
-    _same_space(given.space, (stored or STARTED)["space"], "s")
-    return resumed_settings(given, stored or STARTED, RESUME_KEEPS, what="search", name="s")
+    _same_space(given.plan.space, (stored or STARTED).plan.space, "s")
+    return resumed_settings(given, stored or STARTED, name="s")
 
-STARTED = asdict(SearchSettings(space="shufflenet", trials=20, name="s", budget="cpu", seed=2, asha=False,
-                                max_macs=20e6, overrides=["data.root=/old", "train.lr=0.1"]))
+STARTED = search_settings(space="shufflenet", trials=20, name="s", budget="cpu", seed=2, asha=False,
+                         max_macs=20e6, overrides=["data.root=/old", "train.lr=0.1"])
 
 
 def test_a_bare_resume_goes_on_with_the_stored_experiment():
-    bare = SearchSettings(space="shufflenet", trials=50, name="s", resume=True)
+    bare = search_settings(space="shufflenet", trials=50, name="s", resume=True)
     got = resumed(bare)
-    assert (got.budget, got.seed, got.asha, got.max_macs) == ("cpu", 2, False, 20e6)
-    assert got.overrides == ["data.root=/old", "train.lr=0.1"]
-    assert got.trials == 50 and got.resume  # how far to go is the command line's
+    assert (got.plan.budget, got.plan.seed, got.plan.asha, got.plan.max_macs) == ("cpu", 2, False, 20e6)
+    assert got.run.words() == ["data.root=/old", "train.lr=0.1"]
+    assert got.plan.trials == 50 and got.resume  # how far to go is the command line's
 
 
 def test_the_same_words_again_and_moved_data_are_accepted():
-    again = SearchSettings(space="search_spaces/shufflenet.yaml", trials=50, name="s", resume=True,
+    again = search_settings(space="search_spaces/shufflenet.yaml", trials=50, name="s", resume=True,
                            budget="cpu", seed=2, asha=False, concurrency=1,
                            overrides=["train.lr=0.1", "data.root=/new", "device=cpu"])
     got = resumed(again)
-    assert got.overrides == ["train.lr=0.1", "data.root=/new", "device=cpu"]  # the data moved: its new place
+    assert got.run.words() == ["train.lr=0.1", "data.root=/new", "device=cpu"]  # the data moved: its new place
     assert got.concurrency == 1
 
 
@@ -51,27 +59,27 @@ def test_the_same_words_again_and_moved_data_are_accepted():
     ({"space": "mobilenet_v2"}, "searches space 'shufflenet'"),
 ])
 def test_a_word_that_contradicts_the_stored_experiment_is_refused(changed, says):
-    given = SearchSettings(**{"space": "shufflenet", "name": "s", "resume": True, **changed})
+    given = search_settings(**{"space": "shufflenet", "name": "s", "resume": True, **changed})
     with pytest.raises(NasError, match="^search 's' ") as err:
         resumed(given)
     assert says in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_fresh_search_keeps_its_command_line():
-    given = SearchSettings(space="shufflenet", budget="smoke", seed=3)
-    assert resumed_settings(given, None, RESUME_KEEPS, what="search", name="s") == given
+    given = search_settings(space="shufflenet", budget="smoke", seed=3)
+    assert resumed_settings(given, None, name="s") == given
 
 
 def test_an_ablation_resumes_at_its_budget_and_words_and_grows_by_seeds():
-    stored = asdict(AblateSettings(experiment="mobilenet_v1_width", seeds=3, name="a",
-                                   overrides=["data.root=/old", "train.epochs=3"]))
-    stored["budget"] = "cpu"  # the driver stores the budget it resolved
-    got = resumed_settings(AblateSettings(experiment="mobilenet_v1_width", seeds=5, name="a", resume=True),
-                           stored, ABLATION_KEEPS, what="ablation", name="a")
-    assert (got.budget, got.seeds, got.overrides) == ("cpu", 5, ["data.root=/old", "train.epochs=3"])
+    stored = ablate_settings(experiment="mobilenet_v1_width", seeds=3, name="a",
+                            overrides=["data.root=/old", "train.epochs=3"])
+    stored = stored.with_plan(budget="cpu")  # the driver stores the budget it resolved
+    got = resumed_settings(ablate_settings(experiment="mobilenet_v1_width", seeds=5, name="a", resume=True),
+                           stored, name="a")
+    assert (got.plan.budget, got.plan.seeds, got.run.words()) == ("cpu", 5, ["data.root=/old", "train.epochs=3"])
     with pytest.raises(NasError, match="^ablation 'a' started with --budget cpu; --resume keeps it"):
-        resumed_settings(AblateSettings(experiment="mobilenet_v1_width", budget="gpu", name="a", resume=True),
-                         stored, ABLATION_KEEPS, what="ablation", name="a")
+        resumed_settings(ablate_settings(experiment="mobilenet_v1_width", budget="gpu", name="a", resume=True),
+                         stored, name="a")
 
 
 def test_an_ablation_resumed_with_another_experiment_is_refused_with_the_command_that_resumes_it():
@@ -79,12 +87,11 @@ def test_an_ablation_resumed_with_another_experiment_is_refused_with_the_command
     from nas.ablate.experiment import load_experiment
 
     exp = load_experiment("mobilenet_v1_width")
-    _same_experiment(exp, {"experiment_name": exp.name}, "a")
+    _same_experiment(exp, {"name": exp.name}, "a")
     _same_experiment(exp, None, "a")  # a fresh ablation
     with pytest.raises(NasError, match="ran experiment dsc_cnn_act_conv, not mobilenet_v1_width; resume it"
                                        " with nas ablate experiments/dsc_cnn_act_conv.yaml --name a --resume"):
-        _same_experiment(exp, {"experiment_name": "dsc_cnn_act_conv",
-                               "experiment_path": "experiments/dsc_cnn_act_conv.yaml"}, "a")
+        _same_experiment(exp, {"name": "dsc_cnn_act_conv", "path": "experiments/dsc_cnn_act_conv.yaml"}, "a")
 
 
 def test_a_resumed_search_estimates_its_time_from_its_own_trained_trials():

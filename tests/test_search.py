@@ -50,7 +50,7 @@ def test_search_records_parent_children_front_and_plot(workdir):
     assert "Pareto front" in done.stdout
     # --sampler auto: val_acc against MACs on a finite space is ehvi's, and the folder says so
     assert "sampler ehvi" in done.stdout
-    assert json.loads((workdir / "searches" / "s1" / "search.json").read_text())["settings"]["sampler"] == "ehvi"
+    assert json.loads((workdir / "searches" / "s1" / "state.json").read_text())["settings"]["plan"]["sampler"] == "ehvi"
     # Tune itself stopped when trial 3 started (as on a worker OOM): recorded, search went on
     assert "Ray Tune stopped" in done.stdout
     folder = workdir / "searches" / "s1"

@@ -10,6 +10,7 @@ from typing import Any
 import ray
 
 from nas.ablate.grid import CellRun, load_key
+from nas.ablate.running import RunningAblation
 from nas.campaign import estimate
 from nas.campaign.progress import Progress
 from nas.campaign.tasks import run_tasks
@@ -43,7 +44,7 @@ def run_cell(job: Job, data: DataBundle, kind: str) -> JobResult:
     return execute(job, data).result
 
 
-def _estimate_line(a: Any, todo: list[CellRun], workers: Any, threads: int) -> str:
+def _estimate_line(a: RunningAblation, todo: list[CellRun], workers: Any, threads: int) -> str:
     if workers.kind != "cpu":
         return ""
     typical = sorted(todo, key=lambda p: p.macs or 0)[len(todo) // 2]
@@ -67,15 +68,15 @@ def _line(point: CellRun, result: JobResult) -> str:
             f" test {pct(result.test_acc)} in {result.wall_s:.0f}s")
 
 
-def run_cells(a: Any, todo: list[CellRun]) -> None:
+def run_cells(a: RunningAblation, todo: list[CellRun]) -> None:
     from nas.workers import init_ray, plan_workers
 
     accelerator, share = a.settings.accelerator_share()
     workers = plan_workers(init_ray(a.settings.address), accelerator=accelerator, share=share,
-                           cpus_each=a.settings.cpus_per_cell, concurrency=a.settings.concurrency)
-    threads = max(1, int(a.settings.cpus_per_cell))
+                           cpus_each=a.settings.cpus_per_point, concurrency=a.settings.concurrency)
+    threads = max(1, int(a.settings.cpus_per_point))
     print(f"  {workers.describe()}{_estimate_line(a, todo, workers, threads)}")
-    print(f"  folder {a.state.folder}   MLflow {(a.recorder.campaign.uri or 'disabled').split('?')[0]}")
+    print(f"  folder {a.state.folder}   MLflow {(a.campaign.uri or 'disabled').split('?')[0]}")
     refs = {key: ray.put(with_test_subset(bundle, a.test_images)) for key, bundle in a.data.bundles.items()}
     task = ray.remote(run_cell).options(**workers.task_options(), max_retries=1)
     bar = Progress(len(todo), a.exp.name, enabled=a.settings.progress, unit="run")
@@ -99,8 +100,8 @@ def run_cells(a: Any, todo: list[CellRun]) -> None:
             if record.get("status") == Status.RUNNING.value:
                 record["status"] = Status.INTERRUPTED.value
         a.state.save()
-        a.recorder.campaign.kill_open()
-        a.recorder.campaign.parent.end(Status.INTERRUPTED.mlflow_terminal, None)
+        a.campaign.kill_open()
+        a.campaign.parent.end(Status.INTERRUPTED.mlflow_terminal, None)
         print(f"\ninterrupted; continue with: nas ablate {shlex.quote(str(a.exp.path))}"
               f" --name {shlex.quote(a.state.folder.name)} --resume")
         raise
@@ -108,7 +109,7 @@ def run_cells(a: Any, todo: list[CellRun]) -> None:
         bar.close()
 
 
-def _record(a: Any, point: CellRun, result: JobResult) -> None:
+def _record(a: RunningAblation, point: CellRun, result: JobResult) -> None:
     """State file first (the local truth, atomic), then MLflow; the driver's reconcile mends a
     kill between the two."""
     if result.traceback:
@@ -119,7 +120,7 @@ def _record(a: Any, point: CellRun, result: JobResult) -> None:
     a.recorder.finish(point, result)
 
 
-def save_point(a: Any, point: CellRun, result: JobResult, run_id: str | None) -> None:
+def save_point(a: RunningAblation, point: CellRun, result: JobResult, run_id: str | None) -> None:
     """A finished point in the state file (its result and its results.csv row), atomically."""
     kept = {k: v for k, v in result.metrics().items() if k != "traceback"}
     kept["status"] = result.status.value

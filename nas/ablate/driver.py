@@ -11,7 +11,7 @@ runs the rest; `--seeds N` on resume grows the grid by the new seeds.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,47 +20,26 @@ import pandas as pd
 
 from nas import mlflow_layout as ml
 from nas.ablate.experiment import Experiment, load_experiment
-from nas.ablate.grid import CellRun, ResolvedData, build_grid, check_overrides, resolve_data, run_config
+from nas.ablate.grid import CellRun, build_grid, check_overrides, resolve_data, run_config
 from nas.ablate.cells import run_cells, save_point
+from nas.ablate.plan import AblatePlan
 from nas.ablate.recorder import AblationRecorder
 from nas.ablate.report import format_report, results_frame, summary_frame
-from nas.campaign.placement import requested_placement
+from nas.ablate.running import RunningAblation
 from nas.campaign.budget import Budget, get_budget
 from nas.campaign.folder import campaign_folder, setup_guard
 from nas.campaign.lock import acquire, release
 from nas.campaign.recorder import CampaignRecorder
-from nas.campaign.resume import resumed_settings
-from nas.campaign.state import State, open_state, stored_settings
+from nas.campaign.resume import resumed_settings, started_settings
+from nas.campaign.settings import CampaignSettings
+from nas.campaign.state import State, open_state, stored_state
 from nas.errors import NasError
 from nas.job import JobResult
 from nas.status import Status
 from nas.tracking import preflight
 
-RESUME_KEEPS = {"budget": "--budget", "test_images": "--test-images"}  # field -> its flag (+ the words)
 DONE = (Status.COMPLETED, Status.INFEASIBLE, Status.FAILED)  # not re-run on --resume (FAILED is, with --retry-failed)
-
-
-@dataclass
-class AblateSettings:
-    experiment: str  # experiments/NAME.yaml, a path, or a bare NAME
-    seeds: int | None = None  # None: the file's seeds; N: the first N (extended 0, 1, 2, ...)
-    budget: str | None = None  # None: the file's budget
-    name: str | None = None
-    resume: bool = False
-    address: str | None = None
-    cpus_per_cell: float = 1.0
-    gpus_per_cell: float | None = None  # kept: --per-cell with --accelerator cuda
-    accelerator: str = "auto"  # auto | cuda | npu | cpu
-    per_cell: float | None = None  # accelerator share per cell (None: the default share)
-    concurrency: int | None = None
-    test_images: int | None = None  # None: the budget's; 0: the whole test set
-    output_dir: str = "ablations"
-    overrides: list[str] = field(default_factory=list)  # nas run keys: data.root=..., train.lr=...
-    progress: bool = True
-    retry_failed: bool = False  # with --resume: run FAILED points again (their old runs are deleted)
-
-    def accelerator_share(self) -> tuple[str, float | None]:
-        return requested_placement(self.accelerator, self.per_cell, self.gpus_per_cell, "cell")
+AblateSettings = CampaignSettings[AblatePlan]
 
 
 @dataclass
@@ -72,30 +51,6 @@ class AblationOutcome:
     report: str
     parent_run_id: str | None
     wall_s: float
-
-
-@dataclass
-class RunningAblation:
-    """An ablation being run: what every step after the set-up reads."""
-
-    settings: AblateSettings
-    exp: Experiment
-    budget: Budget
-    seeds: tuple[int, ...]
-    name: str
-    state: State
-    data: ResolvedData
-    grid: list[CellRun]
-    test_images: int | None
-    recorder: AblationRecorder
-    started: float
-
-    @property
-    def first(self) -> Any:
-        return next(iter(self.data.bundles.values()))
-
-    def shown_test(self) -> int:
-        return min(self.test_images or len(self.first.test), len(self.first.test))
 
 
 def pick_seeds(exp: Experiment, n: int | None) -> tuple[int, ...]:
@@ -111,63 +66,65 @@ def pick_seeds(exp: Experiment, n: int | None) -> tuple[int, ...]:
 
 
 def _check(settings: AblateSettings) -> None:
-    if settings.cpus_per_cell <= 0 or (settings.gpus_per_cell or 0) < 0 or (settings.per_cell or 0) < 0:
-        raise NasError("--cpus-per-cell must be > 0 and --per-cell / --gpus-per-cell >= 0")
-    if settings.concurrency is not None and settings.concurrency < 1:
-        raise NasError(f"--concurrency {settings.concurrency} must be >= 1")
-    if settings.test_images is not None and settings.test_images < 0:
-        raise NasError(f"--test-images {settings.test_images} must be >= 0 (0: the whole test set)")
-    if settings.resume and not settings.name:
-        raise NasError("--resume needs --name NAME (the ablation to continue; see ablations/)")
-    settings.accelerator_share()  # flags that contradict each other are refused here
-    if settings.retry_failed and not settings.resume:
+    settings.check()
+    plan = settings.plan
+    if plan.test_images is not None and plan.test_images < 0:
+        raise NasError(f"--test-images {plan.test_images} must be >= 0 (0: the whole test set)")
+    if plan.retry_failed and not settings.resume:
         raise NasError("--retry-failed needs --resume (it reruns the FAILED cells of --name NAME)")
 
 
 def _same_experiment(exp: Experiment, stored: dict[str, Any] | None, name: str) -> None:
-    if stored and stored.get("experiment_name") != exp.name:
-        raise NasError(f"ablation {name!r} ran experiment {stored.get('experiment_name')}, not {exp.name};"
-                       f" resume it with nas ablate {stored.get('experiment_path')} --name {name} --resume")
+    """`stored`: the state's `experiment` ({name, path}; None for a fresh ablation)."""
+    if stored and stored.get("name") != exp.name:
+        raise NasError(f"ablation {name!r} ran experiment {stored.get('name')}, not {exp.name};"
+                       f" resume it with nas ablate {stored.get('path')} --name {name} --resume")
 
 
 def _open(settings: AblateSettings, exp: Experiment, budget: Budget, name: str) -> State:
     folder = campaign_folder(settings.output_dir, name)
     acquire(folder, "ablation")
-    state = open_state(folder, "state.json", what="ablation", resume=settings.resume)
-    state.data.setdefault("settings", {**asdict(settings), "budget": budget.name, "experiment_name": exp.name,
-                                       "experiment_path": str(exp.path)})
+    state = open_state(folder, what="ablation", resume=settings.resume)
+    state.data.setdefault("settings", settings.with_plan(budget=budget.name).stored())
+    state.data.setdefault("experiment", {"name": exp.name, "path": str(exp.path)})
     return state
+
+
+def _resumed(settings: AblateSettings, exp: Experiment, name: str) -> AblateSettings:
+    """The settings a resumed ablation goes on with (those it started with, where kept)."""
+    stored = stored_state(campaign_folder(settings.output_dir, name), what="ablation", resume=settings.resume)
+    _same_experiment(exp, (stored or {}).get("experiment"), name)
+    return resumed_settings(settings, started_settings(stored, AblatePlan), name=name)
 
 
 def _setup(settings: AblateSettings, started: float) -> RunningAblation:
     _check(settings)
-    exp = load_experiment(settings.experiment)
+    exp = load_experiment(settings.plan.experiment)
     name = settings.name or f"{exp.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    stored = stored_settings(campaign_folder(settings.output_dir, name), "state.json", resume=settings.resume)
-    _same_experiment(exp, stored, name)
-    settings = resumed_settings(settings, stored, RESUME_KEEPS, what="ablation", name=name)
-    budget = get_budget("ablation", settings.budget or exp.budget)
-    seeds = pick_seeds(exp, settings.seeds)
-    check_overrides(exp, settings.overrides)
-    cfg = run_config(exp, budget, settings.overrides)  # unknown keys and bad values fail here, in one line
+    settings = _resumed(settings, exp, name)
+    plan, words = settings.plan, settings.run
+    budget = get_budget("ablation", plan.budget or exp.budget)
+    seeds = pick_seeds(exp, plan.seeds)
+    check_overrides(exp, words)
+    cfg = run_config(exp, budget, words)  # values that do not fit the experiment fail here, in one line
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
     state = _open(settings, exp, budget, name)
-    data = resolve_data(exp, budget, settings.overrides)
-    grid = build_grid(exp, budget, settings.overrides, seeds, data)
-    test_images = budget.test_subset if settings.test_images is None else (settings.test_images or None)
-    campaign = CampaignRecorder(run_config(exp, budget, settings.overrides, data=data.extra).mlflow,
+    data = resolve_data(exp, budget, words)
+    grid = build_grid(exp, budget, words, seeds, data)
+    test_images = budget.test_subset if plan.test_images is None else (plan.test_images or None)
+    campaign = CampaignRecorder(run_config(exp, budget, words, data=data.extra).mlflow,
                                 exp.name, state.data.get("parent_run_id"))
     return RunningAblation(settings, exp, budget, seeds, name, state, data, grid, test_images,
-                    AblationRecorder(campaign, exp, name), started)
+                           AblationRecorder(campaign, exp, name), started)
 
 
 def _start_parent(a: RunningAblation) -> None:
     if "parent_run_id" in a.state.data:
         return
-    campaign = a.recorder.campaign
+    campaign = a.campaign
     campaign.start_parent(ml.KIND_ABLATION, {
-        "ablation": {**asdict(a.settings), "overrides": " ".join(a.settings.overrides),
-                     "seeds": ",".join(map(str, a.seeds)), "test_images": a.test_images or "all"},
+        "ablation": {**a.settings.params(), "seeds": ",".join(map(str, a.seeds)),
+                     "test_images": a.test_images or "all"},
         "budget": asdict(a.budget),
         "data_sizes": {k: a.first.describe()[k] for k in ("train", "val", "test")}},
         {ml.ABLATION: a.name, ml.EXPERIMENT: a.exp.name, ml.FACTORS: ",".join(f.name for f in a.exp.factors),
@@ -180,12 +137,12 @@ def _start_parent(a: RunningAblation) -> None:
 def _adopt_orphans(a: RunningAblation) -> None:
     """After a kill between a child run's creation and the state file: the run the state does
     not know is adopted (reopened on re-run), or deleted when the state names another run."""
-    for key, run_id in a.recorder.campaign.children_with_tag(ml.POINT):
+    for key, run_id in a.campaign.children_with_tag(ml.POINT):
         entry = a.state.points.get(key)
         if entry is None:
             a.state.points[key] = {"status": Status.RUNNING.value, "run_id": run_id}
         elif entry.get("run_id") != run_id:
-            a.recorder.campaign.discard(run_id)
+            a.campaign.discard(run_id)
     a.state.save()
 
 
@@ -196,7 +153,7 @@ def _reconcile(a: RunningAblation) -> None:
     by_key = {p.key: p for p in a.grid}
     for key, entry in a.state.points.items():
         run_id, point = entry.get("run_id"), by_key.get(key)
-        if not run_id or point is None or a.recorder.campaign.run_status(run_id) != ml.RUN_RUNNING:
+        if not run_id or point is None or a.campaign.run_status(run_id) != ml.RUN_RUNNING:
             continue
         if Status(entry.get("status")) in DONE:
             a.recorder.child(point, run_id)
@@ -223,12 +180,12 @@ def _record_infeasible(a: RunningAblation) -> None:
 
 
 def _todo(a: RunningAblation) -> list[CellRun]:
-    done = tuple(s for s in DONE if not (a.settings.retry_failed and s is Status.FAILED))
+    done = tuple(s for s in DONE if not (a.settings.plan.retry_failed and s is Status.FAILED))
     todo = [p for p in a.grid if p.valid and a.state.points.get(p.key, {}).get("status") not in done]
     for point in todo:  # a retried failure gets a fresh run; the failed one is deleted
         entry = a.state.points.get(point.key, {})
         if entry.get("status") == Status.FAILED and entry.get("run_id"):
-            a.recorder.campaign.discard(entry["run_id"])
+            a.campaign.discard(entry["run_id"])
             a.state.points.pop(point.key)
     a.state.save()
     return todo
@@ -273,6 +230,6 @@ def _report(a: RunningAblation, epochs: int) -> AblationOutcome:
     report = format_report(a.exp, summary, n_seeds=len(a.seeds), caption=caption)
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     wall = time.perf_counter() - a.started
-    a.recorder.campaign.finish_parent((folder / "results.csv", folder / "summary.csv"),
-                                      {**{f"cells_{k.lower()}": v for k, v in counts.items()}, ml.WALL_TIME_S: wall})
-    return AblationOutcome(a.name, folder, results, summary, report, a.recorder.campaign.parent.run_id, wall)
+    a.campaign.finish_parent((folder / "results.csv", folder / "summary.csv"),
+                             {**{f"cells_{k.lower()}": v for k, v in counts.items()}, ml.WALL_TIME_S: wall})
+    return AblationOutcome(a.name, folder, results, summary, report, a.campaign.parent.run_id, wall)

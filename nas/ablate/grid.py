@@ -2,8 +2,8 @@
 
 Config layers, lowest first: `nas run` defaults < the experiment's `base` < the budget < a data
 fallback (when the base data set is absent) < the cell's factor settings and seed, then the
-command line's `key=value` words. A word that would set a factor's key (or `train.seed`) is
-refused: it would flatten the ablation. Everything that can be wrong with a cell (a groups
+command line's `key=value` words (a `RunOverrides`, parsed once by the CLI). A word that would
+set a factor's key (or `train.seed`) is refused: it would flatten the ablation. Everything that can be wrong with a cell (a groups
 value that does not divide the channels, a bad activation name) is found here, before training.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from nas.ablate.experiment import Cell, Experiment
 from nas.campaign.budget import Budget
 from nas.config import RunConfig, load_run_config, merge, nest
-from nas.words import word_keys
+from nas.words import RunOverrides
 from nas.data import DataBundle, DataConfig, DataError, load_data
 from nas.errors import NasError, SpecError, UnknownNameError
 
@@ -43,24 +43,24 @@ def point_key(label: str, seed: int) -> str:
     return f"{label}@{seed}"
 
 
-def check_overrides(exp: Experiment, overrides: list[str]) -> None:
+def check_overrides(exp: Experiment, overrides: RunOverrides) -> None:
     owned = {k for f in exp.factors for lv in f.levels for k in lv.settings} | {"train.seed"}
     if "preset" in owned or "spec" in owned:
         owned |= {"preset", "spec"}
-    for key in word_keys(overrides):
+    for key in overrides.values:
         if key in owned:
             what = "use --seeds" if key == "train.seed" else "it is a factor of this ablation"
             raise NasError(f"{key}= cannot be overridden in ablation {exp.name!r}: {what}")
 
 
-def run_config(exp: Experiment, budget: Budget, overrides: list[str], *, data: dict[str, Any] | None = None,
+def run_config(exp: Experiment, budget: Budget, overrides: RunOverrides, *, data: dict[str, Any] | None = None,
                cell: Cell | None = None, seed: int | None = None) -> RunConfig:
     layers = [exp.base, budget.run_layer(), {"data": data or {}}]
     if cell is not None:
         layers.append(nest(cell.settings))
     if seed is not None:
         layers.append({"train": {"seed": seed}})
-    return load_run_config(overrides, base=merge(*layers))
+    return load_run_config(base=merge(*layers), overrides=overrides)
 
 
 @dataclass
@@ -79,13 +79,13 @@ def describe_data(cfg: DataConfig) -> str:
     return cfg.name + (" (grayscale)" if cfg.grayscale else "")
 
 
-def resolve_data(exp: Experiment, budget: Budget, overrides: list[str]) -> ResolvedData:
+def resolve_data(exp: Experiment, budget: Budget, overrides: RunOverrides) -> ResolvedData:
     """Load the experiment's data, or the first of its `data_fallbacks` that is present.
 
     Fallbacks apply only when the command line leaves `data.name` alone; the note says which
     data set was used and which were missing.
     """
-    user_named = "data.name" in word_keys(overrides)
+    user_named = "data.name" in overrides.values
     candidates = [{}] + ([] if user_named else [dict(f) for f in exp.data_fallbacks])
     missing: list[str] = []
     first_error: DataError | None = None
@@ -111,7 +111,7 @@ def sized(bundle: DataBundle, cfg: RunConfig) -> DataBundle:
     return dataclasses.replace(bundle, resolution=cfg.data.resize) if cfg.data.resize else bundle
 
 
-def build_grid(exp: Experiment, budget: Budget, overrides: list[str], seeds: tuple[int, ...],
+def build_grid(exp: Experiment, budget: Budget, overrides: RunOverrides, seeds: tuple[int, ...],
                data: ResolvedData) -> list[CellRun]:
     """Every cell x seed with its config, spec and counts; a bad cell gets its one-line error
     (recorded INFEASIBLE before any training)."""

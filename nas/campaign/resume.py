@@ -1,66 +1,60 @@
-"""What a resumed campaign keeps: the settings that define its experiment (the budget, the
-`nas run` words and, for a search, its objectives, seed, early stopping and limits) come from
-its state file, so a `--resume` that forgets `--budget cpu train.lr=0.2` goes on with the same
-experiment instead of mixing two in one study or grid. A flag left at its default takes the
-stored value; one that contradicts it is refused in one line. Where it runs (workers,
-concurrency, `data.root=`, `device=`) and how far it goes (`--trials`, `--seeds`) may change."""
+"""What a resumed campaign keeps: the settings that define its experiment (the plan's fields
+flagged `kept`: the budget and, for a search, its objectives, seed, early stopping and limits;
+and the `nas run` words) come from its state file, so a `--resume` that forgets `--budget cpu
+train.lr=0.2` goes on with the same experiment instead of mixing two in one study or grid. A
+flag left at its default takes the stored value; one that contradicts it is refused in one line.
+Where it runs (workers, concurrency, `data.root=`, `device=`) and how far it goes (`--trials`,
+`--seeds`) may change. Values are compared typed, as the command line parsed them."""
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields, replace
-from typing import Any, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
 
+from nas.campaign.settings import CampaignSettings, flags
+from nas.words import RunOverrides
 from nas.errors import NasError
-from nas.words import parse_words, word_keys
 
 MOVABLE_KEYS = ("data.root", "device")  # where the data lies and which device trains: not the experiment
+P = TypeVar("P")
 
 
-def resumed_settings(given: Any, stored: Mapping[str, Any] | None, kept: Mapping[str, str], *,
-                     what: str, name: str) -> Any:
-    """`given` (a settings dataclass from the command line) with each `kept` field (-> its flag)
-    taken from `stored` where the command line left it at its default, and the stored words."""
-    if not stored:
+def resumed_settings(given: CampaignSettings[P], stored: CampaignSettings[P] | None, *,
+                     name: str) -> CampaignSettings[P]:
+    """`given` (from the command line) with each kept plan field taken from `stored` where the
+    command line left it at its default, and the stored words."""
+    if stored is None:
         return given
-    adopted = {}
-    for key, flag in kept.items():
-        if key not in stored:
+    what, adopted = given.plan.CAMPAIGN, {}
+    for key, fl in flags(type(given.plan)).items():
+        if not fl.kept:
             continue
-        value, was = getattr(given, key), stored[key]
-        if value != _default(given, key) and value != was:
-            raise NasError(f"{what} {name!r} started with {_shown(flag, was)}; --resume keeps it"
-                           f" (drop {_shown(flag, value)} or start a new --name)")
+        value, was = getattr(given.plan, key), getattr(stored.plan, key)
+        if value != fl.default and value != was:
+            raise NasError(f"{what} {name!r} started with {fl.shown(was, given.unit)}; --resume keeps it"
+                           f" (drop {fl.shown(value, given.unit)} or start a new --name)")
         adopted[key] = was
-    words = _resumed_words(given.overrides, stored.get("overrides", []), what, name)
-    return replace(given, **adopted, overrides=words)
+    run = _resumed_run(given.run, stored.run, what, name)
+    return replace(given.with_plan(**adopted), run=run)
 
 
-def _default(settings: Any, key: str) -> Any:
-    field = next(f for f in fields(settings) if f.name == key)
-    return field.default_factory() if field.default is MISSING else field.default
+def started_settings(state: dict[str, Any] | None, plan_cls: type[P]) -> CampaignSettings[P] | None:
+    """The settings a campaign's state says it started with (None: a fresh one, none stored)."""
+    return CampaignSettings.from_stored(state["settings"], plan_cls) if state and "settings" in state else None
 
 
-def _resumed_words(given: list[str], stored: list[str], what: str, name: str) -> list[str]:
-    """The stored `key=value` words, with `data.root=` / `device=` taken from the command line;
-    any other word that adds to or changes them is refused."""
-    stored_values = parse_words(stored)
-    changed = [k for k, v in parse_words(given).items()
-               if k not in MOVABLE_KEYS and stored_values.get(k, _MISSING) != v]
+def _resumed_run(given: RunOverrides, stored: RunOverrides, what: str, name: str) -> RunOverrides:
+    """The stored words, with `data.root=` / `device=` taken from the command line; any other
+    word that adds to or changes them is refused."""
+    changed = [k for k, v in given.values.items()
+               if k not in MOVABLE_KEYS and stored.values.get(k, _MISSING) != v]
     if changed:
-        was = " ".join(w for w in stored if w.partition("=")[0] not in MOVABLE_KEYS) or "none"
-        raise NasError(f"{what} {name!r} started with the words {was}; --resume cannot change"
-                       f" {', '.join(changed)} (only {', '.join(MOVABLE_KEYS)}) - start a new --name")
-    moved = [w for w in given if w.partition("=")[0] in MOVABLE_KEYS]
-    return [w for w in stored if w.partition("=")[0] not in word_keys(moved)] + moved
+        kept = RunOverrides({k: v for k, v in stored.values.items() if k not in MOVABLE_KEYS})
+        raise NasError(f"{what} {name!r} started with the words {' '.join(kept.words()) or 'none'};"
+                       f" --resume cannot change {', '.join(changed)} (only {', '.join(MOVABLE_KEYS)})"
+                       " - start a new --name")
+    moved = {k: v for k, v in given.values.items() if k in MOVABLE_KEYS}
+    return RunOverrides({**{k: v for k, v in stored.values.items() if k not in moved}, **moved})
 
 
-def _shown(flag: str, value: Any) -> str:
-    """How the user would have typed `value` for `flag` ("--no-asha" names a boolean's False)."""
-    if flag.startswith("--no-"):
-        return f"the default ({flag[5:]} on)" if value else flag
-    if flag.endswith("="):
-        return f"{flag}{value:g}" if isinstance(value, float) else f"{flag}{value}"
-    return f"{flag} {value}"
-
-
-_MISSING = object()
+_MISSING: Any = object()

@@ -2,18 +2,18 @@
 stopping, record everything in MLflow from this process, and report the Pareto front.
 
 Durable state of a search lives in `<output_dir>/<name>/`: `optuna.db` (the study: every
-sampled architecture and its outcome, the sampler's history), `search.json` (settings, the
-MLflow parent run id, the trials the driver closed after a kill or a lost worker), and the
-results (`trials.csv`, `pareto.png`, `front/*.yaml`). `--resume` reopens the study, closes what
-a kill left RUNNING, and runs the remaining trials, with the experiment search.json names
-(`nas.campaign.resume`).
+sampled architecture and its outcome, the sampler's history), `state.json` (`nas.campaign.state`:
+settings, the MLflow parent run id, the trials the driver closed after a kill or a lost worker),
+and the results (`trials.csv`, `pareto.png`, `front/*.yaml`). `--resume` reopens the study,
+closes what a kill left RUNNING, and runs the remaining trials, with the experiment state.json
+names (`nas.campaign.resume`).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,14 @@ import optuna
 
 from nas import mlflow_layout as ml
 from nas.campaign import estimate
-from nas.campaign.placement import requested_placement
 from nas.campaign.budget import get_budget
 from nas.campaign.folder import campaign_folder, setup_guard
 from nas.campaign.lock import acquire, release
 from nas.campaign.recorder import CampaignRecorder
-from nas.campaign.resume import resumed_settings
-from nas.campaign.state import open_state, stored_settings
+from nas.campaign.resume import resumed_settings, started_settings
+from nas.campaign.settings import CampaignSettings
+from nas.campaign.state import open_state, stored_state
 from nas.config import load_run_config, spec_overrides
-from nas.words import split_words
 from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives
@@ -38,6 +37,7 @@ from nas.search.recorder import SearchRecorder, latency_tags
 from nas.search.results import (SearchOutcome, draw_front, mark_front, status_of,
                                 trials_frame, write_front)
 from nas.search.interrupted import requeue
+from nas.search.plan import SearchPlan
 from nas.search.reachable import check_reachable
 from nas.search.scheduler import scheduler_name
 from nas.search.searcher import AUTO, SAMPLERS, Limits, pick_sampler
@@ -50,80 +50,30 @@ from nas.table import millions
 from nas.tracking import preflight
 from nas.train import check_config
 
-__all__ = ["SearchSettings", "SearchOutcome", "search"]
+__all__ = ["SearchPlan", "SearchOutcome", "search"]
 
 SEARCH_OBJECTIVES = ("val_acc", "macs", "params", "latency", "latency_ms")  # latency: latency_ms
-LIMIT_KEYS = ("max_macs", "max_params", "max_latency_ms")
-RESUME_KEEPS = {"objectives": "--objectives", "seed": "--seed", "budget": "--budget",  # field -> its flag
-                "max_macs": "max_macs=", "max_params": "max_params=", "asha": "--no-asha",
-                "max_latency_ms": "max_latency_ms=", "latency_runtime": "--latency-runtime",
-                "latency_threads": "--latency-threads",
-                "scheduler": "--scheduler", "references": "--no-references"}
 OBSERVED_TRIALS = 4  # a resumed search estimates its time from its own trials once it has this many
-
-
-@dataclass
-class SearchSettings:
-    space: str
-    trials: int = 50
-    name: str | None = None
-    resume: bool = False
-    objectives: str = "val_acc,macs"
-    sampler: str = AUTO  # ehvi where it applies, else gp (searcher.pick_sampler; README: "Benchmarks")
-    seed: int = 0
-    budget: str | None = None  # None: gpu when a GPU is visible, else cpu
-    max_macs: float | None = None
-    max_params: float | None = None
-    max_latency_ms: float | None = None
-    latency_runtime: str = "onnxruntime"  # nas.latency.RUNTIMES: where latency is measured
-    latency_threads: int = 1
-    address: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # kept: --per-trial with --accelerator cuda
-    accelerator: str = "auto"  # auto | cuda | npu | cpu
-    per_trial: float | None = None  # accelerator share per trial (None: the default share)
-    concurrency: int | None = None
-    asha: bool = True  # False (--no-asha): every trial trains to the full budget
-    scheduler: str = "auto"  # auto (the budget's choice: moasha with several objectives, else asha; or none) | moasha | asha
-    retrain_top: int = 0
-    output_dir: str = "searches"
-    overrides: list[str] = field(default_factory=list)  # nas run keys: data.root=..., device=...
-    progress: bool = True
-    references: bool = True  # evaluate the space's reference points (paper nets) first
-
-    def accelerator_share(self) -> tuple[str, float | None]:
-        return requested_placement(self.accelerator, self.per_trial, self.gpus_per_trial, "trial")
-
-
-def with_limits(settings: SearchSettings) -> SearchSettings:
-    """`max_macs=` / `max_params=` words into the settings (the rest stay `nas run` keys)."""
-    words, limits = split_words(settings.overrides, LIMIT_KEYS)
-    for key, value in limits.items():
-        try:
-            limits[key] = float(value)
-        except (TypeError, ValueError):
-            raise NasError(f"{key}={value!r} must be a number, e.g. {key}=20e6") from None
-    return SearchSettings(**{**asdict(settings), "overrides": words, **limits})
+SearchSettings = CampaignSettings[SearchPlan]
 
 
 def _check_settings(settings: SearchSettings) -> list[Objective]:
-    if settings.trials < 1:
-        raise NasError(f"--trials {settings.trials} must be >= 1")
-    if settings.sampler not in (AUTO, *SAMPLERS):
-        raise NasError(f"--sampler {settings.sampler!r} must be one of {', '.join((AUTO, *SAMPLERS))}")
-    if settings.cpus_per_trial <= 0 or (settings.gpus_per_trial or 0) < 0 or (settings.per_trial or 0) < 0:
-        raise NasError("--cpus-per-trial must be > 0 and --per-trial / --gpus-per-trial >= 0")
-    settings.accelerator_share()  # flags that contradict each other are refused here
-    if not settings.asha and settings.scheduler != "auto":
-        raise NasError(f"--scheduler {settings.scheduler} stops trials early; it contradicts --no-asha")
-    names = [t.partition(":")[0].strip() for t in str(settings.objectives).split(",")]
+    settings.check()
+    plan = settings.plan
+    if plan.trials < 1:
+        raise NasError(f"--trials {plan.trials} must be >= 1")
+    if plan.sampler not in (AUTO, *SAMPLERS):
+        raise NasError(f"--sampler {plan.sampler!r} must be one of {', '.join((AUTO, *SAMPLERS))}")
+    if not plan.asha and plan.scheduler != "auto":
+        raise NasError(f"--scheduler {plan.scheduler} stops trials early; it contradicts --no-asha")
+    names = [t.partition(":")[0].strip() for t in str(plan.objectives).split(",")]
     unsupported = [n for n in names if n and n not in SEARCH_OBJECTIVES]
     if unsupported:  # before the generic parser, whose list of known names includes test_acc
         raise NasError(f"--objectives: {', '.join(unsupported)} cannot be searched on; use "
                        f"{', '.join(SEARCH_OBJECTIVES)} (val_acc is the validation split's accuracy;"
                        " test_acc is reported, never selected on)")
     return [Objective("latency_ms", o.direction) if o.name == "latency" else o
-            for o in parse_objectives(settings.objectives)]
+            for o in parse_objectives(plan.objectives)]
 
 
 def _same_space(given: str, stored: str, name: str) -> None:
@@ -141,63 +91,65 @@ def _study(folder: Path, name: str, objectives: list[Objective], settings: Searc
                                          engine_kwargs={"connect_args": {"timeout": 60}})
     directions = ["maximize" if o.direction == "max" else "minimize" for o in objectives]
     return optuna.create_study(study_name=name, storage=storage, directions=directions,
-                               sampler=SAMPLERS[settings.sampler](settings.seed, planned_trials),
+                               sampler=SAMPLERS[settings.plan.sampler](settings.plan.seed, planned_trials),
                                load_if_exists=settings.resume)
+
+
+def _resumed(settings: SearchSettings, name: str) -> tuple[SearchSettings, SearchSettings | None]:
+    """The settings a resumed search goes on with, and those it started with (None: fresh)."""
+    stored = stored_state(campaign_folder(settings.output_dir, name), what="search", resume=settings.resume)
+    started = started_settings(stored, SearchPlan)
+    _same_space(settings.plan.space, started.plan.space if started else settings.plan.space, name)
+    return resumed_settings(settings, started, name=name), started
 
 
 def _setup(settings: SearchSettings, started: float) -> RunningSearch:
     _check_settings(settings)
-    if settings.resume and not settings.name:
-        raise NasError("--resume needs --name NAME (the search to continue, a folder of --output-dir)")
-    space = load_space(settings.space)  # read once: the workers get specs, never this file
+    space = load_space(settings.plan.space)  # read once: the workers get specs, never this file
     name = settings.name or f"{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
     folder = campaign_folder(settings.output_dir, name)
-    stored = stored_settings(folder, "search.json", resume=settings.resume)
-    _same_space(settings.space, (stored or {}).get("space", settings.space), name)
-    settings = resumed_settings(settings, stored, RESUME_KEEPS, what="search", name=name)
+    settings, first = _resumed(settings, name)
     objectives = _check_settings(settings)
-    scheduler_name(settings.asha, settings.scheduler, objectives)
+    plan = settings.plan
+    scheduler_name(plan.asha, plan.scheduler, objectives)
     latency = None  # measured per shape when latency is an objective or a limit (latency.json)
-    if settings.max_latency_ms is not None or any(o.name == "latency_ms" for o in objectives):
+    if plan.max_latency_ms is not None or any(o.name == "latency_ms" for o in objectives):
         from nas.latency import search_cache
 
-        latency = search_cache(settings.latency_runtime, settings.latency_threads, folder)
+        latency = search_cache(plan.latency_runtime, plan.latency_threads, folder)
     import torch
 
-    budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
-    cfg = load_run_config(settings.overrides, base=budget.run_layer())
-    space.refuse_words(settings.overrides)
+    budget = get_budget("search", plan.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
+    cfg = load_run_config(base=budget.run_layer(), overrides=settings.run)
+    space.refuse_keys(settings.run.values)
     check_config(cfg.train)
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
     budget = budget.with_epochs(cfg.train.epochs)
     acquire(folder, "search")
-    state = open_state(folder, "search.json", what="search", resume=settings.resume)
-    settings = replace(settings, budget=budget.name, sampler=pick_sampler(
-        settings.sampler, objectives, space, (stored or {}).get("sampler")))
+    state = open_state(folder, what="search", resume=settings.resume)
+    settings = settings.with_plan(budget=budget.name, sampler=pick_sampler(
+        plan.sampler, objectives, space, first.plan.sampler if first else None))
     data = load_data(cfg.data, "cpu")
-    overrides = spec_overrides(cfg, data)
-    limits = Limits(settings.max_macs if settings.max_macs is not None else budget.default_max_macs,
-                    settings.max_params, settings.max_latency_ms)
-    to_spec = functools.partial(space.to_spec, **overrides)  # a sampled point -> its NetSpec
+    limits = Limits(plan.max_macs if plan.max_macs is not None else budget.default_max_macs,
+                    plan.max_params, plan.max_latency_ms)
+    to_spec = functools.partial(space.to_spec, **spec_overrides(cfg, data))  # a sampled point -> its NetSpec
     check_reachable(space, to_spec, limits)
-    planned = int(state.data.get("settings", {}).get("trials", settings.trials))
-    study = _study(folder, name, objectives, settings, planned)
+    study = _study(folder, name, objectives, settings, (first or settings).plan.trials)
     campaign = CampaignRecorder(cfg.mlflow, name, state.data.get("parent_run_id"))
     recorder = SearchRecorder(campaign, name, latency_tags(latency))
     return RunningSearch(settings, name, folder, state, cfg, budget, space, objectives, limits, data,
-                         to_spec, study, campaign,
-                         recorder, started, latency)
+                         to_spec, study, campaign, recorder, started, latency)
 
 
 def _start_records(s: RunningSearch) -> int:
     """A fresh search: its parent run, the reference points queued first. A resumed one:
     trials a kill left RUNNING closed KILLED (re-sampled). Returns how many were killed."""
     if not s.settings.resume:
-        if s.settings.references:
-            for ref_name, point in s.space.references[:s.settings.trials]:  # no more than it trains
+        if s.plan.references:
+            for ref_name, point in s.space.references[:s.plan.trials]:  # no more than it trains
                 s.study.enqueue_trial(point, user_attrs={"reference": ref_name})
         s.campaign.start_parent(ml.KIND_SEARCH, {
-            "search": {**asdict(s.settings), "overrides": " ".join(s.settings.overrides)},
+            "search": s.settings.params(),
             "budget": asdict(s.budget), "limits": asdict(s.limits),
             "data_sizes": {k: s.data.describe()[k] for k in ("train", "val", "test")}},
             {ml.SPACE: s.space.name, ml.OBJECTIVES: ",".join(o.name for o in s.objectives),  # latency: latency_ms
@@ -206,7 +158,7 @@ def _start_records(s: RunningSearch) -> int:
              **latency_tags(s.latency)})
         if s.space.path and Path(s.space.path).is_file():
             s.campaign.parent.log_artifact(s.space.path)
-        s.state.data.update({"parent_run_id": s.campaign.parent.run_id, "settings": asdict(s.settings)})
+        s.state.data.update({"parent_run_id": s.campaign.parent.run_id, "settings": s.settings.stored()})
         s.state.save()
         return 0
     killed = close_running_trials(s, Status.KILLED)
@@ -225,7 +177,7 @@ def _plan_line(s: RunningSearch, remaining: int, killed: int, workers: Any) -> N
     asha = (f", {'MO-ASHA' if name == 'moasha' else 'ASHA'} from {s.budget.grace_epochs} epoch(s),"
             f" keep 1/{s.budget.reduction_factor}" if name != "none" else ", no early stopping")
     print(f"  budget {s.budget.name}: {len(s.data.train)} train images, val {len(s.data.val)},"
-          f" {s.cfg.train.epochs} epochs{asha}; objectives {s.settings.objectives}, sampler {s.settings.sampler};"
+          f" {s.cfg.train.epochs} epochs{asha}; objectives {s.plan.objectives}, sampler {s.plan.sampler};"
           f" limits {millions(s.limits.max_macs) if s.limits.max_macs else '-'} MACs,"
           f" {millions(s.limits.max_params) if s.limits.max_params else '-'} params")
     if s.latency is not None:
@@ -270,7 +222,7 @@ def _estimate_line(s: RunningSearch, remaining: int, workers: Any) -> None:
         return
     specs.sort(key=lambda pair: pair[0])
     typical = specs[len(specs) // 2][1]
-    threads = max(1, int(s.settings.cpus_per_trial))
+    threads = max(1, int(s.settings.cpus_per_point))
     rate = estimate.measure_rate(typical, s.cfg.train.batch_size, threads=threads,
                                  parallel=estimate.side_by_side(workers.concurrency, threads))
     epochs = estimate.mean_epochs(s.budget, early_stopping=s.scheduler != "none")
@@ -284,7 +236,7 @@ def _estimate_line(s: RunningSearch, remaining: int, workers: Any) -> None:
 def search(settings: SearchSettings) -> SearchOutcome:
     started = time.perf_counter()
     with setup_guard():
-        s = _setup(with_limits(settings), started)
+        s = _setup(settings, started)
     try:
         return _search(s)
     finally:
@@ -297,15 +249,15 @@ def _search(s: RunningSearch) -> SearchOutcome:
     killed = _start_records(s)
     accelerator, share = s.settings.accelerator_share()
     workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
-                           cpus_each=s.settings.cpus_per_trial, concurrency=s.settings.concurrency)
-    setup = TrialSetup(s.cfg, workers.kind, max(1, int(s.settings.cpus_per_trial)))
-    remaining = max(0, s.settings.trials - trained_count(s))
+                           cpus_each=s.settings.cpus_per_point, concurrency=s.settings.concurrency)
+    setup = TrialSetup(s.cfg, workers.kind, max(1, int(s.settings.cpus_per_point)))
+    remaining = max(0, s.plan.trials - trained_count(s))
     _plan_line(s, remaining, killed, workers)
     _estimate_line(s, remaining, workers)
     interrupted = run_tuner(s, workers, setup)
     outcome = _results(s)
     outcome.interrupted = interrupted
-    if s.settings.retrain_top:
+    if s.plan.retrain_top:
         from nas.search.retrain import retrain_front
 
         outcome.retrained = retrain_front(outcome, s.settings, s.campaign, s.cfg.mlflow.experiment)

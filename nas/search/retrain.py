@@ -16,14 +16,14 @@ from nas.export import export_trained
 def retrain_front(outcome, settings, campaign: CampaignRecorder, experiment: str) -> pd.DataFrame:
     from nas.run import run
 
-    best = outcome.front.sort_values("val_acc", ascending=False).head(settings.retrain_top)
+    best = outcome.front.sort_values("val_acc", ascending=False).head(settings.plan.retrain_top)
     rows = []
     for _, row in best.iterrows():
         number = int(row["trial"])
         path = outcome.folder / "front" / f"trial{number:03d}.yaml"
         print(f"retraining trial {number} at the full budget: nas run spec={path}")
-        cfg = load_run_config([*settings.overrides, f"spec={path}", f"mlflow.experiment={experiment}",
-                               f"mlflow.run_name={outcome.name}-retrain-t{number:03d}"])
+        cfg = load_run_config([f"spec={path}", f"mlflow.experiment={experiment}",
+                               f"mlflow.run_name={outcome.name}-retrain-t{number:03d}"], overrides=settings.run)
         done = run(cfg, parent_run_id=campaign.parent.run_id,
                    tags={ml.KIND: ml.KIND_RETRAIN, ml.TRIAL: str(number),
                          ml.RETRAIN_OF: str(row["mlflow_run_id"])})

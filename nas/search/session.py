@@ -6,24 +6,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import optuna
 
 from nas.campaign.budget import Budget
 from nas.campaign.recorder import CampaignRecorder
+from nas.campaign.settings import CampaignSettings
 from nas.campaign.state import State
 from nas.config import RunConfig
 from nas.pareto import Objective
+from nas.search.plan import SearchPlan
 from nas.search.recorder import SearchRecorder
 from nas.search.results import status_of
 from nas.search.scheduler import scheduler_name
 from nas.search.searcher import Limits
 from nas.space import SearchSpace
 from nas.status import Status
-
-if TYPE_CHECKING:
-    from nas.search.driver import SearchSettings
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                    optuna.trial.TrialState.FAIL)
@@ -34,7 +33,7 @@ TRAINED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUN
 class RunningSearch:
     """A search being run: what every step after the set-up reads."""
 
-    settings: SearchSettings
+    settings: CampaignSettings[SearchPlan]
     name: str
     folder: Path
     state: State
@@ -52,14 +51,17 @@ class RunningSearch:
     latency: Any = None  # nas.latency.LatencyCache when latency is an objective or a limit
 
     @property
+    def plan(self) -> SearchPlan:
+        return self.settings.plan
+
+    @property
     def scheduler(self) -> str:
         """none | asha | moasha: what stops trials early in this search."""
-        return scheduler_name(self.settings.asha, self.settings.scheduler, self.objectives,
-                              self.budget.early_stopping)
+        return scheduler_name(self.plan.asha, self.plan.scheduler, self.objectives, self.budget.early_stopping)
 
     @property
     def closed(self) -> dict[str, dict[str, str]]:
-        return self.state.data.setdefault("closed", {})
+        return self.state.closed
 
 
 def close_running_trials(s: RunningSearch, status: Status, error: str = "") -> list[int]:

@@ -26,7 +26,7 @@ def run_tuner(s: RunningSearch, workers: Any, setup: TrialSetup) -> bool:
     a lost node), the trials it was running are FAILED and it runs again, up to 3 times.
     Returns whether Ctrl-C stopped it (its running trials are then INTERRUPTED and re-queued)."""
     for attempt in range(TUNER_RESTARTS + 1):
-        remaining = max(0, s.settings.trials - trained_count(s))
+        remaining = max(0, s.plan.trials - trained_count(s))
         if not remaining:
             return False
         try:
@@ -90,7 +90,7 @@ def _fit(s: RunningSearch, run_name: str, remaining: int, workers: Any, setup: T
     bar, on_done, on_free = _progress(s, remaining)
     searcher = OptunaSearcher(s.study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
                               max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free,
-                              observe_free=s.settings.sampler in OBSERVE_FREE,
+                              observe_free=s.plan.sampler in OBSERVE_FREE,
                               latency=(lambda spec: s.latency.get(spec).median_ms) if s.latency else None)
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
                                     workers.resources())

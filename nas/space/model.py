@@ -18,7 +18,7 @@ import json
 import numbers
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from nas.errors import SpecError
 from nas.loading import checked
@@ -186,12 +186,11 @@ class SearchSpace:
             out.update({normal_path(p): c.label for p in paths})
         return out
 
-    def refuse_words(self, words: list[str]) -> None:
+    def refuse_keys(self, keys: Iterable[str]) -> None:
         """A search's `key=value` word that sets what this space chooses would be overwritten
         by every sample (or overwrite it): refused with one line naming the word and the choice."""
         chosen = self.chosen_paths()
-        for word in words:
-            key = word.partition("=")[0]
+        for key in keys:
             path = normal_path(key[len("model."):] if key.startswith("model.") else key)
             for target, label in chosen.items():
                 if _paths_overlap(path, target):
