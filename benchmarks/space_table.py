@@ -10,7 +10,9 @@ training seeds, and appends one row per architecture x seed to the table as it f
   seed, budget, *_images      train.seed, the budget's name and its sizes
   val_curve                   val_acc after each epoch (JSON list); val_acc the last of it
   epoch_s, train_s            seconds of each epoch's training pass (JSON list) and their sum:
-                              what a search trial spends training (its clock)
+                              what a search trial spends training
+  epoch_cpu_s, train_cpu_s    the same in CPU seconds of the training process: on a CPU the
+                              replay's clock (`clock_s`), which a loaded machine does not inflate
   wall_s                      the whole job (build, train, validate, test)
   test_acc                    once at the end, on the whole 10,000-image test set (reporting only)
   device, precision, threads, concurrency, load_avg (the machine's 1-minute load when it ended:
@@ -54,7 +56,7 @@ SEEDS = (0, 1)  # training seeds per architecture (train.seed; 0 is what `nas se
 DEFAULT_ARCHS = 200  # sampled architectures, on top of the references
 COLUMNS = ["arch_index", "arch", "choices", "macs", "params", "seed", "budget", "train_images",
            "val_images", "test_images", "epochs", "val_acc", "val_curve", "epoch_s", "train_s",
-           "wall_s", "test_acc", "device", "precision", "threads", "concurrency", "load_avg", "status",
+           "epoch_cpu_s", "train_cpu_s", "wall_s", "test_acc", "device", "precision", "threads", "concurrency", "load_avg", "status",
            "error", "finished"]
 TINY_WORDS = ["data.name=synthetic", "data.synthetic_train=640", "data.synthetic_test=64",
               "data.train_subset=256", "data.val_size=100", "train.epochs=2", "train.batch_size=32"]
@@ -133,9 +135,23 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _upgrade_header(path: Path) -> None:
+    """A table written with fewer columns is rewritten with today's (new cells left empty)."""
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), COLUMNS)
+    if header != COLUMNS:
+        rows = read_rows(path)
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows({k: r.get(k, "") for k in COLUMNS} for r in rows)
+
+
 def append_row(path: Path, row: dict[str, Any]) -> None:
     """One finished training, on disk at once (a kill loses only what was running)."""
     new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        _upgrade_header(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -151,11 +167,13 @@ def result_row(arch: Arch, seed: int, budget: str, result: Any, sizes: dict[str,
     """A table row from a `nas.job.JobResult`."""
     curve = [h.get("val_acc") for h in result.history]
     epoch_s = [round(float(h.get("epoch_s", 0.0)), 3) for h in result.history]
+    cpu_s = [round(float(h.get("epoch_cpu_s", 0.0)), 3) for h in result.history]
     return {"arch_index": arch.index, "arch": arch.label, "choices": arch_key(arch.choices),
             "macs": arch.macs, "params": arch.params, "seed": seed, "budget": budget, **sizes,
             "test_images": result.test_images or sizes["test_images"], "epochs": len(curve),
             "val_acc": curve[-1] if curve else "", "val_curve": json.dumps(curve),
             "epoch_s": json.dumps(epoch_s), "train_s": round(sum(epoch_s), 3),
+            "epoch_cpu_s": json.dumps(cpu_s), "train_cpu_s": round(sum(cpu_s), 3),
             "wall_s": round(result.wall_s, 3), "test_acc": "" if result.test_acc is None else result.test_acc,
             "device": result.device, "precision": result.precision, "threads": threads,
             "concurrency": concurrency, "load_avg": round(os.getloadavg()[0], 2),
@@ -171,8 +189,17 @@ class Measured:
     choices: dict[str, Any]
     macs: int
     val_curve: dict[int, list[float]]  # seed -> val_acc after each epoch
-    epoch_s: dict[int, list[float]]  # seed -> seconds of each epoch's training pass
+    epoch_s: dict[int, list[float]]  # seed -> seconds of each epoch's training pass (see clock_s)
     test_acc: dict[int, float]  # seed -> accuracy on the test set
+
+
+def clock_s(row: dict[str, str]) -> list[float]:
+    """A training's clock, per epoch: on a CPU its process's CPU seconds (a second training or
+    anything else on a shared machine does not inflate them; one thread each, as a search
+    trains), else (a GPU, or rows from before the CPU clock) wall seconds."""
+    if row.get("device", "").startswith("cpu") and row.get("epoch_cpu_s"):
+        return json.loads(row["epoch_cpu_s"])
+    return json.loads(row["epoch_s"])
 
 
 def load_table(path: Path) -> list[Measured]:
@@ -191,7 +218,7 @@ def load_table(path: Path) -> list[Measured]:
         r0 = arch_rows[0]
         out.append(Measured(r0["arch"], json.loads(key), int(r0["macs"]),
                             {s: json.loads(seeds[s]["val_curve"]) for s in SEEDS},
-                            {s: json.loads(seeds[s]["epoch_s"]) for s in SEEDS},
+                            {s: clock_s(seeds[s]) for s in SEEDS},
                             {s: float(seeds[s]["test_acc"]) for s in SEEDS}))
     return out
 

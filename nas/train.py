@@ -204,7 +204,7 @@ def _epoch(loop: _Loop, step_model: nn.Module, data: DataBundle, epoch: int, *, 
     loss_sum = torch.zeros((), device=device)
     lr = loop.optimizer.param_groups[0]["lr"]
     synchronize(device)
-    epoch_start = time.perf_counter()
+    epoch_start, cpu_start = time.perf_counter(), time.process_time()
     for step, (x, y) in enumerate(loader):
         with precision.autocast(device):
             loss = loss_fn(step_model(x), y)
@@ -221,14 +221,14 @@ def _epoch(loop: _Loop, step_model: nn.Module, data: DataBundle, epoch: int, *, 
             raise Diverged(_diverged_message(epoch, step, lr))
         bar.update()
     synchronize(device)
-    seconds = time.perf_counter() - epoch_start
+    seconds, cpu_seconds = time.perf_counter() - epoch_start, time.process_time() - cpu_start
     bar.close()
     train_loss = (loss_sum / len(loader)).item()
     if not math.isfinite(train_loss):
         raise Diverged(_diverged_message(epoch, len(loader) - 1, lr))
     images = len(loader) * cfg.batch_size if loop.drop_last else len(data.train)
     return {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, "img_per_s": images / seconds,
-            "epoch_s": seconds}
+            "epoch_s": seconds, "epoch_cpu_s": cpu_seconds}  # CPU seconds: contention does not inflate them
 
 
 def step_module(model: nn.Module, cfg: TrainConfig, device: torch.device) -> nn.Module:

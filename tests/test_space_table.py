@@ -179,6 +179,29 @@ def test_replay_end_to_end_on_a_made_up_table(tmp_path):
 
 # ----------------------------------------------------------------------------- the table itself
 
+def test_a_cpu_rows_clock_is_its_cpu_seconds_and_wall_seconds_elsewhere(tmp_path):
+    arch = space_table.pick(1, 25e6)[0]
+    rows = [{**measured_rows(arch, s, [0.4, 0.5], 0.5, [30.0, 30.0]), "device": device,
+             "epoch_cpu_s": json.dumps([10.0, 11.0])} for s, device in ((0, "cpu"), (1, "cuda:0"))]
+    write_table(tmp_path / "t.csv", rows)
+    (measured,) = space_table.load_table(tmp_path / "t.csv")
+    assert measured.epoch_s == {0: [10.0, 11.0], 1: [30.0, 30.0]}
+
+
+def test_a_table_with_the_old_columns_gains_the_new_ones_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "t.csv"
+    old = [c for c in space_table.COLUMNS if c not in ("epoch_cpu_s", "train_cpu_s")]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old)
+        writer.writeheader()
+        writer.writerow({c: "1" for c in old})
+    space_table.append_row(path, {"arch": "new", "epoch_cpu_s": "[2.0]"})
+    rows = space_table.read_rows(path)
+    assert list(rows[0]) == space_table.COLUMNS
+    assert (rows[0]["arch"], rows[0]["epoch_cpu_s"]) == ("1", "")
+    assert (rows[1]["arch"], rows[1]["epoch_cpu_s"]) == ("new", "[2.0]")
+
+
 def test_sample_order_is_fixed_references_first_and_feasible():
     archs = space_table.pick(5, 25e6)
     assert [a.reference for a in archs] == [True, True, False, False, False, False, False]
@@ -204,6 +227,7 @@ def test_tiny_table_end_to_end_resumes_without_duplicates(tmp_path, capsys):
     for r in rows:
         assert r["status"] == "COMPLETED" and len(json.loads(r["val_curve"])) == 2
         assert float(r["test_acc"]) >= 0 and float(r["train_s"]) > 0 and r["device"] == "cpu"
+        assert 0 < float(r["train_cpu_s"]) and len(json.loads(r["epoch_cpu_s"])) == 2
     assert len(space_table.load_table(table)) == 3
     assert space_table.main(["--fidelity", "--table", str(table)]) == 0
     assert "Kendall tau-b" in capsys.readouterr().out
