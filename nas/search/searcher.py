@@ -16,6 +16,7 @@ from typing import Any, Callable
 import optuna
 from ray.tune.search import Searcher
 
+from nas.blocks import Cost
 from nas.campaign.time_model import Schedule, TimeModel, Work
 from nas.counting import count
 from nas.errors import NasError, SpecError
@@ -161,7 +162,7 @@ class OptunaSearcher(Searcher):
         self.prior_time = time_model or TimeModel()
         self.schedule = schedule or Schedule(1, 0, 128)  # unknown: only the ratios matter then
         self.time_model = self.prior_time
-        self.point_costs: dict[tuple, Any] = {}  # architecture_key -> nas.blocks.Cost (None: invalid)
+        self.point_costs: dict[tuple, Cost | None] = {}  # architecture_key -> its cost (None: invalid)
         if isinstance(study.sampler, KnownCostSampler):
             self._refit_time()
             study.sampler.bind_cost(self._known_cost(), fidelity=self._fidelity, seconds=self._seconds)
@@ -191,7 +192,7 @@ class OptunaSearcher(Searcher):
 
         return cost
 
-    def _point_cost(self, params: dict[str, Any]) -> Any:
+    def _point_cost(self, params: dict[str, Any]) -> Cost | None:
         key = architecture_key(params)
         if key not in self.point_costs:
             try:
