@@ -41,13 +41,23 @@ def make_act(name: str) -> nn.Module:
 
 
 class Cost(NamedTuple):
-    """Parameters and multiply-adds (convolutions and linear layers; BN/act/pool excluded)."""
+    """Parameters and multiply-adds (convolutions and linear layers; BN/act/pool excluded), and
+    what a training step's time depends on besides the MAC count (nas.campaign.time_model): on
+    a CPU a depthwise MAC costs 20-30x a dense one, memory-bound on its outputs."""
 
     params: int
     macs: int
+    depthwise_macs: int = 0  # of depthwise convs (groups == channels)
+    grouped_macs: int = 0  # of grouped convs (1 < groups < channels)
+    depthwise_outputs: int = 0  # output elements of the depthwise convs
+    layers: int = 0  # convolutions and linear layers (a fixed cost each per step)
 
     def __add__(self, other: "Cost") -> "Cost":  # type: ignore[override]
-        return Cost(self.params + other.params, self.macs + other.macs)
+        return Cost(*(a + b for a, b in zip(self, other)))
+
+    @property
+    def dense_macs(self) -> int:
+        return self.macs - self.depthwise_macs - self.grouped_macs
 
 
 ZERO = Cost(0, 0)
@@ -57,7 +67,12 @@ def conv_cost(cin: int, cout: int, kernel: int, groups: int, out_size: int, *,
               bias: bool = False) -> Cost:
     per_output = (cin // groups) * kernel * kernel
     params = cout * per_output + (cout if bias else 0)
-    return Cost(params, out_size * out_size * cout * per_output)
+    outputs = out_size * out_size * cout
+    macs = outputs * per_output
+    depthwise = groups > 1 and groups == cin == cout
+    grouped = groups > 1 and not depthwise
+    return Cost(params, macs, macs if depthwise else 0, macs if grouped else 0,
+                outputs if depthwise else 0, 1)
 
 
 def bn_cost(channels: int, present: bool = True) -> Cost:
@@ -65,7 +80,7 @@ def bn_cost(channels: int, present: bool = True) -> Cost:
 
 
 def linear_cost(fin: int, fout: int, bias: bool = True) -> Cost:
-    return Cost(fin * fout + (fout if bias else 0), fin * fout)
+    return Cost(fin * fout + (fout if bias else 0), fin * fout, layers=1)
 
 
 def conv(cin: int, cout: int, kernel: int, stride: int = 1, *, groups: int = 1,

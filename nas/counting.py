@@ -30,6 +30,7 @@ class Count:
     params: int
     macs: int
     parts: tuple[PartCount, ...] = ()
+    cost: Cost = ZERO  # the whole net's, with the MACs by kind of convolution (time_model reads it)
 
     def as_dict(self) -> dict[str, int]:
         return {"params": self.params, "macs": self.macs}
@@ -49,8 +50,8 @@ def _head_cost(p: HeadPlan) -> Cost:
 
 
 def count_plan(net: NetPlan) -> Count:
-    stem = _stem_cost(net.stem)
-    parts = [PartCount("stem", (net.stem.out_ch, net.stem.out_size, net.stem.out_size), *stem,
+    stem = total = _stem_cost(net.stem)
+    parts = [PartCount("stem", (net.stem.out_ch, net.stem.out_size, net.stem.out_size), stem.params, stem.macs,
                        f"conv{net.stem.kernel}x{net.stem.kernel}/{net.stem.stride}"
                        + (" + maxpool/2" if net.stem.pool else ""))]
     for stage in net.stages:
@@ -62,13 +63,15 @@ def count_plan(net: NetPlan) -> Count:
         if stage.pool != "none":
             detail += f" + {stage.pool}pool/2"
         parts.append(PartCount(f"s{stage.index}", (stage.out_ch, stage.out_size, stage.out_size),
-                               *cost, detail))
+                               cost.params, cost.macs, detail))
+        total += cost
     head = _head_cost(net.head)
     conv_detail = f"conv1x1 {net.head.conv_ch} + " if net.head.conv_ch else ""
     fcs = "-".join(str(w) for w in (*net.head.hidden, net.head.num_classes))
-    parts.append(PartCount("head", (net.head.num_classes, 1, 1), *head,
+    parts.append(PartCount("head", (net.head.num_classes, 1, 1), head.params, head.macs,
                            f"{conv_detail}{net.head.pool}pool{net.head.pool_size} fc {fcs}"))
-    return Count(sum(p.params for p in parts), sum(p.macs for p in parts), tuple(parts))
+    total += head
+    return Count(total.params, total.macs, tuple(parts), total)
 
 
 def count(spec: NetSpec) -> Count:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 import nas
+from nas.blocks import Cost
 from nas.campaign import estimate
 from nas.campaign.budget import get_budget
+from nas.campaign.time_model import Schedule, TimeModel, Work
 
 
 def test_early_stopping_share_of_epochs():
@@ -15,13 +17,18 @@ def test_early_stopping_share_of_epochs():
     assert estimate.mean_epochs(cpu, early_stopping=False) == cpu.epochs
 
 
+COST = Cost(100_000, 10_000_000, depthwise_macs=1_000_000, grouped_macs=6_000_000,
+            depthwise_outputs=100_000, layers=30)
+
+
 def test_estimate_scales_with_macs_images_and_workers():
-    work = [estimate.Work(10_000_000, 3000, 4, 2000)] * 4
-    one = estimate.estimate_s(work, 1e-9, 1, "ablation")
-    assert estimate.estimate_s(work, 1e-9, 2, "ablation") == pytest.approx(one / 2)
-    bigger = [estimate.Work(20_000_000, 3000, 4, 2000)] * 4
+    model = TimeModel.calibrated([(COST, 1e-9 * COST.macs)], 64)
+    work = [Work(COST, Schedule(3000, 500, 64), 4)] * 4  # 2,000 evaluated images
+    one = estimate.estimate_s(work, model, 1, "ablation")
+    assert estimate.estimate_s(work, model, 2, "ablation") == pytest.approx(one / 2)
+    bigger = [Work(COST + COST, Schedule(3000, 500, 64), 4)] * 4  # every kind of MAC twice
     overhead = 4 * estimate.POINT_OVERHEAD_S["ablation"]
-    assert estimate.estimate_s(bigger, 1e-9, 1, "ablation") - overhead == pytest.approx(2 * (one - overhead))
+    assert estimate.estimate_s(bigger, model, 1, "ablation") - overhead == pytest.approx(2 * (one - overhead))
 
 
 def test_measured_rate_is_per_image_per_multiply_add():
@@ -29,3 +36,29 @@ def test_measured_rate_is_per_image_per_multiply_add():
     rate = estimate.measure_rate(spec, 16, threads=1, parallel=2)
     seconds_per_image = rate * nas.count(spec).macs
     assert 1e-6 < seconds_per_image < 1.0
+
+
+def test_the_ablation_estimate_is_the_one_estimate_over_its_cells_and_seeds(monkeypatch):
+    import types
+
+    from nas.ablate import cells
+    from nas.ablate.experiment import load_experiment
+    from nas.ablate.grid import build_grid, load_key, resolve_data
+
+    smoke, words = get_budget("ablation", "smoke"), ["data.name=synthetic"]
+    exp = load_experiment("shufflenet_groups")
+    data = resolve_data(exp, smoke, words)
+    todo = build_grid(exp, smoke, words, exp.seeds[:2], data)
+    model = TimeModel.calibrated([], 32)
+    measured = []
+    monkeypatch.setattr(estimate, "calibrate", lambda specs, *a, **k: measured.append(specs) or model)
+    a = types.SimpleNamespace(data=data, test_images=None)
+    line = cells._estimate_line(a, todo, types.SimpleNamespace(kind="cpu", concurrency=2), threads=1)
+    work = []
+    for p in todo:
+        bundle = data.bundles[load_key(p.cfg)]
+        work.append(Work(nas.count(p.spec).cost, Schedule(len(bundle.train), len(bundle.val),
+                                                          p.cfg.train.batch_size, len(bundle.test)),
+                         p.cfg.train.epochs))
+    assert line == f"; estimated {estimate.describe(estimate.estimate_s(work, model, 2, 'ablation'))} (measured here)"
+    assert len(measured[0]) == estimate.side_by_side(2, 1)

@@ -122,3 +122,58 @@ def test_the_surrogate_pools_additive_effects_into_unseen_combinations():
     truth = np.array([0.5 + effect_a[i] + effect_b[j] for i, j in held_out])
     assert np.sqrt(np.mean((mean - truth) ** 2)) < 0.25 * truth.std()
     assert np.all(np.abs(mean - truth) < 3 * sd + 0.01)
+
+
+def test_a_gain_inside_the_noise_is_a_tie():
+    """epsilon raises the front's accuracies: beating the top net by half the noise at its
+    cost is worth nothing, beating it by more counts only the part beyond the noise."""
+    front, reference, noise = [(0.5, 1.0), (0.6, 2.0)], (0.3, 3.0), 0.01
+    certain = np.array([1e-9, 1e-9])
+    inside, beyond = expected_hv_gain(front, np.array([0.605, 0.62]), certain, np.array([2.0, 2.0]),
+                                      reference, epsilon=noise)
+    assert inside == pytest.approx(0.0, abs=1e-12)
+    assert beyond == pytest.approx((3.0 - 2.0) * (0.62 - 0.61))
+    plain = expected_hv_gain(front, np.array([0.605]), certain[:1], np.array([2.0]), reference)
+    assert plain[0] == pytest.approx((3.0 - 2.0) * 0.005)  # without the noise it was a gain
+    cheaper = expected_hv_gain(front, np.array([0.595]), certain[:1], np.array([1.5]), reference,
+                               epsilon=noise)
+    assert cheaper[0] == pytest.approx((2.0 - 1.5) * (0.595 - 0.51))  # cheaper still counts
+
+
+def test_the_noise_of_a_tie_is_the_gps_fitted_noise():
+    from nas.search.known_cost import _GP
+
+    rng = np.random.default_rng(1)
+    log_cost = rng.uniform(6.2, 7.4, 80)
+    options = np.eye(4)[rng.integers(0, 4, 80)]
+    X = np.column_stack([options, np.ones(80), log_cost])
+    y = 0.1 + 0.05 * log_cost + options @ np.array([0.0, 0.01, -0.01, 0.02]) + rng.normal(0, 0.01, 80)
+    assert 0.006 < _GP(X, y).noise_std < 0.016  # the 0.01 of the data, not a constant
+
+
+def test_of_candidates_of_equal_value_the_cheaper_to_train_wins(monkeypatch):
+    import nas.search.known_cost as kc
+
+    searcher, study = _searcher("ehvi", 25e6)
+    for i in range(study.sampler.n_startup):
+        config = searcher.suggest(str(i))
+        searcher.on_trial_complete(str(i), {"epoch": 4, "val_acc": 0.5, "macs": config["_nas_costs"]["macs"],
+                                            "train_s": 100.0})
+    monkeypatch.setattr(kc, "expected_hv_gain", lambda front, mu, *args, **kwargs: np.ones(len(mu)))
+    study.sampler.bind_cost(searcher._known_cost(), searcher._fidelity,
+                            seconds=lambda params: float(params["s1.depth"]))
+    assert searcher.suggest("cheap")["s1.depth"] == 4  # the space's shallowest: the fewest seconds
+    study.sampler.bind_cost(searcher._known_cost(), searcher._fidelity,
+                            seconds=lambda params: 1.0 / params["s1.depth"])
+    assert searcher.suggest("deep")["s1.depth"] == 8
+
+
+def test_the_searcher_refits_its_time_model_on_trained_trials():
+    searcher, study = _searcher("ehvi", 25e6)
+    prior = searcher.time_model
+    config = searcher.suggest("0")
+    searcher.on_trial_complete("0", {"epoch": 4, "val_acc": 0.5, "macs": config["_nas_costs"]["macs"],
+                                     "train_s": 1e6})
+    assert study.trials[config["_nas_trial"]].user_attrs["train_s"] == 1e6
+    assert searcher.time_model.coefficients != prior.coefficients
+    assert sum(searcher.time_model.coefficients) > sum(prior.coefficients)  # a slow machine: slower

@@ -12,6 +12,8 @@ import ray
 from nas.ablate.grid import CellRun, load_key
 from nas.ablate.running import RunningAblation
 from nas.campaign import estimate
+from nas.campaign.time_model import Schedule, Work
+from nas.counting import count
 from nas.campaign.progress import Progress
 from nas.campaign.tasks import run_tasks
 from nas.data import DataBundle, Split, split_indices
@@ -45,18 +47,20 @@ def run_cell(job: Job, data: DataBundle, kind: str) -> JobResult:
 
 
 def _estimate_line(a: RunningAblation, todo: list[CellRun], workers: Any, threads: int) -> str:
+    """The one campaign estimate (nas.campaign.estimate): the time model calibrated on cells of
+    this ablation trained side by side here, over every cell x seed to run."""
     if workers.kind != "cpu":
         return ""
-    typical = sorted(todo, key=lambda p: p.macs or 0)[len(todo) // 2]
-    rate = estimate.measure_rate(typical.spec, typical.cfg.train.batch_size, threads=threads,
-                                 parallel=estimate.side_by_side(workers.concurrency, threads))
+    costed = [(p.spec, count(p.spec).cost) for p in todo]
+    side = estimate.side_by_side(workers.concurrency, threads)
+    model = estimate.calibrate(estimate.spread(costed, side), todo[0].cfg.train.batch_size, threads=threads)
     work = []
-    for p in todo:
+    for p, (_, cost) in zip(todo, costed):
         bundle = a.data.bundles[load_key(p.cfg)]
         n_test = min(a.test_images or len(bundle.test), len(bundle.test))
-        work.append(estimate.Work(p.macs, len(bundle.train), p.cfg.train.epochs,
-                                  len(bundle.val) * p.cfg.train.epochs + n_test))
-    seconds = estimate.estimate_s(work, rate, workers.concurrency, "ablation")
+        schedule = Schedule(len(bundle.train), len(bundle.val), p.cfg.train.batch_size, n_test)
+        work.append(Work(cost, schedule, p.cfg.train.epochs))
+    seconds = estimate.estimate_s(work, model, workers.concurrency, "ablation")
     return f"; estimated {estimate.describe(seconds)} (measured here)"
 
 

@@ -1,30 +1,22 @@
-"""The time estimate a campaign prints before it starts, from a measured training rate: a few
-SGD steps of a representative net on this machine, scaled by each point's MACs and images,
-spread over the workers. Calibrated by measuring, not by a constant."""
+"""The time estimate a campaign prints before it starts: the points it will train, each
+timed by the time model (`nas.campaign.time_model`) calibrated on this machine by a few measured
+SGD steps of some of those points side by side, plus a fixed cost per point, spread over the
+workers. One estimate for a search and an ablation; calibrated by measuring, not by a constant."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
-EVAL_COST = 1 / 3  # an evaluated image costs about a third of a trained one (no backward)
+from nas.blocks import Cost
+from nas.campaign.time_model import Schedule, TimeModel, Work
+
 # Fixed seconds per point besides its training and evaluation, measured on this 2-core machine
 # (the sum of the points' wall spans minus their compute, idle machine): a Ray task of an
 # ablation (worker start, data to the device, MLflow writes) ~3 s; a Tune trial ~8 s (trial
 # start and stop, a report per epoch, its MLflow child run).
 POINT_OVERHEAD_S = {"ablation": 3.0, "search": 8.0}
 MEASURED_STEPS = 4
-
-
-@dataclass(frozen=True)
-class Work:
-    """One point's work: its MACs, training images per epoch, epochs and evaluated images."""
-
-    macs: int
-    train_images: int
-    epochs: float
-    eval_images: int
 
 
 def _steps(spec: Any, batch_size: int, device: Any, out: list[float]) -> None:
@@ -50,32 +42,50 @@ def _steps(spec: Any, batch_size: int, device: Any, out: list[float]) -> None:
     out.append((time.perf_counter() - start) / MEASURED_STEPS)
 
 
-def measure_rate(spec: Any, batch_size: int, *, threads: int, device: str = "cpu",
-                 parallel: int = 1) -> float:
-    """Seconds per trained image per multiply-add of `spec` on `device`, with `parallel` copies
-    training at once (the points a campaign runs side by side on this machine contend for its
-    cores and memory), each with `threads` CPU threads."""
+def _step_seconds(specs: Sequence[Any], batch_size: int, *, threads: int, device: str) -> list[float]:
+    """Seconds per SGD step of each of `specs`, all training at once (a thread each, as the
+    points a campaign runs side by side contend for this machine's cores and memory), each with
+    `threads` CPU threads."""
     import threading
 
     import torch
 
-    from nas.counting import count
     from nas.device import select_device
 
     dev = select_device(device)
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
-    seconds: list[float] = []
+    seconds: list[list[float]] = [[] for _ in specs]
     try:
-        workers = [threading.Thread(target=_steps, args=(spec, batch_size, dev, seconds))
-                   for _ in range(max(1, parallel))]
+        workers = [threading.Thread(target=_steps, args=(spec, batch_size, dev, out))
+                   for spec, out in zip(specs, seconds)]
         for w in workers:
             w.start()
         for w in workers:
             w.join()
     finally:
         torch.set_num_threads(before)
+    return [out[0] for out in seconds]
+
+
+def measure_rate(spec: Any, batch_size: int, *, threads: int, device: str = "cpu",
+                 parallel: int = 1) -> float:
+    """Seconds per trained image per multiply-add of `spec` on `device`, with `parallel` copies
+    training at once, each with `threads` CPU threads."""
+    from nas.counting import count
+
+    seconds = _step_seconds([spec] * max(1, parallel), batch_size, threads=threads, device=device)
     return sum(seconds) / len(seconds) / (batch_size * max(count(spec).macs, 1))
+
+
+def calibrate(specs: Sequence[Any], batch_size: int, *, threads: int, device: str = "cpu") -> TimeModel:
+    """The time model on this machine: `specs` (as many as train side by side) measured at once,
+    the reference shape scaled to their measured seconds."""
+    from nas.counting import count
+
+    seconds = _step_seconds(specs, batch_size, threads=threads, device=device)
+    return TimeModel.calibrated([(count(spec).cost, s / batch_size) for spec, s in zip(specs, seconds)],
+                                batch_size)
 
 
 def side_by_side(concurrency: int, threads: int) -> int:
@@ -86,11 +96,23 @@ def side_by_side(concurrency: int, threads: int) -> int:
     return max(1, min(concurrency, cores // max(1, threads)))
 
 
-def estimate_s(work: list[Work], rate: float, concurrency: int, campaign: str) -> float:
-    """Wall seconds for `work` at `rate` (see measure_rate) on `concurrency` workers, with the
-    `campaign`'s ("search" or "ablation") fixed cost per point."""
-    total = sum(w.macs * rate * (w.train_images * w.epochs + EVAL_COST * w.eval_images)
-                + POINT_OVERHEAD_S[campaign] for w in work)
+def spread(costed: Sequence[tuple[Any, Cost]], k: int) -> list[Any]:
+    """`k` of the (spec, cost) pairs' specs, evenly spaced in predicted seconds: what to measure,
+    so the calibration sees the range a campaign trains, not one corner of it."""
+    per_image = lambda pair: TimeModel().seconds(Work(pair[1], Schedule(1, 0, 128), 1.0))  # noqa: E731
+    ranked = sorted(costed, key=per_image)
+    return [ranked[int((i + 0.5) * len(ranked) / k)][0] for i in range(min(k, len(ranked)))]
+
+
+def estimate_s(work: Sequence[Work], model: TimeModel, concurrency: int, campaign: str, *,
+               more: int = 0, like: Sequence[Work] = (), drift: float = 1.0) -> float:
+    """Wall seconds for `work` timed by `model`, then `more` points at `drift` x the mean
+    seconds of `like` (what is known of points not chosen yet), on `concurrency` workers, with
+    the `campaign`'s ("search" or "ablation") fixed cost per point."""
+    overhead = POINT_OVERHEAD_S[campaign]
+    total = sum(model.seconds(w) + overhead for w in work)
+    if more and like:
+        total += more * (drift * sum(model.seconds(w) for w in like) / len(like) + overhead)
     return total / max(concurrency, 1)
 
 

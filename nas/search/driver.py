@@ -23,6 +23,7 @@ import optuna
 from nas import mlflow_layout as ml
 from nas.campaign import estimate
 from nas.campaign.budget import get_budget
+from nas.campaign.time_model import TimeModel, Work
 from nas.campaign.folder import campaign_folder, setup_guard
 from nas.campaign.lock import acquire, release
 from nas.campaign.recorder import CampaignRecorder
@@ -36,6 +37,7 @@ from nas.pareto import Objective, parse_objectives
 from nas.search.recorder import SearchRecorder, latency_tags
 from nas.search.results import (SearchOutcome, draw_front, mark_front, status_of,
                                 trials_frame, write_front)
+from nas.search.expected import expected_points
 from nas.search.interrupted import requeue
 from nas.search.plan import SearchPlan
 from nas.search.reachable import check_reachable
@@ -44,7 +46,7 @@ from nas.search.searcher import AUTO, SAMPLERS, Limits, pick_sampler
 from nas.search.session import FINISHED_STATES, TRAINED_STATES, RunningSearch, close_running_trials, trained_count
 from nas.search.trial import TrialSetup
 from nas.search.tuner import run_tuner
-from nas.space import RandomChooser, load_space
+from nas.space import load_space
 from nas.status import Status
 from nas.table import millions
 from nas.tracking import preflight
@@ -197,40 +199,36 @@ def _observed_trial_s(s: RunningSearch) -> tuple[float, int] | None:
     return (sum(spans) / len(spans), len(spans)) if len(spans) >= OBSERVED_TRIALS else None
 
 
-def _estimate_line(s: RunningSearch, remaining: int, workers: Any) -> None:
-    """Measured, not assumed: this search's own trials when it has some, else a few training
-    steps of a typical feasible sample on this machine."""
+def _estimate_line(s: RunningSearch, remaining: int, workers: Any) -> TimeModel | None:
+    """Measured, not assumed: this search's own trials when it has some, else the time model,
+    calibrated by training steps of its first points side by side on this machine, over the
+    points it is expected to train (nas.search.expected). Returns that model (the sampler's
+    prior), None when it measured none."""
     observed = _observed_trial_s(s)
     if observed is not None:
         per_trial, count = observed
         print(f"  estimated time: {estimate.describe(per_trial * remaining / max(workers.concurrency, 1))}"
               f" (this search's {count} trials so far: {per_trial:.0f} s each, {workers.concurrency} at a time)")
-        return
-
-    specs = []
-    for seed in range(24):
-        try:
-            spec = s.to_spec(s.space.sample(RandomChooser(seed)))
-        except NasError:
-            continue
-        from nas.counting import count
-
-        macs = count(spec).macs
-        if s.limits.max_macs is None or macs <= s.limits.max_macs:
-            specs.append((macs, spec))
-    if not specs or workers.kind != "cpu":
-        return
-    specs.sort(key=lambda pair: pair[0])
-    typical = specs[len(specs) // 2][1]
+        return None
+    if workers.kind != "cpu" or not remaining:
+        return None
+    expected = expected_points(s, workers.concurrency)
+    planned = list(expected.planned[:remaining])
+    if not planned and not expected.pool:
+        return None
     threads = max(1, int(s.settings.cpus_per_point))
-    rate = estimate.measure_rate(typical, s.cfg.train.batch_size, threads=threads,
-                                 parallel=estimate.side_by_side(workers.concurrency, threads))
+    side = estimate.side_by_side(workers.concurrency, threads)
+    model = estimate.calibrate(estimate.spread(planned or list(expected.pool), side),
+                               s.cfg.train.batch_size, threads=threads)
     epochs = estimate.mean_epochs(s.budget, early_stopping=s.scheduler != "none")
-    work = [estimate.Work(m, len(s.data.train), epochs, int(len(s.data.val) * epochs)) for m, _ in specs]
-    per_trial = estimate.estimate_s(work, rate, 1, "search") / len(work)
-    total = per_trial * remaining / max(workers.concurrency, 1)
-    print(f"  estimated time: {estimate.describe(total)} (measured here: {per_trial:.0f} s per"
-          f" trial, {workers.concurrency} at a time)")
+    work = lambda points: [Work(cost, s.schedule, epochs) for _, cost in points]  # noqa: E731
+    rest = remaining - len(planned) if expected.pool else 0
+    total = estimate.estimate_s(work(planned), model, workers.concurrency, "search",
+                                more=rest, like=work(expected.pool), drift=expected.drift)
+    print(f"  estimated time: {estimate.describe(total)} ({len(planned)} first trials as they will be"
+          f" sampled, {rest} more at {expected.drift:g}x the space's mean; {total * workers.concurrency / remaining:.0f} s"
+          f" per trial measured here, {workers.concurrency} at a time)")
+    return model
 
 
 def search(settings: SearchSettings) -> SearchOutcome:
@@ -253,7 +251,7 @@ def _search(s: RunningSearch) -> SearchOutcome:
     setup = TrialSetup(s.cfg, workers.kind, max(1, int(s.settings.cpus_per_point)))
     remaining = max(0, s.plan.trials - trained_count(s))
     _plan_line(s, remaining, killed, workers)
-    _estimate_line(s, remaining, workers)
+    s.time_model = _estimate_line(s, remaining, workers)
     interrupted = run_tuner(s, workers, setup)
     outcome = _results(s)
     outcome.interrupted = interrupted

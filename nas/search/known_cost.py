@@ -18,7 +18,20 @@ accuracy and takes the cost of a candidate from the spec:
               oracle, Optuna's GP sampler 82% (benchmarks/search_quality.py)
   acquisition expected hypervolume improvement in (val_acc, log cost) over the front of the
               posterior means of the trials so far (running trials count at their posterior mean,
-              so concurrent asks spread out), in closed form under the accuracy's posterior
+              so concurrent asks spread out), in closed form under the accuracy's posterior,
+              per predicted second of training (`bind_cost`'s `seconds`: the search's time
+              model, nas.campaign.time_model): the cost objective stays what the user asked
+              for (MACs), the compute a trial spends is what the budget pays
+  ties        accuracy gains inside the noise are not improvements: the front's accuracies are
+              raised by epsilon, the GP's fitted noise std (an epsilon-dominance front), so a
+              candidate counts only where it may beat the front by more than one trial's noise.
+              The noise is data's: on the 89 real trials at the cpu budget the GP fits 0.0104
+              (0.007-0.014 on random subsets of 10-50 of them), the spread of one arch trained
+              with two seeds there is 0.0105 per training (5 archs x 2 seeds in
+              benchmarks/data/shufflenet_table.csv: differences 0.001-0.019, rms 0.0149 / sqrt 2),
+              the binomial std of 2,000 validation images 0.011. Without it the search paid for
+              a plateau: in benchmarks/results/search_50 the 17 nets above 8.8M MACs reached at
+              best 0.7 points under the front's top, inside that noise
 
 The first `n_startup` trials trained to the full budget are random (10, as Optuna's GP
 sampler: on the former stand-in, fitted to 16 archs, 5 gave 1.063x random, 10 1.106x, 15
@@ -40,6 +53,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 from optuna.trial import FrozenTrial, TrialState
 
 Cost = Callable[[dict[str, Any]], "float | None"]  # params -> known cost, None if infeasible
+Seconds = Callable[[dict[str, Any]], float]  # params -> predicted seconds of a trial (> 0)
 LENGTH_SCALES = (0.5, 1.0, 2.0, 4.0)
 SIGNAL_SHARES = (0.0, 0.1, 0.3, 1.0)  # of the residual variance: the RBF part
 LINEAR_SHARES = (0.0, 0.3, 1.0, 3.0)  # the linear part
@@ -53,12 +67,16 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
         self.n_startup, self.candidates = n_startup, candidates
         self._fidelity: Callable[[FrozenTrial], float | None] = lambda t: 1.0
         self._cost: Cost | None = None
+        self._seconds: Seconds = lambda params: 1.0
         self._costs: dict[tuple, float | None] = {}
 
-    def bind_cost(self, cost: Cost, fidelity: Callable[[FrozenTrial], float | None]) -> None:
-        """The searcher gives the cost of a point, and for a told trial the share of the full
-        budget its value was measured at (1.0: completed; None: not trained)."""
+    def bind_cost(self, cost: Cost, fidelity: Callable[[FrozenTrial], float | None],
+                  seconds: Seconds | None = None) -> None:
+        """The searcher gives the cost of a point, for a told trial the share of the full
+        budget its value was measured at (1.0: completed; None: not trained), and the predicted
+        seconds of a point's trial (None: every point alike, plain EHVI)."""
         self._cost, self._fidelity = cost, fidelity
+        self._seconds = seconds or (lambda params: 1.0)
 
     # --- Optuna's sampler interface
 
@@ -151,8 +169,9 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
             points += list(zip(run_mu, [math.log10(c) for _, c in run_known]))
         log_cost = np.log10([c for _, c in costed])
         reference = (min(y.min(), mu.min()) - 1e-6, max(log_cost.max(), max(p[1] for p in points)) + 1e-6)
-        gain = expected_hv_gain(points, mu, sd, log_cost, reference)
-        return costed[int(np.argmax(gain))][0]
+        gain = expected_hv_gain(points, mu, sd, log_cost, reference, epsilon=gp.noise_std)
+        seconds = np.array([self._seconds(dict(p)) for p, _ in costed])
+        return costed[int(np.argmax(gain / seconds))][0]
 
     def _trial_cost(self, t: FrozenTrial, space) -> float:
         cost = self._cost_of(t.params, space)
@@ -187,8 +206,9 @@ class _GP:
                 alpha = np.linalg.solve(L.T, np.linalg.solve(L, r))
                 lml = -0.5 * r @ alpha - np.log(np.diag(L)).sum()
                 if best is None or lml > best[0]:
-                    best = (lml, ls, s * var, a * var, L, alpha)
-        _, self.ls, self.signal, self.linear, self.L, self.alpha = best  # type: ignore[misc]
+                    best = (lml, ls, s * var, a * var, n * var, L, alpha)
+        _, self.ls, self.signal, self.linear, noise, self.L, self.alpha = best  # type: ignore[misc]
+        self.noise_std = math.sqrt(noise)  # a trial's noise, in y's units: what a tie is
 
     def _z(self, X: np.ndarray) -> np.ndarray:
         return (X - self.center) / self.scale
@@ -209,13 +229,16 @@ class _GP:
 
 
 def expected_hv_gain(front: Sequence[tuple[float, float]], mu: np.ndarray, sd: np.ndarray,
-                     cost: np.ndarray, reference: tuple[float, float]) -> np.ndarray:
-    """E[HV(front + candidate) - HV(front)] per candidate, in (accuracy max, cost min), exactly.
+                     cost: np.ndarray, reference: tuple[float, float], *,
+                     epsilon: float = 0.0) -> np.ndarray:
+    """E[HV(front + candidate) - HV(front)] per candidate, in (accuracy max, cost min), exactly,
+    over the front with its accuracies raised by `epsilon` (a gain inside it is a tie).
 
     For a candidate of known cost c and accuracy a, the gain is the integral over t from the
     reference accuracy to a of max(0, C(t) - c), C(t) being the cheapest front cost reaching
     accuracy t (the reference cost if none). C is a step function, so the gain is piecewise
     linear in a and its expectation under a ~ N(mu, sd) has a closed form per step."""
+    front = [(a + epsilon, c) for a, c in front]
     ref_acc, ref_cost = reference
     levels = sorted({float(a) for a, _ in front if a > ref_acc})
     bounds = [ref_acc, *levels, math.inf]

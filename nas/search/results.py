@@ -55,7 +55,8 @@ def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict
                                "epochs": attrs.get("epochs"), "error": error,
                                "reference": attrs.get("reference", ""), "node": attrs.get("node", ""),
                                "device": attrs.get("device", ""), "duplicate_of": attrs.get("duplicate_of"),
-                               "latency_ms": attrs.get("latency_ms")}
+                               "latency_ms": attrs.get("latency_ms"),
+                               "train_s": attrs.get("train_s")}  # what the time model refits on
         if status is Status.COMPLETED and t.values is not None:
             row.update({o.name: v for o, v in zip(objectives, t.values)})
         row.update({f"{ml.CHOICE_PREFIX}{k}": v for k, v in t.params.items()})

@@ -16,6 +16,8 @@ from typing import Any, Callable
 import optuna
 from ray.tune.search import Searcher
 
+from nas.blocks import Cost
+from nas.campaign.time_model import Schedule, TimeModel, Work
 from nas.counting import count
 from nas.errors import NasError, SpecError
 from nas.pareto import Objective
@@ -140,7 +142,8 @@ class OptunaSearcher(Searcher):
     def __init__(self, study: optuna.Study, space: SearchSpace, objectives: list[Objective], *,
                  to_spec: Callable[[dict[str, Any]], NetSpec], limits: Limits, max_epochs: int,
                  trials: int, on_infeasible: Callable[[Sampled], None], observe_free: bool = False,
-                 latency: Callable[[NetSpec], float] | None = None):
+                 latency: Callable[[NetSpec], float] | None = None,
+                 time_model: TimeModel | None = None, schedule: Schedule | None = None):
         super().__init__(metric="val_acc", mode="max")
         self.study, self.space, self.objectives = study, space, objectives
         self.to_spec, self.limits, self.max_epochs = to_spec, limits, max_epochs
@@ -154,8 +157,15 @@ class OptunaSearcher(Searcher):
         self.trained: dict[tuple, int] = {
             architecture_key(t.params): t.number for t in study.get_trials(deepcopy=False)
             if STATUS_ATTR in t.user_attrs and trial_status(t).trained}
+        # a trial's seconds: the time model (its prior: measured on this machine, else its
+        # reference shape), refitted on this search's trained trials as they finish
+        self.prior_time = time_model or TimeModel()
+        self.schedule = schedule or Schedule(1, 0, 128)  # unknown: only the ratios matter then
+        self.time_model = self.prior_time
+        self.point_costs: dict[tuple, Cost | None] = {}  # architecture_key -> its cost (None: invalid)
         if isinstance(study.sampler, KnownCostSampler):
-            study.sampler.bind_cost(self._known_cost(), fidelity=self._fidelity)
+            self._refit_time()
+            study.sampler.bind_cost(self._known_cost(), fidelity=self._fidelity, seconds=self._seconds)
 
     def _known_cost(self) -> Callable[[dict[str, Any]], float | None]:
         """The cost objective of a point, from its spec; None if it is invalid or over a limit."""
@@ -172,6 +182,7 @@ class OptunaSearcher(Searcher):
                 counted = count(spec)
             except SpecError:
                 return None
+            self.point_costs[architecture_key(params)] = counted.cost
             if max(self.limits.violations(counted.macs, counted.params)) > 0:
                 return None
             latency = self._latency_of(spec)
@@ -180,6 +191,31 @@ class OptunaSearcher(Searcher):
             return float({"macs": counted.macs, "params": counted.params, "latency_ms": latency}[names[1]])
 
         return cost
+
+    def _point_cost(self, params: dict[str, Any]) -> Cost | None:
+        key = architecture_key(params)
+        if key not in self.point_costs:
+            try:
+                self.point_costs[key] = count(self.to_spec(params)).cost
+            except SpecError:
+                self.point_costs[key] = None
+        return self.point_costs[key]
+
+    def _seconds(self, params: dict[str, Any]) -> float:
+        """Predicted seconds of a trial of `params` to the full budget."""
+        cost = self._point_cost(params)
+        seconds = self.time_model.seconds(Work(cost, self.schedule, self.max_epochs)) if cost else 0.0
+        return max(seconds, 1e-9)
+
+    def _refit_time(self) -> None:
+        """The time model refitted on every trained trial's `train_s` and epochs."""
+        observed = []
+        for t in self.study.get_trials(deepcopy=False):
+            seconds, epochs = t.user_attrs.get("train_s"), t.user_attrs.get("epochs")
+            cost = self._point_cost(t.params) if seconds and epochs else None
+            if cost is not None:
+                observed.append((Work(cost, self.schedule, epochs), float(seconds)))
+        self.time_model = self.prior_time.refit(observed)
 
     def _latency_of(self, spec: NetSpec) -> float | None:
         return self.latency(spec) if self.latency is not None else None
@@ -305,6 +341,8 @@ class OptunaSearcher(Searcher):
             self.trained.pop(architecture_key(trial.params), None)
         if result:
             trial.set_user_attr("epochs", int(result.get("epoch", 0)))
+            if status.trained and result.get("train_s"):
+                trial.set_user_attr("train_s", float(result["train_s"]))
             for key in ("node", "device"):
                 if result.get(key):
                     trial.set_user_attr(key, result[key])
@@ -313,6 +351,8 @@ class OptunaSearcher(Searcher):
         if status.trained:  # a pruned trial's values at its last rung reach the sampler too
             trial.set_user_attr("val_acc", result.get("val_acc"))
             self.study.tell(trial, [float(result[o.name]) for o in self.objectives])
+            if isinstance(self.study.sampler, KnownCostSampler) and result.get("train_s"):
+                self._refit_time()
         else:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 

@@ -14,6 +14,7 @@ from nas.campaign.budget import Budget
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.settings import CampaignSettings
 from nas.campaign.state import State
+from nas.campaign.time_model import Schedule, TimeModel
 from nas.config import RunConfig
 from nas.pareto import Objective
 from nas.search.plan import SearchPlan
@@ -49,6 +50,12 @@ class RunningSearch:
     recorder: SearchRecorder
     started: float
     latency: Any = None  # nas.latency.LatencyCache when latency is an objective or a limit
+    time_model: TimeModel | None = None  # calibrated on this machine by the estimate (CPU)
+
+    @property
+    def schedule(self) -> Schedule:
+        """The images a trial trains and validates per epoch, and its batch."""
+        return Schedule(len(self.data.train), len(self.data.val), self.cfg.train.batch_size)
 
     @property
     def plan(self) -> SearchPlan:

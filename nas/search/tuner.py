@@ -91,7 +91,8 @@ def _fit(s: RunningSearch, run_name: str, remaining: int, workers: Any, setup: T
     searcher = OptunaSearcher(s.study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
                               max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free,
                               observe_free=s.plan.sampler in OBSERVE_FREE,
-                              latency=(lambda spec: s.latency.get(spec).median_ms) if s.latency else None)
+                              latency=(lambda spec: s.latency.get(spec).median_ms) if s.latency else None,
+                              time_model=s.time_model, schedule=s.schedule)
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
                                     workers.resources())
     tuner = tune.Tuner(
