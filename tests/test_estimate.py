@@ -45,7 +45,9 @@ def test_the_ablation_estimate_is_the_one_estimate_over_its_cells_and_seeds(monk
     from nas.ablate.experiment import load_experiment
     from nas.ablate.grid import build_grid, load_key, resolve_data
 
-    smoke, words = get_budget("ablation", "smoke"), ["data.name=synthetic"]
+    from nas.words import RunOverrides, parse_words
+
+    smoke, words = get_budget("ablation", "smoke"), RunOverrides(parse_words(["data.name=synthetic"]))
     exp = load_experiment("shufflenet_groups")
     data = resolve_data(exp, smoke, words)
     todo = build_grid(exp, smoke, words, exp.seeds[:2], data)

@@ -21,10 +21,10 @@ REFERENCE_MACS = [3271776, 11126976]  # ShuffleNet 0.25x and 0.5x g=3 at 32 px
 
 def _search(seed: int = 0, resume: bool = False, trials: int = 50):
     space = load_space("shufflenet")
-    settings = types.SimpleNamespace(resume=resume, sampler="ehvi", seed=seed, trials=trials,
-                                     references=True, cpus_per_trial=1.0)
+    plan = types.SimpleNamespace(sampler="ehvi", seed=seed, trials=trials, references=True)
+    settings = types.SimpleNamespace(resume=resume, cpus_per_point=1.0, plan=plan)
     return types.SimpleNamespace(
-        settings=settings, space=space, objectives=parse_objectives("val_acc,macs"),
+        settings=settings, plan=plan, space=space, objectives=parse_objectives("val_acc,macs"),
         to_spec=lambda p: space.to_spec(p, resolution=32, num_classes=10), limits=Limits(max_macs=25e6),
         budget=get_budget("search", "cpu"), scheduler="none", schedule=Schedule(15000, 2000, 128),
         cfg=types.SimpleNamespace(train=types.SimpleNamespace(batch_size=128)), study=None, closed={})

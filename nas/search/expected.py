@@ -58,7 +58,7 @@ def _startup(s: RunningSearch, concurrency: int) -> list[tuple[NetSpec, Cost]]:
     directions = ["maximize" if o.direction == "max" else "minimize" for o in s.objectives]
     study = optuna.create_study(directions=directions,
                                 sampler=SAMPLERS[s.plan.sampler](s.plan.seed, s.plan.trials))
-    if s.settings.references:  # queued first, as the search queues them
+    if s.plan.references:  # queued first, as the search queues them
         for ref_name, point in s.space.references[:s.plan.trials]:
             study.enqueue_trial(point, user_attrs={"reference": ref_name})
     asks = _random_asks(s, concurrency)
