@@ -31,10 +31,18 @@ def test_estimate_scales_with_macs_images_and_workers():
     assert estimate.estimate_s(bigger, model, 1, "ablation") - overhead == pytest.approx(2 * (one - overhead))
 
 
-def test_measured_rate_is_per_image_per_multiply_add():
+def test_calibration_times_the_nets_in_their_chosen_format(monkeypatch, tmp_path):
+    from nas.config import TrainConfig
+    from nas.device import Precision
+
+    monkeypatch.setenv("NAS_CACHE", str(tmp_path))
     spec = nas.load_preset("dsc_cnn")
-    rate = estimate.measure_rate(spec, 16, threads=1, parallel=2)
-    seconds_per_image = rate * nas.count(spec).macs
+    chosen = []
+    real_steps = estimate._steps
+    monkeypatch.setattr(estimate, "_steps", lambda s, b, d, p, out: chosen.append(p) or real_steps(s, b, d, p, out))
+    model = estimate.calibrate([spec, spec], TrainConfig(batch_size=16, amp="off", channels_last="on"), threads=1)
+    assert chosen == [Precision(None, True)] * 2  # the forced format, not fp32 contiguous
+    seconds_per_image = model.seconds(Work(nas.count(spec).cost, Schedule(1, 0, 16), 1.0))
     assert 1e-6 < seconds_per_image < 1.0
 
 

@@ -53,7 +53,7 @@ def _estimate_line(a: RunningAblation, todo: list[CellRun], workers: Any, thread
         return ""
     costed = [(p.spec, count(p.spec).cost) for p in todo]
     side = estimate.side_by_side(workers.concurrency, threads)
-    model = estimate.calibrate(estimate.spread(costed, side), todo[0].cfg.train.batch_size, threads=threads)
+    model = estimate.calibrate(estimate.spread(costed, side), todo[0].cfg.train, threads=threads)
     work = []
     for p, (_, cost) in zip(todo, costed):
         bundle = a.data.bundles[load_key(p.cfg)]

@@ -17,48 +17,56 @@ from nas.campaign.time_model import Schedule, TimeModel, Work
 # start and stop, a report per epoch, its MLflow child run).
 POINT_OVERHEAD_S = {"ablation": 3.0, "search": 8.0}
 MEASURED_STEPS = 4
+PLANNED_STEPS = 10**6  # the measured points are ones a campaign will train: worth their format probe
 
 
-def _steps(spec: Any, batch_size: int, device: Any, out: list[float]) -> None:
-    """A few SGD steps of `spec` (the first one not timed); appends the seconds per step."""
+def _steps(spec: Any, batch_size: int, device: Any, precision: Any, out: list[float]) -> None:
+    """A few SGD steps of `spec` in `precision` (the first one not timed); appends the seconds
+    per step."""
     import torch
 
     from nas.builder import build_model
     from nas.device import synchronize
 
-    model = build_model(spec).to(device)
+    fmt = torch.channels_last if precision.channels_last else torch.contiguous_format
+    model = build_model(spec).to(device, memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     res, ch = spec.input.resolution, spec.input.channels
-    x = torch.randn(batch_size, ch, res, res, device=device)
+    x = torch.randn(batch_size, ch, res, res, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, spec.num_classes, (batch_size,), device=device)
     for step in range(MEASURED_STEPS + 1):
         if step == 1:
             synchronize(device)
             start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        with precision.autocast(device):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
         opt.step()
     synchronize(device)
     out.append((time.perf_counter() - start) / MEASURED_STEPS)
 
 
-def _step_seconds(specs: Sequence[Any], batch_size: int, *, threads: int, device: str) -> list[float]:
-    """Seconds per SGD step of each of `specs`, all training at once (a thread each, as the
-    points a campaign runs side by side contend for this machine's cores and memory), each with
-    `threads` CPU threads."""
+def _step_seconds(specs: Sequence[Any], train: Any, *, threads: int, device: str) -> list[float]:
+    """Seconds per SGD step of each of `specs` at `train`'s batch size, in the format its runs
+    will train in (`nas.formats.choose`: on a CPU the per-net probe, whose pick the points then
+    find in the cache), all training at once (a thread each, as the points a campaign runs side
+    by side contend for this machine's cores and memory), each with `threads` CPU threads."""
     import threading
 
     import torch
 
     from nas.device import select_device
+    from nas.formats import choose
 
     dev = select_device(device)
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     seconds: list[list[float]] = [[] for _ in specs]
     try:
-        workers = [threading.Thread(target=_steps, args=(spec, batch_size, dev, out))
-                   for spec, out in zip(specs, seconds)]
+        formats = [choose(spec, dev, train, planned_steps=PLANNED_STEPS).precision for spec in specs]
+        workers = [threading.Thread(target=_steps, args=(spec, train.batch_size, dev, fmt, out))
+                   for spec, fmt, out in zip(specs, formats, seconds)]
         for w in workers:
             w.start()
         for w in workers:
@@ -68,24 +76,15 @@ def _step_seconds(specs: Sequence[Any], batch_size: int, *, threads: int, device
     return [out[0] for out in seconds]
 
 
-def measure_rate(spec: Any, batch_size: int, *, threads: int, device: str = "cpu",
-                 parallel: int = 1) -> float:
-    """Seconds per trained image per multiply-add of `spec` on `device`, with `parallel` copies
-    training at once, each with `threads` CPU threads."""
+def calibrate(specs: Sequence[Any], train: Any, *, threads: int, device: str = "cpu") -> TimeModel:
+    """The time model on this machine: `specs` (as many as train side by side) measured at once
+    with `train` (a TrainConfig: batch size, forced format), the reference shape scaled to their
+    measured seconds."""
     from nas.counting import count
 
-    seconds = _step_seconds([spec] * max(1, parallel), batch_size, threads=threads, device=device)
-    return sum(seconds) / len(seconds) / (batch_size * max(count(spec).macs, 1))
-
-
-def calibrate(specs: Sequence[Any], batch_size: int, *, threads: int, device: str = "cpu") -> TimeModel:
-    """The time model on this machine: `specs` (as many as train side by side) measured at once,
-    the reference shape scaled to their measured seconds."""
-    from nas.counting import count
-
-    seconds = _step_seconds(specs, batch_size, threads=threads, device=device)
-    return TimeModel.calibrated([(count(spec).cost, s / batch_size) for spec, s in zip(specs, seconds)],
-                                batch_size)
+    batch = train.batch_size
+    seconds = _step_seconds(specs, train, threads=threads, device=device)
+    return TimeModel.calibrated([(count(spec).cost, s / batch) for spec, s in zip(specs, seconds)], batch)
 
 
 def side_by_side(concurrency: int, threads: int) -> int:

@@ -219,7 +219,7 @@ def _estimate_line(s: RunningSearch, remaining: int, workers: Any) -> TimeModel 
     threads = max(1, int(s.settings.cpus_per_point))
     side = estimate.side_by_side(workers.concurrency, threads)
     model = estimate.calibrate(estimate.spread(planned or list(expected.pool), side),
-                               s.cfg.train.batch_size, threads=threads)
+                               s.cfg.train, threads=threads)
     epochs = estimate.mean_epochs(s.budget, early_stopping=s.scheduler != "none")
     work = lambda points: [Work(cost, s.schedule, epochs) for _, cost in points]  # noqa: E731
     rest = remaining - len(planned) if expected.pool else 0
