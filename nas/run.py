@@ -72,11 +72,9 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
     from nas.counting import count
     from nas.device import select_device
     from nas.spec import spec_to_dict, spec_to_yaml
-    from nas.train import check_config
 
     started = time.perf_counter()
     resolve_spec(cfg)  # refuse a bad spec and bad settings before torch, devices, data or files
-    check_config(cfg.train)
     preflight(cfg.mlflow.tracking_uri, {"output_dir": cfg.output_dir}, tracking=cfg.mlflow.enabled)
     device = select_device(cfg.device)
     data = load_data(cfg.data, device)

@@ -15,10 +15,11 @@ from torch import nn
 
 import nas
 from nas.cli import main
-from nas.config import TrainConfig, load_run_config
+from nas.config import OPTIMIZER_NAMES, SCHEDULE_NAMES, TrainConfig, load_run_config
 from nas.data import DataConfig, load_data
 from nas.device import precision_for
 from nas.errors import NasError
+from nas.optim import OPTIMIZERS, SCHEDULES
 from nas.train import Diverged, train
 
 SYNTH = ["data.name=synthetic", "data.val_size=64", "data.synthetic_train=384",
@@ -180,6 +181,15 @@ def test_override_errors(workdir, capsys, argv, message):
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_train_settings_are_checked_once_where_the_config_is_built():
+    """A TrainConfig is valid by construction: load_run_config refuses, nothing checks again."""
+    with pytest.raises(NasError, match=r"^train.lr=-1 must be > 0$"):
+        load_run_config(["train.lr=-1"])
+    with pytest.raises(NasError, match="train.schedule='cos' must be one of onecycle, cosine"):
+        TrainConfig(schedule="cos")
+    assert set(OPTIMIZERS) == set(OPTIMIZER_NAMES) and set(SCHEDULES) == set(SCHEDULE_NAMES)
 
 
 def test_config_file_and_precedence(tmp_path):

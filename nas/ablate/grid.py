@@ -117,7 +117,6 @@ def build_grid(exp: Experiment, budget: Budget, overrides: list[str], seeds: tup
     (recorded INFEASIBLE before any training)."""
     from nas.config import resolve_spec
     from nas.counting import count
-    from nas.train import check_config
 
     units = []
     for cell in exp.cells():
@@ -126,7 +125,6 @@ def build_grid(exp: Experiment, budget: Budget, overrides: list[str], seeds: tup
             key = load_key(cfgs[0])
             if key not in data.bundles:
                 data.bundles[key] = load_data(key, "cpu")
-            check_config(cfgs[0].train)
             spec = resolve_spec(cfgs[0], sized(data.bundles[key], cfgs[0]))
             counted = count(spec)
         except UnknownNameError as err:  # a typo, not a level that does not fit: refuse the file

@@ -48,7 +48,6 @@ from nas.space import RandomChooser, load_space
 from nas.status import Status
 from nas.table import millions
 from nas.tracking import preflight
-from nas.train import check_config
 
 __all__ = ["SearchSettings", "SearchOutcome", "search"]
 
@@ -167,7 +166,6 @@ def _setup(settings: SearchSettings, started: float) -> RunningSearch:
     budget = get_budget("search", settings.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
     cfg = load_run_config(settings.overrides, base=budget.run_layer())
     space.refuse_words(settings.overrides)
-    check_config(cfg.train)
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
     budget = budget.with_epochs(cfg.train.epochs)
     acquire(folder, "search")
