@@ -2,7 +2,7 @@
 
 `nas run` executes one Job in its own process; a search trial executes one in a Ray Tune
 worker; an ablation cell x seed executes one in a Ray task. The job carries everything by value
-(the spec as a dict, the run config), the data arrives as a `DataBundle` (through Ray's object
+(the spec, the run config), the data arrives as a `DataBundle` (through Ray's object
 store on a cluster), and every failure comes back the same way: a `JobResult` with
 `Status.FAILED` and a one-line `error` (a NaN loss included), never an exception, so one bad
 point never stops a campaign. Only the caller records anything (MLflow is the driver's).
@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from nas import faults
 from nas.config import RunConfig
+from nas.spec import NetSpec
 from nas.status import Status
 
 Report = Callable[[dict[str, Any]], None]
@@ -29,7 +30,7 @@ Report = Callable[[dict[str, Any]], None]
 class Job:
     """One point to train: picklable, small, and independent of the driver's disk."""
 
-    spec: dict[str, Any]  # the NetSpec as a dict (nas.spec.spec_to_dict)
+    spec: NetSpec  # checked once where it was built; pickles by value (frozen)
     cfg: RunConfig
     device: str | None = None  # None: cfg.device; a worker passes the device Ray assigned it
     threads: int | None = None  # CPU threads (None: cfg.train.threads)
@@ -118,7 +119,6 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
     from nas.builder import build_model
     from nas.data import resize_bundle, to_device
     from nas.device import configure_threads, precision_for, select_device
-    from nas.spec import spec_from_dict
     from nas.train import evaluate, train
 
     cfg = job.cfg
@@ -132,11 +132,10 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
     bundle = to_device(data, device)
     if cfg.data.resize:
         bundle = resize_bundle(bundle, cfg.data.resize)
-    spec = spec_from_dict(job.spec)
     precision = precision_for(device, cfg.train.amp, cfg.train.channels_last)
     result.precision = precision.describe()
     torch.manual_seed(cfg.train.seed)
-    model = build_model(spec).to(device)
+    model = build_model(job.spec).to(device)
     fixed: dict[str, Any] = {"node": result.node, "device": result.device, "precision": result.precision}
 
     def on_epoch(metrics: dict[str, Any]) -> None:

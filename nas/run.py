@@ -71,7 +71,7 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
     `tags` and `parent_run_id` place the run under a search (its retraining of a front member)."""
     from nas.counting import count
     from nas.device import select_device
-    from nas.spec import spec_to_dict, spec_to_yaml
+    from nas.spec import spec_to_yaml
 
     started = time.perf_counter()
     resolve_spec(cfg)  # refuse a bad spec and bad settings before torch, devices, data or files
@@ -93,7 +93,7 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
     try:
         if previous_run_id is None:
             _describe_run(tracker, cfg, data, spec=spec, counted=counted, device=str(device), tags=tags)
-        job = Job(spec_to_dict(spec), cfg, device=str(device))
+        job = Job(spec, cfg, device=str(device))
         report = lambda m: tracker.log_metrics({k: m[k] for k in ml.EPOCH_METRICS}, step=m["epoch"])
         # a callable: training starts while MLflow opens the run, the id is read at each checkpoint
         files = RunFiles(ckpt, cfg.resume, lambda: {"mlflow_run_id": tracker.run_id})

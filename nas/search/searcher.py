@@ -10,7 +10,7 @@ the compute spent; (4) several objectives with per-trial bookkeeping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import optuna
@@ -23,7 +23,7 @@ from nas.search.known_cost import KnownCostSampler
 from nas.search.optuna_choices import OptunaChooser
 from nas.search.trial import COSTS_KEY, SPEC_KEY, TRIAL_KEY
 from nas.space import RandomChooser, SearchSpace, option_key
-from nas.spec import NetSpec, spec_to_dict
+from nas.spec import NetSpec
 from nas.status import Status
 
 MAX_CONSECUTIVE_INFEASIBLE = 500
@@ -105,8 +105,10 @@ class Limits:
         return out or [0.0]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sampled:
+    """One sampled point: its choices and, when it builds, its checked spec and costs."""
+
     number: int
     params: dict[str, Any]
     spec: NetSpec | None
@@ -227,7 +229,7 @@ class OptunaSearcher(Searcher):
                 self._queue_random_point(attempt)
             trial, sampled = self._sample()
             if sampled.error is None and max(sampled.violations) <= 0:
-                sampled.duplicate_of = self.trained.get(architecture_key(sampled.params))
+                sampled = replace(sampled, duplicate_of=self.trained.get(architecture_key(sampled.params)))
                 if sampled.duplicate_of is None:
                     break
             self.infeasible += 1
@@ -248,7 +250,7 @@ class OptunaSearcher(Searcher):
         costs = {"macs": sampled.macs, "params": sampled.n_params}
         if sampled.latency_ms is not None:
             costs["latency_ms"] = sampled.latency_ms
-        return {**sampled.params, TRIAL_KEY: trial.number, SPEC_KEY: spec_to_dict(sampled.spec),
+        return {**sampled.params, TRIAL_KEY: trial.number, SPEC_KEY: sampled.spec,
                 COSTS_KEY: costs}
 
     def _queue_random_point(self, attempt: int) -> None:

@@ -16,7 +16,7 @@ from nas.config import RunConfig
 from nas.job import Job, execute
 
 TRIAL_KEY = "_nas_trial"  # the Optuna trial number, carried in each Ray trial's config
-SPEC_KEY = "_nas_spec"  # the trial's spec as a dict, carried in its config (by value)
+SPEC_KEY = "_nas_spec"  # the trial's NetSpec (frozen, checked when sampled), carried in its config
 COSTS_KEY = "_nas_costs"  # {"macs": .., "params": .., "latency_ms": ..}: known before training
 
 
