@@ -96,6 +96,12 @@ class RunFiles:
     extra: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)  # a callable: read at each checkpoint
 
 
+def run_folder(cfg: RunConfig, spec: NetSpec) -> Path:
+    """`OUTPUT_DIR/<spec name>-<config hash>`: where a job run in this process (`nas run`, a
+    retrained front member) keeps its spec.yaml and its checkpoint."""
+    return Path(cfg.output_dir) / f"{spec.name}-{cfg.run_key()}"
+
+
 def execute(job: Job, data: Any, report: Report | None = None, *, files: RunFiles | None = None,
             progress: bool = False) -> Outcome:
     """Train `job` on `data` (a DataBundle, on any device) and test it once; `report(metrics)`

@@ -40,7 +40,7 @@ LATENCY_THREADS = "nas.latency_threads"
 PAPER = "nas.paper"
 SPEC = "nas.spec"
 SELECTION_METRIC = "nas.selection_metric"
-TEST_SET = "nas.test_set"
+TEST_SET = "nas.test_set"  # how the test split was used: TEST_SET_ONCE
 # the environment a run came from (every run)
 NAS_VERSION = "nas.version"
 GIT_COMMIT = "nas.git_commit"
@@ -55,6 +55,7 @@ PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_RUNNING, RUN_FINISHED, RUN_FAILED, RUN_KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
 
 PARETO_TRUE = "true"
+TEST_SET_ONCE = "reported once at the end, never used for selection"
 
 KIND_RUN = "run"
 KIND_SEARCH = "search"

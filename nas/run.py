@@ -17,12 +17,10 @@ from nas import mlflow_layout as ml
 from nas.config import RunConfig, resolve_spec, run_params
 from nas.data import load_data
 from nas.errors import NasError
-from nas.job import Job, JobResult, RunFiles, execute
+from nas.job import Job, JobResult, RunFiles, execute, run_folder
 from nas.status import Status
 from nas.table import format_table
 from nas.tracking import NullTracker, Tracker, environment_tags, preflight
-
-TEST_SET_NOTE = "reported once at the end, never used for selection"
 
 
 @dataclass
@@ -59,7 +57,7 @@ def _describe_run(tracker: Tracker | NullTracker, cfg: RunConfig, data: Any, *, 
 
     tracker.log_params(run_params(cfg, data))
     tracker.set_tags({**environment_tags(), ml.DEVICE: device, ml.KIND: ml.KIND_RUN,
-                      ml.SELECTION_METRIC: ml.VAL_ACC, ml.TEST_SET: TEST_SET_NOTE, ml.SPEC: spec.name,
+                      ml.SELECTION_METRIC: ml.VAL_ACC, ml.TEST_SET: ml.TEST_SET_ONCE, ml.SPEC: spec.name,
                       **(tags or {})})
     tracker.log_text(spec_to_yaml(spec), "spec.yaml")
     tracker.log_metrics({ml.PARAMS: counted.params, ml.MACS: counted.macs})
@@ -80,7 +78,7 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
     data = load_data(cfg.data, device)
     spec = resolve_spec(cfg, data)
     counted = count(spec)
-    run_dir = Path(cfg.output_dir) / f"{spec.name}-{cfg.run_key()}"
+    run_dir = run_folder(cfg, spec)
     ckpt = run_dir / "checkpoint.pt"
     previous_run_id = None
     if cfg.resume and ckpt.exists():

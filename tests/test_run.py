@@ -66,6 +66,28 @@ def test_run_logs_everything_to_a_sqlite_mlflow_store(workdir, capsys):
     assert "shufflenet" in spec_text and "groups: 3" in spec_text
 
 
+def test_a_front_member_is_retrained_as_a_job_under_its_search(workdir):
+    """`--retrain-top`'s step: a Job executed in process (not the `nas run` command), its
+    folder as `nas run`'s, its child run under the search's parent."""
+    from nas import mlflow_layout as ml
+    from nas.campaign.recorder import CampaignRecorder
+    from nas.job import run_folder
+    from nas.search.retrain import retrain
+
+    cfg = load_run_config([*MODEL, *SYNTH, "train.epochs=1"])
+    campaign = CampaignRecorder(cfg.mlflow, "s")
+    tags = {ml.KIND: ml.KIND_RETRAIN, ml.TRIAL: "4", ml.RETRAIN_OF: "r0"}
+    spec, done = retrain(cfg, load_data(cfg.data), campaign, "s-retrain-t004", tags)
+    assert done.result.test_acc is not None and done.model is not None
+    assert (run_folder(cfg, spec) / "spec.yaml").is_file() and (run_folder(cfg, spec) / "checkpoint.pt").is_file()
+    campaign.parent.end()
+    _, runs = mlflow_runs(workdir)
+    [child] = [r for r in runs if r.data.tags.get(ml.KIND) == ml.KIND_RETRAIN]
+    assert child.data.tags[ml.PARENT_RUN_ID] == campaign.parent.run_id and child.info.status == "FINISHED"
+    assert child.data.tags[ml.STATUS] == "COMPLETED" and "test_acc" in child.data.metrics
+    assert child.data.params["preset"] == "shufflenet_v1_g3"
+
+
 def _tiny_setup(epochs: int = 3):
     data_cfg = DataConfig(name="synthetic", val_size=64, synthetic_train=384, synthetic_test=64)
     data = load_data(data_cfg)

@@ -306,7 +306,7 @@ def _search(s: RunningSearch) -> SearchOutcome:
     if s.settings.retrain_top:
         from nas.search.retrain import retrain_front
 
-        outcome.retrained = retrain_front(outcome, s.settings, s.campaign, s.cfg.mlflow.experiment)
+        outcome.retrained = retrain_front(outcome, s.settings, s.campaign)
     s.campaign.parent.end(Status.COMPLETED.mlflow_terminal)
     return outcome
 
