@@ -181,9 +181,6 @@ def load_run_config(assignments: list[str] | None = None, config_file: str | Non
 
 # ----------------------------------------------------------------------------- config -> spec
 
-SIZE_KEYS = ("width", "resolution", "num_classes", "in_channels")
-
-
 def run_params(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
     """The config as MLflow params (what changes the result), with the data sizes."""
     params = to_dict(cfg)

@@ -70,10 +70,6 @@ class Latency:
                 f" the median {self.ci_low_ms:.3f}-{self.ci_high_ms:.3f} ms ({self.runs} runs,"
                 f" stopped on {self.stopped}; {self.runtime}, {self.threads} thread(s), batch {self.batch})")
 
-    def within_spread(self, median_ms: float) -> bool:
-        """Whether another measurement's median lands in this one's interquartile range."""
-        return self.q1_ms <= median_ms <= self.q3_ms
-
 
 Timed = Callable[[], None]  # one call of the prepared network
 Prepare = Callable[[Any, Any, LatencySettings, Path], Timed]  # (spec, model, settings, scratch)
