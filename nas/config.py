@@ -208,7 +208,7 @@ def spec_overrides(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
 
 def resolve_spec(cfg: RunConfig, data: Any = None) -> Any:
     """The preset or spec file of `cfg` with its overrides (a checked NetSpec)."""
-    import nas
+    import nas  # lazy: presets bring torch (~3 s); a config loads and errs without it
 
     if (cfg.preset is None) == (cfg.spec is None):
         raise NasError("give exactly one of preset=NAME or spec=PATH (see `nas presets`)")

@@ -18,10 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from nas import faults
+from nas.builder import build_model
 from nas.config import RunConfig
+from nas.data import resize_bundle, to_device
+from nas.device import configure_threads, precision_for, select_device
+from nas.errors import NasError
 from nas.spec import NetSpec
 from nas.status import Status
+from nas.train import evaluate, train
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -69,8 +76,6 @@ class Outcome:
 def one_line(err: BaseException) -> str:
     """A user error (NasError: a NaN loss, a bad setting) is its message; anything else is
     prefixed with its type, as a traceback's last line."""
-    from nas.errors import NasError
-
     text = str(err) if isinstance(err, NasError) else f"{type(err).__name__}: {err}"
     return " ".join(text.split())[:2000]
 
@@ -120,13 +125,6 @@ def execute(job: Job, data: Any, report: Report | None = None, *, files: RunFile
 
 def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progress: bool,
            result: JobResult, started: float) -> Outcome:
-    import torch
-
-    from nas.builder import build_model
-    from nas.data import resize_bundle, to_device
-    from nas.device import configure_threads, precision_for, select_device
-    from nas.train import evaluate, train
-
     cfg = job.cfg
     device = select_device(job.device or cfg.device)
     result.device = str(device)

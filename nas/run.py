@@ -15,9 +15,12 @@ from typing import Any
 from nas import checkpoint
 from nas import mlflow_layout as ml
 from nas.config import RunConfig, resolve_spec, run_params
+from nas.counting import count
 from nas.data import load_data
+from nas.device import select_device
 from nas.errors import NasError
 from nas.job import Job, JobResult, RunFiles, execute, run_folder
+from nas.spec import spec_to_yaml
 from nas.status import Status
 from nas.table import format_table
 from nas.tracking import NullTracker, Tracker, environment_tags, preflight
@@ -53,8 +56,6 @@ def _tracker(cfg: RunConfig, spec: Any, previous_run_id: str | None, parent_run_
 
 def _describe_run(tracker: Tracker | NullTracker, cfg: RunConfig, data: Any, *, spec: Any,
                   counted: Any, device: str, tags: dict[str, str] | None) -> None:
-    from nas.spec import spec_to_yaml
-
     tracker.log_params(run_params(cfg, data))
     tracker.set_tags({**environment_tags(), ml.DEVICE: device, ml.KIND: ml.KIND_RUN,
                       ml.SELECTION_METRIC: ml.VAL_ACC, ml.TEST_SET: ml.TEST_SET_ONCE, ml.SPEC: spec.name,
@@ -67,10 +68,6 @@ def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
         parent_run_id: str | None = None) -> RunOutcome:
     """Train one network as configured; MLflow records it FINISHED or FAILED with the error.
     `tags` and `parent_run_id` place the run under a search (its retraining of a front member)."""
-    from nas.counting import count
-    from nas.device import select_device
-    from nas.spec import spec_to_yaml
-
     started = time.perf_counter()
     resolve_spec(cfg)  # refuse a bad spec and bad settings before torch, devices, data or files
     preflight(cfg.mlflow.tracking_uri, {"output_dir": cfg.output_dir}, tracking=cfg.mlflow.enabled)

@@ -15,10 +15,11 @@ from typing import Any
 
 from nas.ablate.experiment import Cell, Experiment
 from nas.campaign.budget import Budget
-from nas.config import RunConfig, load_run_config, merge, nest
-from nas.words import word_keys
+from nas.config import RunConfig, load_run_config, merge, nest, resolve_spec
+from nas.counting import count
 from nas.data import DataBundle, DataConfig, DataError, load_data
 from nas.errors import NasError, SpecError, UnknownNameError
+from nas.words import word_keys
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,6 @@ def build_grid(exp: Experiment, budget: Budget, overrides: list[str], seeds: tup
                data: ResolvedData) -> list[CellRun]:
     """Every cell x seed with its config, spec and counts; a bad cell gets its one-line error
     (recorded INFEASIBLE before any training)."""
-    from nas.config import resolve_spec
-    from nas.counting import count
-
     units = []
     for cell in exp.cells():
         try:
