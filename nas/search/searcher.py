@@ -120,6 +120,12 @@ class Sampled:
     latency_ms: float | None = None  # measured before training when a search needs it
 
     @property
+    def costs(self) -> dict[str, Any]:
+        """What is known before training: MACs, params and, where measured, the latency."""
+        costs = {"macs": self.macs, "params": self.n_params}
+        return costs if self.latency_ms is None else {**costs, "latency_ms": self.latency_ms}
+
+    @property
     def status(self) -> Status:
         """Why it was not trained: INFEASIBLE (invalid or over a limit) or DUPLICATE."""
         return Status.INFEASIBLE if self.duplicate_of is None else Status.DUPLICATE
@@ -239,19 +245,13 @@ class OptunaSearcher(Searcher):
                             " the max_macs/max_params limits or already trained; relax the limits"
                             " or widen the space")
         self.trained[architecture_key(sampled.params)] = trial.number
-        trial.set_user_attr("macs", sampled.macs)
-        trial.set_user_attr("params", sampled.n_params)
-        if sampled.latency_ms is not None:
-            trial.set_user_attr("latency_ms", sampled.latency_ms)
+        for key, value in sampled.costs.items():
+            trial.set_user_attr(key, value)
         if self.observe_free:
             set_constraints(trial, sampled.violations)
         self.live[trial_id] = trial
         self.remaining -= 1
-        costs = {"macs": sampled.macs, "params": sampled.n_params}
-        if sampled.latency_ms is not None:
-            costs["latency_ms"] = sampled.latency_ms
-        return {**sampled.params, TRIAL_KEY: trial.number, SPEC_KEY: sampled.spec,
-                COSTS_KEY: costs}
+        return {**sampled.params, TRIAL_KEY: trial.number, SPEC_KEY: sampled.spec, COSTS_KEY: sampled.costs}
 
     def _queue_random_point(self, attempt: int) -> None:
         """The next ask gets a uniform random point (Optuna's stored form of its values)."""
@@ -270,11 +270,8 @@ class OptunaSearcher(Searcher):
         if sampled.error is not None:
             trial.set_user_attr("error", sampled.error)
         else:
-            trial.set_user_attr("macs", sampled.macs)
-            trial.set_user_attr("params", sampled.n_params)
-            trial.set_user_attr("constraint", sampled.violations)
-            if sampled.latency_ms is not None:
-                trial.set_user_attr("latency_ms", sampled.latency_ms)
+            for key, value in {**sampled.costs, "constraint": sampled.violations}.items():
+                trial.set_user_attr(key, value)
         values = self._observation(trial, sampled) if self.observe_free else None
         if values is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
