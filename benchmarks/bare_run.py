@@ -13,7 +13,6 @@ import time
 
 T0 = time.perf_counter()
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -23,6 +22,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from nas.builder import build_model  # noqa: E402
 from nas.presets import load_preset  # noqa: E402
+from process_args import parse, parser  # noqa: E402 - the sibling module
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -61,21 +61,11 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--root", default="/tmp/cifar")
-    p.add_argument("--data", default="cifar10", choices=("cifar10", "synthetic"))
-    p.add_argument("--synthetic", type=int, nargs=2, default=(512, 256), metavar=("TRAIN", "TEST"))
-    p.add_argument("--preset", default="shufflenet_v1_g3")
-    p.add_argument("--width", type=float, default=0.25)
-    p.add_argument("--train", type=int, default=256)
+    p = parser(train=256)
     p.add_argument("--val", type=int, default=5000)
-    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--eval-batch", type=int, default=128)
-    p.add_argument("--threads", type=int, default=0)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(p)
     t = {"imports": time.perf_counter() - T0}
 
     start = time.perf_counter()

@@ -124,7 +124,7 @@ def beyond_cost(values: Sequence[float], macs: Sequence[float]) -> list[float]:
 class Arch:
     label: str
     choices: dict[str, Any]
-    spec: dict[str, Any]  # nas.spec.spec_to_dict
+    spec: Any  # nas.NetSpec (frozen, checked)
     macs: int
     params: int
 
@@ -146,7 +146,6 @@ def pick_archs(n: int, max_macs: float | None, seed: int = 0, resolution: int = 
     import nas
     from nas.errors import SpecError
     from nas.space import RandomChooser, load_space
-    from nas.spec import spec_to_dict
 
     space = load_space(SPACE)
     out: list[Arch] = []
@@ -164,7 +163,7 @@ def pick_archs(n: int, max_macs: float | None, seed: int = 0, resolution: int = 
         if max_macs is not None and counted.macs > max_macs:
             return
         seen.add(key)
-        out.append(Arch(label, dict(point), spec_to_dict(spec), counted.macs, counted.params))
+        out.append(Arch(label, dict(point), spec, counted.macs, counted.params))
 
     for name, point in space.references:
         add(name, space.normalize(point))
@@ -281,7 +280,7 @@ def record(task: Task, result: Any, args: argparse.Namespace) -> str:
                             "fidelity.arch": task.arch.label})
     tracker.log_params({"config": to_dict(task.cfg), "fidelity": task.fid.__dict__,
                         **{f"{ml.CHOICE_PREFIX}{k}": v for k, v in task.arch.choices.items()}})
-    tracker.log_text(json.dumps(task.arch.spec, indent=1), "spec.json")
+    tracker.log_text(json.dumps(to_dict(task.arch.spec), indent=1), "spec.json")
     tracker.log_metrics({"macs": task.arch.macs, "params": task.arch.params})
     for h, cpu in zip(result.history, epoch_cpu_s(result)):
         tracker.log_metrics({k: h.get(k) for k in ("train_loss", "val_acc", "lr", "img_per_s", "epoch_s")}

@@ -208,9 +208,7 @@ def share_job(args: argparse.Namespace, images: int, epochs: int, threads: int) 
     from nas.config import RunConfig, TrainConfig
     from nas.data import DataConfig
     from nas.job import Job
-    from nas.spec import spec_to_dict
-
-    spec = spec_to_dict(cifar_spec(NETS[0], 0.25 if args.dry_run else None))
+    spec = cifar_spec(NETS[0], 0.25 if args.dry_run else None)
     cfg = RunConfig(data=DataConfig(val_size=0, train_subset=images),
                     train=TrainConfig(epochs=epochs, batch_size=32 if args.dry_run else gpu_batch()))
     return Job(spec, cfg, threads=threads, test=False)

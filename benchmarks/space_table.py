@@ -67,7 +67,7 @@ class Arch:
     index: int  # position in the fixed sample order
     label: str
     choices: dict[str, Any]
-    spec: dict[str, Any]  # nas.spec.spec_to_dict
+    spec: Any  # nas.NetSpec (frozen, checked)
     macs: int
     params: int
     reference: bool = False  # one of the space's paper networks
@@ -91,7 +91,6 @@ def sample_order(max_macs: float | None) -> Iterator[Arch]:
     import nas
     from nas.errors import SpecError
     from nas.space import load_space
-    from nas.spec import spec_to_dict
 
     space = load_space(SPACE)
     points = [space.normalize(p) for p in space.points()]
@@ -111,7 +110,7 @@ def sample_order(max_macs: float | None) -> Iterator[Arch]:
         counted = nas.count(spec)
         if max_macs is not None and counted.macs > max_macs:
             continue
-        yield Arch(index, label or short_label(point), point, spec_to_dict(spec), counted.macs,
+        yield Arch(index, label or short_label(point), point, spec, counted.macs,
                    counted.params, reference=label is not None)
         index += 1
 

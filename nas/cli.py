@@ -130,7 +130,8 @@ objectives. dashboards/pareto.ipynb draws the same figure.
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    from nas.dashboard import format_front, front_table, load_search, pareto_figure
+    from nas.dashboard import front_table, load_search, pareto_figure
+    from nas.pareto_plot import format_front
 
     search = load_search(args.tracking_uri, args.experiment, args.search)
     out = pareto_figure(search, args.out or f"pareto-{search.name}.png")

@@ -21,9 +21,14 @@ from nas.schema import from_dict, to_dict
 from nas.words import RunOverrides, parse_words
 from nas.yaml_io import read_yaml
 
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw")  # nas.optim.OPTIMIZERS builds each
+SCHEDULE_NAMES = ("onecycle", "cosine", "step", "constant")  # nas.optim.SCHEDULES: their LR shapes
+
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Valid by construction (`__post_init__`): a loaded config is checked once, before torch."""
+
     epochs: int = 30
     batch_size: int = 128
     lr: float = 0.1  # peak learning rate (after warm-up)
@@ -52,6 +57,26 @@ class TrainConfig:
     # replay forward + backward as CUDA graphs (few kernel launches: small nets are launch-bound);
     # CUDA only, eager elsewhere; with compile=true: torch.compile mode="reduce-overhead"
     cuda_graphs: bool = False
+
+    def __post_init__(self) -> None:
+        """One-line errors for settings the training loop cannot use."""
+        if self.optimizer not in OPTIMIZER_NAMES:
+            raise NasError(f"train.optimizer={self.optimizer!r} must be one of {', '.join(OPTIMIZER_NAMES)}")
+        if self.schedule not in SCHEDULE_NAMES:
+            raise NasError(f"train.schedule={self.schedule!r} must be one of {', '.join(SCHEDULE_NAMES)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise NasError(f"train.{name}={getattr(self, name)} must be >= 1")
+        if self.eval_batch_size < 0:
+            raise NasError(f"train.eval_batch_size={self.eval_batch_size} must be >= 1, or 0 for the"
+                           " device's default")
+        rules = ((self.lr > 0, f"train.lr={self.lr:g} must be > 0"),
+                 (0 <= self.label_smoothing < 1,
+                  f"train.label_smoothing={self.label_smoothing:g} must be in [0, 1)"),
+                 (0 < self.ema_decay < 1, f"train.ema_decay={self.ema_decay:g} must be in (0, 1)"))
+        for holds, message in rules:
+            if not holds:
+                raise NasError(message)
 
 
 @dataclass(frozen=True)
@@ -141,8 +166,8 @@ def _file_layer(config_file: str) -> dict[str, Any]:
 def load_run_config(assignments: list[str] | None = None, config_file: str | None = None,
                     base: dict[str, Any] | None = None, overrides: RunOverrides | None = None) -> RunConfig:
     """Merge defaults < `base` < config file < a campaign's `overrides` < `key=value` words into
-    a checked RunConfig: the one place a run config is validated (unknown keys get the closest
-    match)."""
+    a checked RunConfig: the one place a run config is built and validated (unknown keys get the
+    closest match, training settings their `TrainConfig` checks), so no caller checks it again."""
     layers = [to_dict(RunConfig()), base or {}]
     if config_file:
         layers.append(_file_layer(config_file))
@@ -186,7 +211,7 @@ def spec_overrides(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
 
 def resolve_spec(cfg: RunConfig, data: Any = None) -> Any:
     """The preset or spec file of `cfg` with its overrides (a checked NetSpec)."""
-    import nas
+    import nas  # lazy: presets bring torch (~3 s); a config loads and errs without it
 
     if (cfg.preset is None) == (cfg.spec is None):
         raise NasError("give exactly one of preset=NAME or spec=PATH (see `nas presets`)")

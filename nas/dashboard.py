@@ -234,11 +234,6 @@ def pareto_figure(search: Search, out: str | Path, panels: Sequence[str] | None 
                       presets=reference_points(search.trials), title=pareto_plot.search_title(search.name))
 
 
-def format_front(front: pd.DataFrame) -> str:
-    """The front table for a terminal, with the reference (paper) name of each point."""
-    return pareto_plot.format_front(front, "reference", [r or "-" for r in front["reference"]])
-
-
 # ---------------------------------------------------------------- ablations
 
 SUMMARY_VALUES = ("macs", "params", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std",

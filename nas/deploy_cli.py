@@ -1,4 +1,7 @@
-"""`nas export` and `nas latency`: a network out of PyTorch, and its speed on a runtime."""
+"""`nas export` and `nas latency`: a network out of PyTorch, and its speed on a runtime.
+
+Each command imports what it runs when called (presets, loading and export bring torch, ~3 s):
+`nas --help` and a bad argument answer without it."""
 
 from __future__ import annotations
 

@@ -207,7 +207,7 @@ def export(model: Any, spec: Any, fmt: Format, path: Path, *, batch: int = 1,
 
 def load_weights(model: Any, path: str | Path) -> None:
     """A `nas run` checkpoint (its EMA weights when it kept them) or a bare state dict."""
-    from nas import checkpoint
+    from nas import checkpoint  # torch-bearing (~3 s to import): loaded on use, nas.export loads in 0.2 s
 
     state = checkpoint.load(path)
     weights = state.get("ema") or state.get("model") or state
@@ -219,7 +219,7 @@ def load_weights(model: Any, path: str | Path) -> None:
 
 def model_for(spec: Any, weights: str | Path | None = None) -> tuple[Any, str]:
     """The module to export, in eval mode, and where its weights came from."""
-    from nas.builder import build_model
+    from nas.builder import build_model  # torch-bearing (~3 s to import): loaded on use
 
     model = build_model(spec)
     if weights is None:
@@ -246,7 +246,7 @@ def export_spec(spec: Any, formats: list[str], out_dir: Path, *, stem: str | Non
 
 def save_weights(model: Any, path: Path) -> None:
     """Trained weights beside a search's front (`--retrain-top`), for a later `nas export`."""
-    from nas.checkpoint import save_atomic
+    from nas.checkpoint import save_atomic  # torch-bearing (~3 s to import): loaded on use
 
     save_atomic({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
 

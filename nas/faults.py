@@ -1,54 +1,39 @@
 """Fault injection for the tests, in one place: environment variables that make chosen points
-of a campaign fail the way real ones do, so the recovery paths run for real. The job runner asks
-`injected(job.point)` inside the worker (one hook, no parameter threaded through the layers);
-the variables reach local Ray workers with the environment of the process that starts Ray.
+of a campaign fail the way real ones do, so the recovery paths run for real. The product asks
+one question, `injected(point)`, where the point is about to run (no parameter threaded through
+the layers); the variables reach local Ray workers with the environment of the process that
+starts Ray.
 
-- `$NAS_FAIL_TRIALS="2,5"`: those search trial numbers raise inside their worker.
+- `$NAS_FAIL_TRIALS="2,5"`: those search trial numbers raise inside their worker ("trial 5").
 - `$NAS_FAIL_CELLS="width=0.5,groups=3 shuffle=false@1"`: those ablation cells (or cell@seed)
-  raise inside their worker.
+  raise inside their worker ("label@seed").
 - `$NAS_STOP_TUNE_AT=N`: Ray Tune itself stops when trial N starts, as when Ray's memory monitor
-  kills a worker (the search driver's restart path).
+  kills a worker (the search driver's restart path; "tune N", asked on the driver).
 """
 
 from __future__ import annotations
 
 import os
 
+# a numbered point's kind -> (the variable listing its numbers, the error it raises)
+NUMBERED = {"trial": ("NAS_FAIL_TRIALS", "injected fault in trial {}"),
+            "tune": ("NAS_STOP_TUNE_AT", "injected Tune stop at trial {}")}
+
 
 def _words(name: str) -> list[str]:
     return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
 
 
-def failing_trials() -> tuple[int, ...]:
-    return tuple(int(v) for v in _words("NAS_FAIL_TRIALS"))
-
-
-def failing_cells() -> set[str]:
-    return set(_words("NAS_FAIL_CELLS"))
-
-
-def tune_stop_at() -> int | None:
-    raw = os.environ.get("NAS_STOP_TUNE_AT", "").strip()
-    return int(raw) if raw else None
-
-
 def injected(point: str) -> str | None:
-    """The injected error of the campaign point `point` ("trial 5", or an ablation's "label@seed"),
-    if the environment names it."""
+    """The injected error of the campaign point `point` ("trial 5", "tune 5", or an ablation's
+    "label@seed"), if the environment names it."""
     kind, _, number = point.partition(" ")
-    if kind == "trial" and number.isdigit():
-        return trial_fault(int(number))
+    if kind in NUMBERED and number.isdigit():
+        variable, message = NUMBERED[kind]
+        return message.format(int(number)) if int(number) in {int(v) for v in _words(variable)} else None
     label, _, seed = point.rpartition("@")
-    return cell_fault(label, int(seed)) if label and seed.isdigit() else None
-
-
-def trial_fault(number: int) -> str | None:
-    """The injected error of search trial `number`, if any."""
-    return f"injected fault in trial {number}" if number in failing_trials() else None
-
-
-def cell_fault(label: str, seed: int) -> str | None:
-    """The injected error of ablation cell `label` at `seed`, if any."""
-    faults = failing_cells()
-    hit = label in faults or f"{label}@{seed}" in faults
+    if not (label and seed.isdigit()):
+        return None
+    cells = set(_words("NAS_FAIL_CELLS"))
+    hit = label in cells or point in cells
     return f"injected fault in cell {label} seed {seed}" if hit else None

@@ -2,7 +2,7 @@
 
 `nas run` executes one Job in its own process; a search trial executes one in a Ray Tune
 worker; an ablation cell x seed executes one in a Ray task. The job carries everything by value
-(the spec as a dict, the run config), the data arrives as a `DataBundle` (through Ray's object
+(the spec, the run config), the data arrives as a `DataBundle` (through Ray's object
 store on a cluster), and every failure comes back the same way: a `JobResult` with
 `Status.FAILED` and a one-line `error` (a NaN loss included), never an exception, so one bad
 point never stops a campaign. Only the caller records anything (MLflow is the driver's).
@@ -18,9 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from nas import faults
+from nas.builder import build_model
 from nas.config import RunConfig
+from nas.data import resize_bundle, to_device
+from nas.device import configure_threads, select_device
+from nas.errors import NasError
+from nas.formats import choose
+from nas.spec import NetSpec
 from nas.status import Status
+from nas.train import evaluate, train
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -29,7 +38,7 @@ Report = Callable[[dict[str, Any]], None]
 class Job:
     """One point to train: picklable, small, and independent of the driver's disk."""
 
-    spec: dict[str, Any]  # the NetSpec as a dict (nas.spec.spec_to_dict)
+    spec: NetSpec  # checked once where it was built; pickles by value (frozen)
     cfg: RunConfig
     device: str | None = None  # None: cfg.device; a worker passes the device Ray assigned it
     threads: int | None = None  # CPU threads (None: cfg.train.threads)
@@ -69,8 +78,6 @@ class Outcome:
 def one_line(err: BaseException) -> str:
     """A user error (NasError: a NaN loss, a bad setting) is its message; anything else is
     prefixed with its type, as a traceback's last line."""
-    from nas.errors import NasError
-
     text = str(err) if isinstance(err, NasError) else f"{type(err).__name__}: {err}"
     return " ".join(text.split())[:2000]
 
@@ -96,6 +103,12 @@ class RunFiles:
     extra: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)  # a callable: read at each checkpoint
 
 
+def run_folder(cfg: RunConfig, spec: NetSpec) -> Path:
+    """`OUTPUT_DIR/<spec name>-<config hash>`: where a job run in this process (`nas run`, a
+    retrained front member) keeps its spec.yaml and its checkpoint."""
+    return Path(cfg.output_dir) / f"{spec.name}-{cfg.run_key()}"
+
+
 def execute(job: Job, data: Any, report: Report | None = None, *, files: RunFiles | None = None,
             progress: bool = False) -> Outcome:
     """Train `job` on `data` (a DataBundle, on any device) and test it once; `report(metrics)`
@@ -114,15 +127,6 @@ def execute(job: Job, data: Any, report: Report | None = None, *, files: RunFile
 
 def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progress: bool,
            result: JobResult, started: float) -> Outcome:
-    import torch
-
-    from nas.builder import build_model
-    from nas.data import resize_bundle, to_device
-    from nas.device import configure_threads, select_device
-    from nas.formats import choose
-    from nas.spec import spec_from_dict
-    from nas.train import evaluate, train
-
     cfg = job.cfg
     device = select_device(job.device or cfg.device)
     result.device = str(device)
@@ -134,15 +138,14 @@ def _train(job: Job, data: Any, report: Report | None, *, files: RunFiles, progr
     bundle = to_device(data, device)
     if cfg.data.resize:
         bundle = resize_bundle(bundle, cfg.data.resize)
-    spec = spec_from_dict(job.spec)
     planned_steps = cfg.train.epochs * max(1, len(bundle.train) // cfg.train.batch_size)
-    choice = choose(spec, device, cfg.train, planned_steps)
+    choice = choose(job.spec, device, cfg.train, planned_steps)
     precision, result.precision_source = choice.precision, choice.source
     result.precision = precision.describe()
     if progress:
         print(f"format {choice.describe()}", flush=True)
     torch.manual_seed(cfg.train.seed)
-    model = build_model(spec).to(device)
+    model = build_model(job.spec).to(device)
     fixed: dict[str, Any] = {"node": result.node, "device": result.device, "precision": result.precision}
 
     def on_epoch(metrics: dict[str, Any]) -> None:

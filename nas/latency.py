@@ -27,7 +27,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from nas import export
 from nas.errors import NasError
+from nas.plan import plan
 
 ROUND = 10  # calls timed between two looks at the interval
 
@@ -70,10 +72,6 @@ class Latency:
                 f" the median {self.ci_low_ms:.3f}-{self.ci_high_ms:.3f} ms ({self.runs} runs,"
                 f" stopped on {self.stopped}; {self.runtime}, {self.threads} thread(s), batch {self.batch})")
 
-    def within_spread(self, median_ms: float) -> bool:
-        """Whether another measurement's median lands in this one's interquartile range."""
-        return self.q1_ms <= median_ms <= self.q3_ms
-
 
 Timed = Callable[[], None]  # one call of the prepared network
 Prepare = Callable[[Any, Any, LatencySettings, Path], Timed]  # (spec, model, settings, scratch)
@@ -88,8 +86,6 @@ class Runtime:
 
 def _prepare_file(format_name: str) -> Prepare:
     def prepare(spec: Any, model: Any, settings: LatencySettings, scratch: Path) -> Timed:
-        from nas import export
-
         fmt = export.get_format(format_name)
         path = scratch / f"net{fmt.suffix}"
         export.write(model, spec, fmt, path, settings.batch)
@@ -103,8 +99,7 @@ def _prepare_file(format_name: str) -> Prepare:
 def _prepare_torch(spec: Any, model: Any, settings: LatencySettings, scratch: Path) -> Timed:
     import torch
 
-    from nas import export
-    from nas.device import select_device, synchronize
+    from nas.device import select_device, synchronize  # torch-bearing (~3 s to import): loaded on use
 
     device = select_device(settings.device)
     model = model.to(device).eval()
@@ -127,8 +122,6 @@ RUNTIMES: dict[str, Runtime] = {
 
 def get_runtime(name: str) -> Runtime:
     """The runtime, its packages checked: one line for an unknown or a missing one."""
-    from nas import export
-
     if name not in RUNTIMES:
         raise LatencyError(f"unknown runtime {name!r}: use one of {', '.join(RUNTIMES)}")
     runtime = RUNTIMES[name]
@@ -195,7 +188,7 @@ def measure(spec: Any, settings: LatencySettings = LatencySettings(), model: Any
     """Latency of `spec` (fresh weights unless `model` is given) on the settings' runtime."""
     import torch
 
-    from nas.builder import build_model
+    from nas.builder import build_model  # torch-bearing (~3 s): a bad runtime answers before it
     from nas.device import configure_threads
 
     runtime = check_settings(settings)
@@ -212,8 +205,6 @@ def measure(spec: Any, settings: LatencySettings = LatencySettings(), model: Any
 def plan_signature(spec: Any) -> str:
     """What a runtime sees of a spec: its resolved plan (channels, strides, kernels, groups,
     sizes; not its name), hashed."""
-    from nas.plan import plan
-
     net = plan(spec)
     text = repr((net.stem, net.stages, net.head, spec.input))
     return hashlib.sha1(text.encode()).hexdigest()[:16]
@@ -227,7 +218,7 @@ class LatencyCache:
         self.settings, self.path = settings, path
         self.entries: dict[str, dict[str, Any]] = {}
         if path is not None and path.is_file():
-            from nas.checkpoint import read_json
+            from nas.checkpoint import read_json  # torch-bearing (~3 s to import): loaded on use
 
             self.entries = read_json(path)
 
@@ -244,7 +235,7 @@ class LatencyCache:
 
     def _save(self) -> None:
         if self.path is not None:
-            from nas.checkpoint import write_json_atomic
+            from nas.checkpoint import write_json_atomic  # torch-bearing (~3 s to import): loaded on use
 
             write_json_atomic(self.entries, self.path)
 

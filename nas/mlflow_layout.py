@@ -22,10 +22,8 @@ SPACE = "nas.space"
 OBJECTIVES = "nas.objectives"
 NODE = "nas.node"  # the Ray node a trial or cell ran on
 DEVICE = "device"  # the torch device a run, trial or cell trained on (cpu, cuda:0, npu:1)
-DEVICE_KIND = "nas.device_kind"  # cpu | cuda | npu | mps
 PRECISION = "nas.precision"  # bf16 | fp16 | fp32, +channels_last: what the numbers were made with
 INFEASIBLE_REASON = "nas.infeasible_reason"
-DUPLICATE_OF = "nas.duplicate_of"
 RETRAIN_OF = "nas.retrain_of"
 ABLATION = "nas.ablation"  # the ablation name, on the parent and its cells
 EXPERIMENT = "nas.experiment"  # the experiment file's name
@@ -40,7 +38,7 @@ LATENCY_THREADS = "nas.latency_threads"
 PAPER = "nas.paper"
 SPEC = "nas.spec"
 SELECTION_METRIC = "nas.selection_metric"
-TEST_SET = "nas.test_set"
+TEST_SET = "nas.test_set"  # how the test split was used: TEST_SET_ONCE
 # the environment a run came from (every run)
 NAS_VERSION = "nas.version"
 GIT_COMMIT = "nas.git_commit"
@@ -55,6 +53,7 @@ PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_RUNNING, RUN_FINISHED, RUN_FAILED, RUN_KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
 
 PARETO_TRUE = "true"
+TEST_SET_ONCE = "reported once at the end, never used for selection"
 
 KIND_RUN = "run"
 KIND_SEARCH = "search"

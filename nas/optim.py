@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from nas.config import TrainConfig
+from nas.config import OPTIMIZER_NAMES, TrainConfig
 from nas.errors import NasError
 
 
@@ -33,7 +33,7 @@ class Optimizer:
     def __init__(self, groups: list[dict[str, Any]], kind: str, lr: float, *, momentum: float = 0.0,
                  nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
-        if kind not in ("sgd", "adam", "adamw"):
+        if kind not in OPTIMIZER_NAMES:
             raise ValueError(f"optimizer kind {kind!r}")
         self.kind, self.momentum, self.nesterov, self.betas, self.eps = kind, momentum, nesterov, betas, eps
         self.param_groups = [{**g, "params": list(g["params"]), "lr": lr} for g in groups]

@@ -35,8 +35,10 @@ def reference_points(trials: pd.DataFrame) -> pd.DataFrame | None:
     return refs.assign(name=refs["reference"], val_acc=refs["val_acc"].where(refs["status"] == Status.COMPLETED))
 
 
-def format_front(front: pd.DataFrame, label: str, labels: Sequence[str]) -> str:
-    """The front as a terminal table: trial, MACs, params, val_acc and one `label` column."""
+def format_front(front: pd.DataFrame, label: str = "reference", labels: Sequence[str] | None = None) -> str:
+    """The front as a terminal table: trial, MACs, params, val_acc and one `label` column
+    (`labels`, else the front's own `label` column: by default each point's paper name)."""
+    labels = [r or "-" for r in front[label]] if labels is None else labels
     rows = [[int(r["trial"]), millions(r["macs"]), f"{r['params'] / 1e6:.3f}M", f"{r['val_acc']:.4f}", text]
             for (_, r), text in zip(front.iterrows(), labels)]
     return format_table(["trial", "MACs", "params", "val_acc", label], rows, align="rrrrl")

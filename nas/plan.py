@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from nas.errors import SpecError
 from nas.limits import MAX_CHANNELS
 from nas.registry import BLOCK_TYPES, UnitSite, canonical_act
-from nas.spec import NetSpec, StageSpec, validate
+from nas.spec import NetSpec, StageSpec
 
 
 def make_divisible(value: float, divisor: int) -> int:
@@ -243,8 +243,8 @@ def _stage(spec: NetSpec, i: int, strides: list[int], in_ch: int, size: int) -> 
 
 
 def plan(spec: NetSpec) -> NetPlan:
-    """Validate `spec` and resolve it into a NetPlan (raises SpecError naming the field)."""
-    validate(spec)
+    """Resolve `spec` (field-checked when it was built) into a NetPlan; SpecError naming the
+    field when its channel arithmetic does not work out."""
     strides = effective_strides(spec)
     stem = _stem(spec, strides)
     in_ch, size = stem.out_ch, stem.out_size

@@ -15,14 +15,15 @@ from typing import Any
 from nas import checkpoint
 from nas import mlflow_layout as ml
 from nas.config import RunConfig, resolve_spec, run_params
+from nas.counting import count
 from nas.data import load_data
+from nas.device import select_device
 from nas.errors import NasError
-from nas.job import Job, JobResult, RunFiles, execute
+from nas.job import Job, JobResult, RunFiles, execute, run_folder
+from nas.spec import spec_to_yaml
 from nas.status import Status
 from nas.table import format_table
 from nas.tracking import NullTracker, Tracker, environment_tags, preflight
-
-TEST_SET_NOTE = "reported once at the end, never used for selection"
 
 
 @dataclass
@@ -45,57 +46,45 @@ class RunOutcome:
         return self.result.device
 
 
-def _tracker(cfg: RunConfig, spec: Any, previous_run_id: str | None, parent_run_id: str | None,
-             tags: dict[str, str] | None) -> Tracker | NullTracker:
+def _tracker(cfg: RunConfig, spec: Any, previous_run_id: str | None) -> Tracker | NullTracker:
     if not cfg.mlflow.enabled:
         return NullTracker()
     return Tracker(cfg.mlflow.experiment, cfg.mlflow.run_name or spec.name, uri=cfg.mlflow.tracking_uri,
-                   run_id=previous_run_id, parent_run_id=parent_run_id, tags=tags)
+                   run_id=previous_run_id)
 
 
 def _describe_run(tracker: Tracker | NullTracker, cfg: RunConfig, data: Any, *, spec: Any,
-                  counted: Any, device: str, tags: dict[str, str] | None) -> None:
-    from nas.spec import spec_to_yaml
-
+                  counted: Any, device: str) -> None:
     tracker.log_params(run_params(cfg, data))
     tracker.set_tags({**environment_tags(), ml.DEVICE: device, ml.KIND: ml.KIND_RUN,
-                      ml.SELECTION_METRIC: ml.VAL_ACC, ml.TEST_SET: TEST_SET_NOTE, ml.SPEC: spec.name,
-                      **(tags or {})})
+                      ml.SELECTION_METRIC: ml.VAL_ACC, ml.TEST_SET: ml.TEST_SET_ONCE, ml.SPEC: spec.name})
     tracker.log_text(spec_to_yaml(spec), "spec.yaml")
     tracker.log_metrics({ml.PARAMS: counted.params, ml.MACS: counted.macs})
 
 
-def run(cfg: RunConfig, *, tags: dict[str, str] | None = None,
-        parent_run_id: str | None = None) -> RunOutcome:
-    """Train one network as configured; MLflow records it FINISHED or FAILED with the error.
-    `tags` and `parent_run_id` place the run under a search (its retraining of a front member)."""
-    from nas.counting import count
-    from nas.device import select_device
-    from nas.spec import spec_to_dict, spec_to_yaml
-    from nas.train import check_config
-
+def run(cfg: RunConfig) -> RunOutcome:
+    """Train one network as configured; MLflow records it FINISHED or FAILED with the error."""
     started = time.perf_counter()
     resolve_spec(cfg)  # refuse a bad spec and bad settings before torch, devices, data or files
-    check_config(cfg.train)
     preflight(cfg.mlflow.tracking_uri, {"output_dir": cfg.output_dir}, tracking=cfg.mlflow.enabled)
     device = select_device(cfg.device)
     data = load_data(cfg.data, device)
     spec = resolve_spec(cfg, data)
     counted = count(spec)
-    run_dir = Path(cfg.output_dir) / f"{spec.name}-{cfg.run_key()}"
+    run_dir = run_folder(cfg, spec)
     ckpt = run_dir / "checkpoint.pt"
     previous_run_id = None
     if cfg.resume and ckpt.exists():
         previous_run_id = checkpoint.load(ckpt).get("extra", {}).get("mlflow_run_id")
     elif ckpt.exists():
         ckpt.unlink()  # a fresh run with the same config starts over
-    tracker = _tracker(cfg, spec, previous_run_id, parent_run_id, tags)
+    tracker = _tracker(cfg, spec, previous_run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.yaml").write_text(spec_to_yaml(spec))
     try:
         if previous_run_id is None:
-            _describe_run(tracker, cfg, data, spec=spec, counted=counted, device=str(device), tags=tags)
-        job = Job(spec_to_dict(spec), cfg, device=str(device))
+            _describe_run(tracker, cfg, data, spec=spec, counted=counted, device=str(device))
+        job = Job(spec, cfg, device=str(device))
         report = lambda m: tracker.log_metrics({k: m[k] for k in ml.EPOCH_METRICS}, step=m["epoch"])
         # a callable: training starts while MLflow opens the run, the id is read at each checkpoint
         files = RunFiles(ckpt, cfg.resume, lambda: {"mlflow_run_id": tracker.run_id})

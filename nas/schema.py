@@ -131,6 +131,12 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def from_dict(cls: type[T], data: Any, path: str = "", root: str = "spec") -> T:
     """Build dataclass ``cls`` from ``data``, refusing unknown keys and wrong types."""
+    return cls(**field_values(cls, data, path, root))
+
+
+def field_values(cls: type, data: Any, path: str = "", root: str = "spec") -> dict[str, Any]:
+    """The typed keyword arguments of ``cls`` in ``data`` (the schema check alone: ``cls``'s own
+    checks, such as NetSpec's, do not run)."""
     where = path or root
     if not isinstance(data, dict):
         raise SpecError(f"{where} must be a mapping of fields, got {type(data).__name__}")
@@ -150,7 +156,7 @@ def from_dict(cls: type[T], data: Any, path: str = "", root: str = "spec") -> T:
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
         if required and name not in kwargs:
             raise SpecError(f"{path + '.' if path else ''}{name} is required")
-    return cls(**kwargs)
+    return kwargs
 
 
 def to_dict(obj: Any) -> Any:

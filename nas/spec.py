@@ -90,6 +90,9 @@ class HeadSpec:
 
 @dataclass(frozen=True)
 class NetSpec:
+    """Valid by construction (`validate` runs in `__post_init__`): a spec is checked once where
+    it is built, then travels by value (pickled into a worker, a Tune config) unchecked."""
+
     name: str = "net"
     input: InputSpec = field(default_factory=InputSpec)
     stem: StemSpec = field(default_factory=StemSpec)
@@ -102,6 +105,9 @@ class NetSpec:
     # The small-input rule (`nas.plan`): the earliest stride-2 layers become stride 1 until the
     # final feature map is at least this size (each preset sets its family's CIFAR port).
     min_final_map: int | None = None
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     def replace(self, **changes: Any) -> "NetSpec":
         return dataclasses.replace(self, **changes)
@@ -210,7 +216,7 @@ OVERRIDE_ALIASES = {
 
 
 def spec_from_dict(data: Any) -> NetSpec:
-    return validate(from_dict(NetSpec, data))
+    return from_dict(NetSpec, data)
 
 
 def spec_to_dict(spec: NetSpec) -> dict[str, Any]:

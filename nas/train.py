@@ -34,26 +34,6 @@ class Diverged(NasError):
     """The loss became NaN or infinite."""
 
 
-def check_config(cfg: TrainConfig) -> None:
-    """One-line errors for settings the loop cannot use."""
-    if cfg.optimizer not in OPTIMIZERS:
-        raise NasError(f"train.optimizer={cfg.optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
-    if cfg.schedule not in SCHEDULES:
-        raise NasError(f"train.schedule={cfg.schedule!r} must be one of {', '.join(SCHEDULES)}")
-    for name in ("epochs", "batch_size"):
-        if getattr(cfg, name) < 1:
-            raise NasError(f"train.{name}={getattr(cfg, name)} must be >= 1")
-    if cfg.eval_batch_size < 0:
-        raise NasError(f"train.eval_batch_size={cfg.eval_batch_size} must be >= 1, or 0 for the"
-                       " device's default")
-    rules = ((cfg.lr > 0, f"train.lr={cfg.lr:g} must be > 0"),
-             (0 <= cfg.label_smoothing < 1, f"train.label_smoothing={cfg.label_smoothing:g} must be in [0, 1)"),
-             (0 < cfg.ema_decay < 1, f"train.ema_decay={cfg.ema_decay:g} must be in (0, 1)"))
-    for holds, message in rules:
-        if not holds:
-            raise NasError(message)
-
-
 # ----------------------------------------------------------------------------- EMA and eval
 
 
@@ -258,7 +238,6 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
     callable is called at each checkpoint, so it may name what is not known yet when training
     starts (`lambda: {"mlflow_run_id": tracker.run_id}`: the run is created meanwhile).
     """
-    check_config(cfg)
     device = data.train.images.device
     if cfg.deterministic or torch.are_deterministic_algorithms_enabled():
         # only when asked (or to undo an earlier run's): the switch imports torch._dynamo (seconds)

@@ -148,7 +148,7 @@ def check_accelerator(kind: str) -> None:
     missing for npu (imported here, which registers the device), no CUDA torch or GPU for cuda."""
     import torch
 
-    from nas.device import torch_npu_missing
+    from nas.device import torch_npu_missing  # torch-bearing (~3 s to import): loaded on use
 
     if kind == "cpu":
         return

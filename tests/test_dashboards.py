@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from nas import dashboard
+from nas.pareto_plot import format_front
 from nas.cli import main
 from nas.pareto import pareto_mask
 from nas.tracking import Tracker
@@ -154,7 +155,7 @@ def test_search_from_a_hand_logged_store(tmp_path, monkeypatch, no_env_uri):
     front = dashboard.front_table(search)
     assert_same_front(front, tmp_path / "fake" / "trials.csv")
     assert list(front.trial) == [0, 1, 4]
-    assert "trial" in dashboard.format_front(front) and "ShuffleNet 0.25x g=3" in dashboard.format_front(front)
+    assert "trial" in format_front(front) and "ShuffleNet 0.25x g=3" in format_front(front)
 
     pixels = assert_png(dashboard.pareto_figure(search, tmp_path / "p.png"), 1600, 500)
     assert pixels.shape[1] == 2 * pixels.shape[0] * 1.5  # two 7.5 x 5 in panels side by side

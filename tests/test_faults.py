@@ -50,6 +50,20 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_one_hook_names_each_injected_fault(monkeypatch):
+    """Trials, Tune stops and ablation cells are all asked through `nas.faults.injected(point)`."""
+    from nas.faults import injected
+
+    monkeypatch.setenv("NAS_FAIL_TRIALS", "1, 5")
+    monkeypatch.setenv("NAS_STOP_TUNE_AT", "3")
+    monkeypatch.setenv("NAS_FAIL_CELLS", "width=0.5,groups=3 shuffle=false@1")
+    assert injected("trial 5") == "injected fault in trial 5" and injected("trial 3") is None
+    assert injected("tune 3") == "injected Tune stop at trial 3" and injected("tune 5") is None
+    assert injected("width=0.5@2") == "injected fault in cell width=0.5 seed 2"
+    assert injected("groups=3 shuffle=false@1") and injected("groups=3 shuffle=false@0") is None
+    assert injected("s1-retrain-t005") is None and injected("") is None
+
+
 @pytest.fixture
 def nothing_built(monkeypatch):
     """Fail the test if a refused input got as far as building a model or loading data."""

@@ -89,3 +89,11 @@ def test_spec_imports_without_torch():
             "sys.modules['nas'] = pkg; import nas.spec, nas.plan, nas.registry, nas.limits; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code, str(PACKAGE)]).returncode == 0
+
+
+def test_campaigns_run_jobs_not_the_run_command():
+    """Searches, ablations and the campaign engine build a Job and call `nas.job.execute`;
+    `nas.run` is the `nas run` command on top of it, imported by the CLI alone."""
+    graph = import_graph()
+    users = sorted(m for m, targets in graph.items() if "nas.run" in targets)
+    assert users == ["nas.cli"], users

@@ -15,10 +15,11 @@ from torch import nn
 
 import nas
 from nas.cli import main
-from nas.config import TrainConfig, load_run_config
+from nas.config import OPTIMIZER_NAMES, SCHEDULE_NAMES, TrainConfig, load_run_config
 from nas.data import DataConfig, load_data
 from nas.device import precision_for
 from nas.errors import NasError
+from nas.optim import OPTIMIZERS, SCHEDULES
 from nas.train import Diverged, train
 
 SYNTH = ["data.name=synthetic", "data.val_size=64", "data.synthetic_train=384",
@@ -63,6 +64,28 @@ def test_run_logs_everything_to_a_sqlite_mlflow_store(workdir, capsys):
     assert "spec.yaml" in artifacts
     spec_text = Path(client.download_artifacts(run.info.run_id, "spec.yaml")).read_text()
     assert "shufflenet" in spec_text and "groups: 3" in spec_text
+
+
+def test_a_front_member_is_retrained_as_a_job_under_its_search(workdir):
+    """`--retrain-top`'s step: a Job executed in process (not the `nas run` command), its
+    folder as `nas run`'s, its child run under the search's parent."""
+    from nas import mlflow_layout as ml
+    from nas.campaign.recorder import CampaignRecorder
+    from nas.job import run_folder
+    from nas.search.retrain import retrain
+
+    cfg = load_run_config([*MODEL, *SYNTH, "train.epochs=1"])
+    campaign = CampaignRecorder(cfg.mlflow, "s")
+    tags = {ml.KIND: ml.KIND_RETRAIN, ml.TRIAL: "4", ml.RETRAIN_OF: "r0"}
+    spec, done = retrain(cfg, load_data(cfg.data), campaign, "s-retrain-t004", tags)
+    assert done.result.test_acc is not None and done.model is not None
+    assert (run_folder(cfg, spec) / "spec.yaml").is_file() and (run_folder(cfg, spec) / "checkpoint.pt").is_file()
+    campaign.parent.end()
+    _, runs = mlflow_runs(workdir)
+    [child] = [r for r in runs if r.data.tags.get(ml.KIND) == ml.KIND_RETRAIN]
+    assert child.data.tags[ml.PARENT_RUN_ID] == campaign.parent.run_id and child.info.status == "FINISHED"
+    assert child.data.tags[ml.STATUS] == "COMPLETED" and "test_acc" in child.data.metrics
+    assert child.data.params["preset"] == "shufflenet_v1_g3"
 
 
 def _tiny_setup(epochs: int = 3):
@@ -180,6 +203,15 @@ def test_override_errors(workdir, capsys, argv, message):
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_train_settings_are_checked_once_where_the_config_is_built():
+    """A TrainConfig is valid by construction: load_run_config refuses, nothing checks again."""
+    with pytest.raises(NasError, match=r"^train.lr=-1 must be > 0$"):
+        load_run_config(["train.lr=-1"])
+    with pytest.raises(NasError, match="train.schedule='cos' must be one of onecycle, cosine"):
+        TrainConfig(schedule="cos")
+    assert set(OPTIMIZERS) == set(OPTIMIZER_NAMES) and set(SCHEDULES) == set(SCHEDULE_NAMES)
 
 
 def test_config_file_and_precedence(tmp_path):

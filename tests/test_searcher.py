@@ -54,6 +54,46 @@ def test_an_architecture_is_trained_once_and_resampling_it_is_free(tmp_path):
     assert statuses == {"COMPLETED", "DUPLICATE"}
 
 
+def test_a_sampled_spec_is_checked_once_and_travels_to_the_job_by_value(tmp_path, monkeypatch):
+    """Sampler -> Tune config -> recorder and worker: one frozen NetSpec, validated once."""
+    import dataclasses
+    import pickle
+
+    import nas
+    import nas.spec
+    from nas.config import RunConfig
+    from nas.job import Job
+    from nas.pareto import parse_objectives
+    from nas.search.recorder import split_config
+    from nas.search.searcher import Limits, OptunaSearcher
+    from nas.search.trial import SPEC_KEY
+    from nas.space import load_space
+
+    path = tmp_path / "one.yaml"
+    path.write_text("name: one\nbase: shufflenet_v1_g3\nchoices:\n"
+                    "  kernel: {options: [3], set: stages.*.kernel}\n")
+    space = load_space(str(path))
+    checks = []
+    real = nas.spec.validate
+    monkeypatch.setattr(nas.spec, "validate", lambda spec: checks.append(spec.name) or real(spec))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=SAMPLERS["random"](0, 1))
+    searcher = OptunaSearcher(study, space, parse_objectives("val_acc,macs"),
+                              to_spec=lambda p: space.to_spec(p, resolution=32, num_classes=10),
+                              limits=Limits(), max_epochs=2, trials=1, on_infeasible=lambda s: None)
+    config = searcher.suggest("a")
+    spec = config[SPEC_KEY]
+    assert isinstance(spec, nas.NetSpec) and spec.input.resolution == 32
+    assert len(checks) == 1  # when it was sampled
+    shipped = pickle.loads(pickle.dumps(config))  # what Tune hands the worker
+    assert shipped[SPEC_KEY] == spec and split_config(config)[2] is spec
+    job = Job(shipped[SPEC_KEY], RunConfig(), test=False)
+    nas.build_model(job.spec)
+    nas.count(job.spec)
+    assert len(checks) == 1  # the recorder, the worker, the plan and the counter check nothing again
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.width = 2.0
+
+
 def _searcher(tmp_path, trials=4, limits=None, sampler="nsga2"):
     from nas.pareto import parse_objectives
     from nas.search.searcher import Limits, OptunaSearcher

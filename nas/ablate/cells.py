@@ -134,6 +134,4 @@ def save_point(a: RunningAblation, point: CellRun, result: JobResult, run_id: st
 
 
 def job_for(point: CellRun, threads: int) -> Job:
-    from nas.spec import spec_to_dict
-
-    return Job(spec_to_dict(point.spec), point.cfg, threads=threads, point=point.key)
+    return Job(point.spec, point.cfg, threads=threads, point=point.key)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas.campaign.budget import ABLATION_BUDGETS as BUDGETS
 from nas.errors import NasError, SpecError
 from nas.schema import from_dict
 from nas.shipped import shipped_files
@@ -178,8 +179,6 @@ def load_experiment(path: str | Path) -> Experiment:
 
 
 def _resolve(raw: ExperimentFile, path: Path) -> Experiment:
-    from nas.campaign.budget import ABLATION_BUDGETS as BUDGETS
-
     if not 1 <= len(raw.factors) <= 2:
         raise SpecError(f"factors: give one or two factors (got {len(raw.factors)})")
     names = [f.name for f in raw.factors]

@@ -15,7 +15,8 @@ from typing import Any
 
 from nas.ablate.experiment import Cell, Experiment
 from nas.campaign.budget import Budget
-from nas.config import RunConfig, load_run_config, merge, nest
+from nas.config import RunConfig, load_run_config, merge, nest, resolve_spec
+from nas.counting import count
 from nas.words import RunOverrides
 from nas.data import DataBundle, DataConfig, DataError, load_data
 from nas.errors import NasError, SpecError, UnknownNameError
@@ -115,10 +116,6 @@ def build_grid(exp: Experiment, budget: Budget, overrides: RunOverrides, seeds: 
                data: ResolvedData) -> list[CellRun]:
     """Every cell x seed with its config, spec and counts; a bad cell gets its one-line error
     (recorded INFEASIBLE before any training)."""
-    from nas.config import resolve_spec
-    from nas.counting import count
-    from nas.train import check_config
-
     units = []
     for cell in exp.cells():
         try:
@@ -126,7 +123,6 @@ def build_grid(exp: Experiment, budget: Budget, overrides: RunOverrides, seeds: 
             key = load_key(cfgs[0])
             if key not in data.bundles:
                 data.bundles[key] = load_data(key, "cpu")
-            check_config(cfgs[0].train)
             spec = resolve_spec(cfgs[0], sized(data.bundles[key], cfgs[0]))
             counted = count(spec)
         except UnknownNameError as err:  # a typo, not a level that does not fit: refuse the file

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.data.splits import DataError, split_indices
+from nas.data_check import as_images, as_labels, cifar_batch
 
 if TYPE_CHECKING:  # numpy and torch load on first use: `nas run train.lrr=1` answers at once
     import numpy as np
@@ -152,8 +153,6 @@ def _cifar_batches(folder: Path, files: list[str], label_key: str,
                    num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
-    from nas.data_check import cifar_batch
-
     xs, ys = [], []
     for name in files:
         x, y = cifar_batch(folder / name, unpickle_arrays(folder / name), label_key, num_classes)
@@ -220,8 +219,6 @@ class IdxDataset:
         files = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
         where = _ensure(root, f"{self.folder}/raw", files, tv_class=self.tv_class, title=self.title, cfg=cfg)
-        from nas.data_check import as_images, as_labels
-
         x, y, tx, ty = (_read_idx(where / f) for f in files)
         for images, labels, name in ((x, y, files[0]), (tx, ty, files[2])):
             as_images(images[:, None] if images.ndim == 3 else images, where / name, (1, 28, 28))

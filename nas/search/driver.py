@@ -50,7 +50,6 @@ from nas.space import load_space
 from nas.status import Status
 from nas.table import millions
 from nas.tracking import preflight
-from nas.train import check_config
 
 __all__ = ["SearchPlan", "SearchOutcome", "search"]
 
@@ -124,7 +123,6 @@ def _setup(settings: SearchSettings, started: float) -> RunningSearch:
     budget = get_budget("search", plan.budget or ("gpu" if torch.cuda.is_available() else "cpu"))
     cfg = load_run_config(base=budget.run_layer(), overrides=settings.run)
     space.refuse_keys(settings.run.values)
-    check_config(cfg.train)
     preflight(cfg.mlflow.tracking_uri, {"--output-dir": settings.output_dir}, tracking=cfg.mlflow.enabled)
     budget = budget.with_epochs(cfg.train.epochs)
     acquire(folder, "search")
@@ -258,7 +256,7 @@ def _search(s: RunningSearch) -> SearchOutcome:
     if s.plan.retrain_top:
         from nas.search.retrain import retrain_front
 
-        outcome.retrained = retrain_front(outcome, s.settings, s.campaign, s.cfg.mlflow.experiment)
+        outcome.retrained = retrain_front(outcome, s.settings, s.campaign)
     s.campaign.parent.end(Status.COMPLETED.mlflow_terminal)
     return outcome
 

@@ -21,7 +21,7 @@ from nas.search.searcher import OBSERVE_FREE, SAMPLERS, OptunaSearcher, nsga2_po
 from nas.search.session import RunningSearch
 from nas.search.trial import SPEC_KEY
 from nas.space import RandomChooser
-from nas.spec import NetSpec, spec_from_dict
+from nas.spec import NetSpec
 
 STARTUP_ASKS = 10  # the random start of ehvi (KnownCostSampler.n_startup), Optuna's GP and TPE
 POOL_POINTS = 200  # the seeded sample of feasible candidates: the later trials' mean
@@ -68,7 +68,7 @@ def _startup(s: RunningSearch, concurrency: int) -> list[tuple[NetSpec, Cost]]:
     out = []
     try:
         for i in range(asks):
-            spec = spec_from_dict(searcher.suggest(str(i))[SPEC_KEY])
+            spec = searcher.suggest(str(i))[SPEC_KEY]
             out.append((spec, count(spec).cost))
     except NasError:  # the sampler cannot be asked here (objectives it refuses): the pool's mean
         pass

@@ -15,6 +15,9 @@ from typing import Iterator
 import optuna
 import pandas as pd
 
+from nas import mlflow_layout as ml
+from nas.status import Status
+
 TUNE_LOGGER = "ray.tune.tune"
 STOP_SIGNAL = "Stop signal received"
 TUNE_HINTS = (STOP_SIGNAL, "Resume experiment with", "Tuner.restore")
@@ -60,9 +63,6 @@ def requeue(study: optuna.Study, numbers: list[int]) -> None:
 def shown_statuses(trials: pd.DataFrame) -> list[str]:
     """The trials' statuses for the summary line, a stopped trial whose point a later trial
     trained shown as `interrupted (run again)` / `killed (run again)`."""
-    from nas import mlflow_layout as ml
-    from nas.status import Status
-
     if not len(trials):
         return []
     choices = [c for c in trials.columns if c.startswith(ml.CHOICE_PREFIX)]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from nas.counting import count
 from nas.errors import NasError
+from nas.space import RandomChooser
 from nas.table import millions
 
 PROBES = 200  # random architectures counted (milliseconds each: nas.count runs no network)
@@ -16,9 +18,6 @@ def check_reachable(space: Any, to_spec: Callable[[dict[str, Any]], Any], limits
                     probes: int = PROBES) -> None:
     """Refuse `limits` (max_macs / max_params) when none of `probes` random architectures of
     `space` (its references first) meets them."""
-    from nas.counting import count
-    from nas.space import RandomChooser
-
     if limits.max_macs is None and limits.max_params is None:
         return
     points = [point for _, point in space.references]

@@ -13,7 +13,6 @@ from nas import mlflow_layout as ml
 from nas.campaign.recorder import CampaignRecorder
 from nas.search.searcher import Sampled, outcome_status
 from nas.search.trial import COSTS_KEY, SPEC_KEY, TRIAL_KEY
-from nas.spec import spec_from_dict
 from nas.status import Status
 
 TRIAL_EPOCH_METRICS = (*ml.EPOCH_METRICS, ml.TRAIN_S)  # train_s: see trial.run_trial
@@ -100,7 +99,7 @@ class SearchRecorder:
 
 
 def split_config(config: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """A Tune trial's config -> (trial number, sampled choices, spec dict, costs)."""
+    """A Tune trial's config -> (trial number, sampled choices, NetSpec, costs)."""
     config = dict(config)
     number = int(config.pop(TRIAL_KEY))
     spec, costs = config.pop(SPEC_KEY, None), config.pop(COSTS_KEY, {})
@@ -125,10 +124,11 @@ class RecorderCallback(Callback):
             return  # a retried trial (lost worker) keeps its run
         if self.on_start:
             self.on_start()
-        self.recorder.start(number, params, spec_from_dict(spec), costs.get("macs"), costs.get("params"),
+        self.recorder.start(number, params, spec, costs.get("macs"), costs.get("params"),
                             costs.get(ml.LATENCY_MS))
-        if number == faults.tune_stop_at():
-            raise RuntimeError(f"injected Tune stop at trial {number}")
+        fault = faults.injected(f"tune {number}")  # the test fault hook (nas.faults)
+        if fault:
+            raise RuntimeError(fault)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "train_loss" in result:

@@ -16,6 +16,7 @@ from nas import mlflow_layout as ml
 from nas.pareto import Objective, default_reference, dominates, front_members, hypervolume, oriented
 from nas.pareto_plot import format_front, plot_front, reference_points, search_title
 from nas.search.searcher import trial_status
+from nas.spec import spec_to_yaml
 from nas.status import Status
 
 
@@ -82,8 +83,6 @@ def choices_of(row: pd.Series) -> dict[str, Any]:
 
 def write_front(front: pd.DataFrame, folder: Path, name: str, to_spec: Callable, campaign) -> None:
     """`front/trialNNN.yaml` per front member (retrain any with `nas run spec=...`), tagged in MLflow."""
-    from nas.spec import spec_to_yaml
-
     front_dir = folder / "front"
     front_dir.mkdir(exist_ok=True)
     for _, row in front.iterrows():

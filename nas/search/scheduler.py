@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
+from nas.errors import NasError
 from nas.pareto import oriented, pareto_mask
 
 __all__ = ["MultiObjectiveASHA", "promote", "priority", "nondominated_rank", "crowding_distance",
@@ -264,8 +265,6 @@ def scheduler_name(early_stopping: bool, asked: str, objectives: Sequence[Any],
     """moasha (promotion by non-dominated rank over every objective) for multi-objective
     searches, scalar asha on val_acc for one objective or when asked; none with --no-asha, and
     for `auto` at a budget that does not stop early (`Budget.early_stopping`)."""
-    from nas.errors import NasError
-
     if asked not in SCHEDULERS:
         raise NasError(f"--scheduler {asked!r} must be {', '.join(SCHEDULERS)}")
     if not early_stopping:

@@ -10,7 +10,7 @@ the compute spent; (4) several objectives with per-trial bookkeeping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import optuna
@@ -25,7 +25,7 @@ from nas.search.known_cost import KnownCostSampler
 from nas.search.optuna_choices import OptunaChooser
 from nas.search.trial import COSTS_KEY, SPEC_KEY, TRIAL_KEY
 from nas.space import RandomChooser, SearchSpace, option_key
-from nas.spec import NetSpec, spec_to_dict
+from nas.spec import NetSpec
 from nas.status import Status
 
 MAX_CONSECUTIVE_INFEASIBLE = 500
@@ -107,8 +107,10 @@ class Limits:
         return out or [0.0]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sampled:
+    """One sampled point: its choices and, when it builds, its checked spec and costs."""
+
     number: int
     params: dict[str, Any]
     spec: NetSpec | None
@@ -118,6 +120,12 @@ class Sampled:
     violations: list[float] = field(default_factory=list)
     duplicate_of: int | None = None  # an earlier trial trained this exact architecture
     latency_ms: float | None = None  # measured before training when a search needs it
+
+    @property
+    def costs(self) -> dict[str, Any]:
+        """What is known before training: MACs, params and, where measured, the latency."""
+        costs = {"macs": self.macs, "params": self.n_params}
+        return costs if self.latency_ms is None else {**costs, "latency_ms": self.latency_ms}
 
     @property
     def status(self) -> Status:
@@ -263,7 +271,7 @@ class OptunaSearcher(Searcher):
                 self._queue_random_point(attempt)
             trial, sampled = self._sample()
             if sampled.error is None and max(sampled.violations) <= 0:
-                sampled.duplicate_of = self.trained.get(architecture_key(sampled.params))
+                sampled = replace(sampled, duplicate_of=self.trained.get(architecture_key(sampled.params)))
                 if sampled.duplicate_of is None:
                     break
             self.infeasible += 1
@@ -273,19 +281,13 @@ class OptunaSearcher(Searcher):
                             " the max_macs/max_params limits or already trained; relax the limits"
                             " or widen the space")
         self.trained[architecture_key(sampled.params)] = trial.number
-        trial.set_user_attr("macs", sampled.macs)
-        trial.set_user_attr("params", sampled.n_params)
-        if sampled.latency_ms is not None:
-            trial.set_user_attr("latency_ms", sampled.latency_ms)
+        for key, value in sampled.costs.items():
+            trial.set_user_attr(key, value)
         if self.observe_free:
             set_constraints(trial, sampled.violations)
         self.live[trial_id] = trial
         self.remaining -= 1
-        costs = {"macs": sampled.macs, "params": sampled.n_params}
-        if sampled.latency_ms is not None:
-            costs["latency_ms"] = sampled.latency_ms
-        return {**sampled.params, TRIAL_KEY: trial.number, SPEC_KEY: spec_to_dict(sampled.spec),
-                COSTS_KEY: costs}
+        return {**sampled.params, TRIAL_KEY: trial.number, SPEC_KEY: sampled.spec, COSTS_KEY: sampled.costs}
 
     def _queue_random_point(self, attempt: int) -> None:
         """The next ask gets a uniform random point (Optuna's stored form of its values)."""
@@ -304,11 +306,8 @@ class OptunaSearcher(Searcher):
         if sampled.error is not None:
             trial.set_user_attr("error", sampled.error)
         else:
-            trial.set_user_attr("macs", sampled.macs)
-            trial.set_user_attr("params", sampled.n_params)
-            trial.set_user_attr("constraint", sampled.violations)
-            if sampled.latency_ms is not None:
-                trial.set_user_attr("latency_ms", sampled.latency_ms)
+            for key, value in {**sampled.costs, "constraint": sampled.violations}.items():
+                trial.set_user_attr(key, value)
         values = self._observation(trial, sampled) if self.observe_free else None
         if values is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -13,10 +13,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nas.config import RunConfig
-from nas.job import Job, execute
+from nas.job import Job, JobResult, execute, node_id, one_line
+from nas.status import Status
+from nas.workers import worker_device
 
 TRIAL_KEY = "_nas_trial"  # the Optuna trial number, carried in each Ray trial's config
-SPEC_KEY = "_nas_spec"  # the trial's spec as a dict, carried in its config (by value)
+SPEC_KEY = "_nas_spec"  # the trial's NetSpec (frozen, checked when sampled), carried in its config
 COSTS_KEY = "_nas_costs"  # {"macs": .., "params": .., "latency_ms": ..}: known before training
 
 
@@ -35,8 +37,6 @@ class _FromRay(BaseException):
 
 def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
     from ray import tune
-
-    from nas.workers import worker_device
 
     number = config[TRIAL_KEY]
     costs = dict(config.get(COSTS_KEY) or {})
@@ -62,9 +62,6 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
     except _FromRay as wrapped:
         raise wrapped.args[0] from None
     except Exception as err:  # noqa: BLE001 - the device could not be had: the trial FAILED
-        from nas.job import JobResult, node_id, one_line
-        from nas.status import Status
-
         result = JobResult(Status.FAILED, node=node_id(), error=one_line(err))
     if result.error:  # recorded FAILED by the driver, the search goes on
         tune.report({"nas_error": result.error, "traceback": result.traceback, "epoch": 0,

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 from nas.errors import SpecError
 from nas.loading import checked
 from nas.presets import get_preset
-from nas.schema import from_dict, suggest
+from nas.schema import field_values, suggest
 from nas.shipped import shipped_files
 from nas.space.model import Choice, SearchSpace, normal_path, option_key, same, show
 from nas.spec import NetSpec, apply_overrides, spec_from_dict
@@ -278,7 +278,7 @@ def _check_choices(space: SearchSpace) -> None:
                 for path, value in c.overrides(others[min(k, len(others) - 1)]):
                     data = apply_overrides(data, {path: value})
         try:
-            from_dict(NetSpec, data)
+            field_values(NetSpec, data)
             continue
         except SpecError:
             pass
@@ -289,7 +289,7 @@ def _check_choices(space: SearchSpace) -> None:
                     data = space.base
                     for path, value in c.overrides(option):
                         data = apply_overrides(data, {path: value})
-                    from_dict(NetSpec, data)
+                    field_values(NetSpec, data)
                 except SpecError as err:
                     raise fail(c, point, err) from None
 

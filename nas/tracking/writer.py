@@ -14,6 +14,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
+import nas
 from nas import mlflow_layout as ml
 from nas.tracking.store import StoreOpener, open_client, wait_opened
 from nas.tracking.uris import DEFAULT_ARTIFACTS, check_sqlite_folder, tracking_uri, with_timeout
@@ -48,8 +49,6 @@ def git_commit() -> str:
 
 def environment_tags() -> dict[str, str]:
     import torch
-
-    import nas
 
     return {ml.NAS_VERSION: nas.__version__, ml.GIT_COMMIT: git_commit(),
             ml.TORCH_VERSION: torch.__version__, ml.PYTHON_VERSION: platform.python_version(),
@@ -257,7 +256,7 @@ class Tracker:
         if self._ended:
             return
         if error:
-            self.set_tags({"error": error})
+            self.set_tags({ml.ERROR: error})
             self.log_text(error, "error.txt")
         self._ops.put(("end", status))
         self._ended = True
