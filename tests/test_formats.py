@@ -19,7 +19,6 @@ from nas.config import RunConfig, TrainConfig, load_run_config
 from nas.data import DataConfig, load_data
 from nas.formats import FormatCache, choose, probe_key, probe_steps
 from nas.job import Job, execute
-from nas.spec import spec_to_dict
 from nas.status import Status
 
 CPU = torch.device("cpu")
@@ -157,12 +156,12 @@ def test_a_job_records_the_cached_pick(tmp_path, monkeypatch):
     cfg = RunConfig(data=data_cfg, train=TrainConfig(epochs=1, batch_size=32, threads=1), device="cpu")
     spec = _spec()
     FormatCache(tmp_path / "formats.json").put(probe_key(spec, 32, 1), {"format": "fp32+channels_last"})
-    result = execute(Job(spec_to_dict(spec), cfg), load_data(data_cfg)).result
+    result = execute(Job(spec, cfg), load_data(data_cfg)).result
     assert result.status is Status.COMPLETED, result.error
     assert (result.precision, result.precision_source) == ("fp32+channels_last", "cache")
     forced = RunConfig(data=data_cfg, device="cpu",
                        train=TrainConfig(epochs=1, batch_size=32, threads=1, amp="off", channels_last="off"))
-    result = execute(Job(spec_to_dict(spec), forced), load_data(data_cfg)).result
+    result = execute(Job(spec, forced), load_data(data_cfg)).result
     assert (result.precision, result.precision_source) == ("fp32", "config")
 
 
