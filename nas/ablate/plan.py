@@ -8,15 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nas.campaign.settings import flag
+from nas.campaign.settings import CampaignKind, flag
 
 
 @dataclass(frozen=True)
 class AblatePlan:
-    CAMPAIGN: ClassVar[str] = "ablation"
-    UNIT: ClassVar[str] = "cell"
-    OUTPUT_DIR: ClassVar[str] = "ablations"
-    NAMED: ClassVar[str] = "EXPERIMENT"
+    KIND: ClassVar[CampaignKind] = CampaignKind("ablation", "cell", "ablations", "EXPERIMENT")
 
     experiment: str  # experiments/NAME.yaml, a path, or a bare NAME (a positional word)
     seeds: int | None = flag("--seeds", "run the first N seeds (default: the file's list)", type=int)

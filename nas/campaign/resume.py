@@ -25,7 +25,7 @@ def resumed_settings(given: CampaignSettings[P], stored: CampaignSettings[P] | N
     command line left it at its default, and the stored words."""
     if stored is None:
         return given
-    what, adopted = given.plan.CAMPAIGN, {}
+    what, adopted = given.plan.KIND.campaign, {}
     for key, fl in flags(type(given.plan)).items():
         if not fl.kept:
             continue

@@ -17,6 +17,17 @@ P = TypeVar("P")
 
 
 @dataclass(frozen=True)
+class CampaignKind:
+    """What a plan's campaign is called in messages, help and folders: "search" of "trial"s in
+    searches/, named by its SPACE; "ablation" of "cell"s in ablations/, by its EXPERIMENT."""
+
+    campaign: str
+    unit: str
+    output_dir: str
+    named: str
+
+
+@dataclass(frozen=True)
 class Flag:
     """How a field is typed on the command line: an option (`--seed 3`), a switch (`--resume`;
     `--no-asha` for a field that is on by default) or a `key=` word (`max_macs=20e6`). `{unit}`
@@ -86,11 +97,11 @@ class CampaignSettings(Generic[P]):
 
     def __post_init__(self) -> None:
         if self.output_dir is None:
-            object.__setattr__(self, "output_dir", self.plan.OUTPUT_DIR)
+            object.__setattr__(self, "output_dir", self.plan.KIND.output_dir)
 
     @property
     def unit(self) -> str:
-        return self.plan.UNIT
+        return self.plan.KIND.unit
 
     def check(self) -> None:
         """The rules every campaign shares, one line each; flags that contradict are refused."""
@@ -100,7 +111,7 @@ class CampaignSettings(Generic[P]):
         if self.concurrency is not None and self.concurrency < 1:
             raise NasError(f"--concurrency {self.concurrency} must be >= 1")
         if self.resume and not self.name:
-            raise NasError(f"--resume needs --name NAME (the {self.plan.CAMPAIGN} to continue, a folder"
+            raise NasError(f"--resume needs --name NAME (the {self.plan.KIND.campaign} to continue, a folder"
                            f" of --output-dir {self.output_dir})")
         self.accelerator_share()
 
@@ -149,7 +160,7 @@ class CampaignSettings(Generic[P]):
         for key in (*first, *(k for k in table if k not in first)):
             fl, owner = table[key]
             value = getattr(owner, key)
-            if key in first or value != (self.plan.OUTPUT_DIR if key == "output_dir" else fl.default):
+            if key in first or value != (self.plan.KIND.output_dir if key == "output_dir" else fl.default):
                 out += fl.argv(value, self.unit)
         return out + self.run.words()
 
@@ -184,8 +195,7 @@ def from_args(args: argparse.Namespace, plan_cls: type[P], words: Iterable[str],
 
 def add_flags(parser: argparse.ArgumentParser, plan_cls: Any) -> None:
     """The options of a campaign with this plan: its own, then the common ones."""
-    names = {"unit": plan_cls.UNIT, "campaign": plan_cls.CAMPAIGN, "output_dir": plan_cls.OUTPUT_DIR,
-             "named": plan_cls.NAMED}
+    names = asdict(plan_cls.KIND)
     required = {f.name for f in fields(plan_cls) if f.default is MISSING}
     for key, fl in {**flags(plan_cls), **FLAGS}.items():
         if fl.is_word:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nas.campaign.settings import flag
+from nas.campaign.settings import CampaignKind, flag
 
 SAMPLER_HELP = ("auto (the default: ehvi for val_acc against macs or params on a finite space, else gp)"
                 " | ehvi (GP on val_acc, EHVI with the costs nas.count knows) | gp (Optuna's GP sampler,"
@@ -17,10 +17,7 @@ SAMPLER_HELP = ("auto (the default: ehvi for val_acc against macs or params on a
 
 @dataclass(frozen=True)
 class SearchPlan:
-    CAMPAIGN: ClassVar[str] = "search"
-    UNIT: ClassVar[str] = "trial"
-    OUTPUT_DIR: ClassVar[str] = "searches"
-    NAMED: ClassVar[str] = "SPACE"
+    KIND: ClassVar[CampaignKind] = CampaignKind("search", "trial", "searches", "SPACE")
 
     space: str = flag("--space", "search space name or YAML path", required=True)
     trials: int = flag("--trials", "trials to train (infeasible samples are free)", 50, type=int)
