@@ -163,3 +163,28 @@ def test_every_epoch_reports_its_cpu_seconds_and_mlflow_logs_them():
     assert [m["epoch"] for m in seen] == [1, 2]
     assert all(m["cpu_s"] > 0 for m in seen)
     assert "cpu_s" in ml.EPOCH_METRICS  # what run, search and ablate log per epoch
+
+
+# ----------------------------------------------------------------------------- a trial's threads
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_trial_job_trains_with_the_threads_its_worker_was_given(threads):
+    """A search trial runs `execute(Job(..., threads=cpus_per_trial))` in its Ray worker (the
+    thread count the bare step is compared at): torch's pool is set to that, whatever it was."""
+    from nas.config import load_run_config
+    from nas.job import Job, execute
+
+    cfg = load_run_config(["data.name=synthetic", "data.val_size=16", "data.synthetic_train=96",
+                           "data.synthetic_test=16", "data.synthetic_shape=[3,16,16]", "train.epochs=1",
+                           "train.batch_size=32", "mlflow.enabled=false"])
+    before = torch.get_num_threads()
+    torch.set_num_threads(3 - threads)  # the other value: the job must change it
+    seen = []
+    try:
+        result = execute(Job(spec_to_dict(TINY), cfg, device="cpu", threads=threads, test=False),
+                         load_data(cfg.data), lambda metrics: seen.append(torch.get_num_threads())).result
+    finally:
+        torch.set_num_threads(before)
+    assert not result.error, result.error
+    assert seen == [threads]
