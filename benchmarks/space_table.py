@@ -166,7 +166,7 @@ def result_row(arch: Arch, seed: int, budget: str, result: Any, sizes: dict[str,
     """A table row from a `nas.job.JobResult`."""
     curve = [h.get("val_acc") for h in result.history]
     epoch_s = [round(float(h.get("epoch_s", 0.0)), 3) for h in result.history]
-    cpu_s = [round(float(h.get("epoch_cpu_s", 0.0)), 3) for h in result.history]
+    cpu_s = [round(float(h.get("cpu_s", 0.0)), 3) for h in result.history]
     return {"arch_index": arch.index, "arch": arch.label, "choices": arch_key(arch.choices),
             "macs": arch.macs, "params": arch.params, "seed": seed, "budget": budget, **sizes,
             "test_images": result.test_images or sizes["test_images"], "epochs": len(curve),

@@ -75,7 +75,8 @@ PARAMS = "params"
 LATENCY_MS = "latency_ms"  # measured before training (nas.latency); its runtime and threads are tags
 WALL_TIME_S = "wall_time_s"
 TRAIN_S = "train_s"
-EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s")  # logged per epoch (step = epoch)
+# logged per epoch (step = epoch); cpu_s: CPU seconds of the training pass (nas.train._epoch)
+EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s", "cpu_s")
 
 # --- artifacts (of the parent runs)
 TRIALS_CSV = "trials.csv"  # a search's trials, one row per trial (with `pareto` and `reference`)

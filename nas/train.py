@@ -26,7 +26,7 @@ from nas.errors import NasError
 from nas.optim import OPTIMIZERS, SCHEDULES, Optimizer, param_groups
 
 Report = Callable[[dict[str, Any]], None]
-EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s")  # what report() gets each epoch, as logged
+EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s", "cpu_s")  # what report() gets each epoch, as logged
 NAN_CHECK_EVERY = 50  # steps between finiteness checks (each one syncs an accelerator)
 
 
@@ -201,14 +201,16 @@ def _epoch(loop: _Loop, step_model: nn.Module, data: DataBundle, epoch: int, *, 
             raise Diverged(_diverged_message(epoch, step, lr))
         bar.update()
     synchronize(device)
-    seconds, cpu_seconds = time.perf_counter() - epoch_start, time.process_time() - cpu_start
+    seconds, cpu_s = time.perf_counter() - epoch_start, time.process_time() - cpu_start
     bar.close()
     train_loss = (loss_sum / len(loader)).item()
     if not math.isfinite(train_loss):
         raise Diverged(_diverged_message(epoch, len(loader) - 1, lr))
     images = len(loader) * cfg.batch_size if loop.drop_last else len(data.train)
+    # cpu_s: CPU seconds this process used in the pass; below epoch_s x threads, it waited for a
+    # core (another process had it), which img_per_s alone cannot tell from a slow loop
     return {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, "img_per_s": images / seconds,
-            "epoch_s": seconds, "epoch_cpu_s": cpu_seconds}  # CPU seconds: contention does not inflate them
+            "epoch_s": seconds, "cpu_s": cpu_s}
 
 
 def step_module(model: nn.Module, cfg: TrainConfig, device: torch.device) -> nn.Module:

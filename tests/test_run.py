@@ -52,6 +52,7 @@ def test_run_logs_everything_to_a_sqlite_mlflow_store(workdir, capsys):
     m, p, tags = run.data.metrics, run.data.params, run.data.tags
     for key in ("train_loss", "val_acc", "lr", "img_per_s", "test_acc", "macs", "params", "wall_time_s"):
         assert key in m, key
+    assert m["cpu_s"] > 0  # CPU seconds of the last training pass (nas.train)
     assert 0.0 <= m["val_acc"] <= 1.0 and 0.0 <= m["test_acc"] <= 1.0
     counted = nas.count(nas.load_preset("shufflenet_v1_g3", width=0.25, resolution=32, num_classes=10))
     assert (m["macs"], m["params"]) == (counted.macs, counted.params)
