@@ -182,7 +182,7 @@ def test_a_trial_job_trains_with_the_threads_its_worker_was_given(threads):
     torch.set_num_threads(3 - threads)  # the other value: the job must change it
     seen = []
     try:
-        result = execute(Job(spec_to_dict(TINY), cfg, device="cpu", threads=threads, test=False),
+        result = execute(Job(TINY, cfg, device="cpu", threads=threads, test=False),
                          load_data(cfg.data), lambda metrics: seen.append(torch.get_num_threads())).result
     finally:
         torch.set_num_threads(before)
