@@ -68,6 +68,10 @@ def test_search_records_parent_children_front_and_plot(workdir):
     mask = pareto_mask(completed[["val_acc", "macs"]].to_numpy(float), ["max", "min"])
     assert set(completed.trial[mask]) == set(df.trial[df.pareto])
     assert (folder / "pareto.png").stat().st_size > 10_000
+    # MLflow and this folder are the record: no Tune CSV/JSON/TensorBoard files, no spec log line
+    assert not [p.name for p in (folder / "ray").rglob("*") if p.name in ("result.json", "progress.csv")
+                or p.name.startswith("events.out")]
+    assert "Removed the following hyperparameter" not in done.stdout + done.stderr
     for trial in df.trial[df.pareto]:
         assert (folder / "front" / f"trial{trial:03d}.yaml").exists()
     client, runs = runs_of(workdir)

@@ -3,6 +3,7 @@ the recorder callback and the progress bar, run again after a worker loss aborte
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from ray.tune.error import TuneError
@@ -19,6 +20,9 @@ from nas.search.trial import TrialSetup, run_trial
 from nas.status import Status
 
 TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
+# MLflow and the campaign folder are the record: Tune's own CSV, JSON and TensorBoard files per
+# trial are not written (its TensorBoard logger also printed a line per trial about the spec)
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
 def run_tuner(s: RunningSearch, workers: Any, setup: TrialSetup) -> bool:
