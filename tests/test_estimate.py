@@ -39,7 +39,7 @@ def test_calibration_times_the_nets_in_their_chosen_format(monkeypatch, tmp_path
     spec = nas.load_preset("dsc_cnn")
     chosen = []
     real_steps = estimate._steps
-    monkeypatch.setattr(estimate, "_steps", lambda s, b, d, p, out: chosen.append(p) or real_steps(s, b, d, p, out))
+    monkeypatch.setattr(estimate, "_steps", lambda s, b, p, out: chosen.append(p) or real_steps(s, b, p, out))
     model = estimate.calibrate([spec, spec], TrainConfig(batch_size=16, amp="off", channels_last="on"), threads=1)
     assert chosen == [Precision(None, True)] * 2  # the forced format, not fp32 contiguous
     seconds_per_image = model.seconds(Work(nas.count(spec).cost, Schedule(1, 0, 16), 1.0))

@@ -20,31 +20,14 @@ MEASURED_STEPS = 4
 PLANNED_STEPS = 10**6  # the measured points are ones a campaign will train: worth their format probe
 
 
-def _steps(spec: Any, batch_size: int, device: Any, precision: Any, out: list[float]) -> None:
-    """A few SGD steps of `spec` in `precision` (the first one not timed); appends the seconds
-    per step."""
-    import torch
+def _steps(spec: Any, batch_size: int, precision: Any, out: list[float]) -> None:
+    """A few SGD steps of `spec` in `precision` (the format probe's own step, the first one not
+    timed); appends the seconds per step."""
+    from nas.formats import step_timer
 
-    from nas.builder import build_model
-    from nas.device import synchronize
-
-    fmt = torch.channels_last if precision.channels_last else torch.contiguous_format
-    model = build_model(spec).to(device, memory_format=fmt)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    res, ch = spec.input.resolution, spec.input.channels
-    x = torch.randn(batch_size, ch, res, res, device=device).contiguous(memory_format=fmt)
-    y = torch.randint(0, spec.num_classes, (batch_size,), device=device)
-    for step in range(MEASURED_STEPS + 1):
-        if step == 1:
-            synchronize(device)
-            start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        with precision.autocast(device):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-    synchronize(device)
-    out.append((time.perf_counter() - start) / MEASURED_STEPS)
+    step = step_timer(spec, batch_size, precision)
+    step()
+    out.append(sum(step() for _ in range(MEASURED_STEPS)) / MEASURED_STEPS)
 
 
 def _step_seconds(specs: Sequence[Any], train: Any, *, threads: int, device: str) -> list[float]:
@@ -65,7 +48,7 @@ def _step_seconds(specs: Sequence[Any], train: Any, *, threads: int, device: str
     seconds: list[list[float]] = [[] for _ in specs]
     try:
         formats = [choose(spec, dev, train, planned_steps=PLANNED_STEPS).precision for spec in specs]
-        workers = [threading.Thread(target=_steps, args=(spec, train.batch_size, dev, fmt, out))
+        workers = [threading.Thread(target=_steps, args=(spec, train.batch_size, fmt, out))
                    for spec, fmt, out in zip(specs, formats, seconds)]
         for w in workers:
             w.start()
