@@ -436,3 +436,50 @@ def test_diverging_trials_are_recorded_failed_and_the_search_finishes(workdir):
     assert df.error.str.contains("loss became NaN/inf").all()
     summary = check_store(workdir, "nan")
     assert summary["failed"] == 2
+
+
+def test_tune_stop_fails_started_trials_and_requeues_unstarted_ones(workdir):
+    """Ray Tune stopping with one trial training and one point handed to it but not started:
+    the started one is FAILED (its run closed with the error); the unstarted one did not run, so
+    it is INTERRUPTED, has its own MLflow run, does not count against the trial budget, and is
+    queued to train next (the CI failure at stop 36: it was FAILED, without a run, and counted)."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from nas import mlflow_layout as ml
+    from nas.campaign.recorder import CampaignRecorder
+    from nas.campaign.state import State
+    from nas.config import MlflowConfig
+    from nas.search.recorder import SearchRecorder
+    from nas.search.session import trained_count
+    from nas.search.tuner import NOT_STARTED, _stop_running
+    from nas.status import Status
+
+    study = optuna.create_study(directions=["maximize"])
+    campaign = CampaignRecorder(MlflowConfig(), "s")
+    recorder = SearchRecorder(campaign, "s")
+    s = SimpleNamespace(study=study, recorder=recorder, state=State(workdir / "state.json"),
+                        closed={}, plan=SimpleNamespace(trials=3))
+    s.closed = s.state.closed
+    done = study.ask({"groups": optuna.distributions.IntDistribution(1, 8)})
+    study.tell(done, [0.5])
+    training = study.ask({"groups": optuna.distributions.IntDistribution(1, 8)})
+    recorder.start(training.number, {"groups": training.params["groups"]}, None, 1000, 10)
+    handed = study.ask({"groups": optuna.distributions.IntDistribution(1, 8)})
+    handed.set_user_attr(ml.MACS, 2000)
+
+    assert _stop_running(s, Status.FAILED, "worker lost: killed") == [training.number]
+    assert s.closed[str(training.number)]["status"] == "FAILED"
+    assert s.closed[str(handed.number)] == {"status": "INTERRUPTED", "error": NOT_STARTED}
+    assert trained_count(s) == 2  # the completed and the FAILED one ran; the unstarted one is not spent
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [handed.params]  # what the next ask gets
+    campaign.parent.end()
+    runs = {r.data.tags[ml.TRIAL]: r for r in campaign.parent.client.search_runs(
+        [campaign.parent.experiment_id], f"tags.{ml.PARENT_RUN_ID} = '{campaign.parent.run_id}'")}
+    assert runs[str(training.number)].data.tags[ml.STATUS] == "FAILED"
+    unstarted = runs[str(handed.number)]
+    assert unstarted.data.tags[ml.STATUS] == "INTERRUPTED" and unstarted.info.status == "KILLED"
+    assert unstarted.data.params[f"{ml.CHOICE_PREFIX}groups"] == str(handed.params["groups"])
+    assert unstarted.data.metrics[ml.MACS] == 2000

@@ -84,6 +84,16 @@ class SearchRecorder:
         self._child(number)
         self.campaign.finish(number, Status(status), error=error)
 
+    def unstarted(self, trial: Any, reason: str) -> None:
+        """A point handed to Tune that never started (Tune stopped first): its run records what
+        was sampled and why it did not train, so every row of trials.csv has its run."""
+        self._child(trial.number)
+        self.campaign.describe(trial.number, params={f"{ml.CHOICE_PREFIX}{k}": v for k, v in trial.params.items()})
+        costs = {k: trial.user_attrs[k] for k in (ml.MACS, ml.PARAMS) if k in trial.user_attrs}
+        if costs:
+            self.children[trial.number].log_metrics(costs)
+        self.campaign.finish(trial.number, Status.INTERRUPTED, error=reason)
+
     def infeasible(self, sampled: Sampled) -> None:
         self._child(sampled.number)
         self.campaign.describe(sampled.number,

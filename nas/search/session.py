@@ -71,11 +71,18 @@ class RunningSearch:
         return self.state.closed
 
 
-def close_running_trials(s: RunningSearch, status: Status, error: str = "") -> list[int]:
-    """Trials left RUNNING by a kill (KILLED: not counted, so re-sampled) or by a Tune stop
-    (FAILED with `error`): FAILed in the study (public `tell`), their status kept in the state."""
-    stale = [t.number for t in s.study.get_trials(deepcopy=False)
-             if t.state == optuna.trial.TrialState.RUNNING]
+def running_trials(s: RunningSearch) -> list[int]:
+    """The study's trials left RUNNING (asked, never told)."""
+    return [t.number for t in s.study.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def close_running_trials(s: RunningSearch, status: Status, error: str = "",
+                         only: list[int] | None = None) -> list[int]:
+    """Trials left RUNNING (or those of them in `only`) by a kill (KILLED: not counted, so
+    re-sampled) or by a Tune stop (FAILED with `error`): FAILed in the study (public `tell`),
+    their status kept in the state."""
+    stale = [n for n in running_trials(s) if only is None or n in only]
     for number in stale:
         s.study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         s.closed[str(number)] = {"status": status.value, "error": error[:2000]}

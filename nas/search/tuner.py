@@ -15,10 +15,11 @@ from nas.search.interrupted import requeue, tune_interrupts
 from nas.search.recorder import RecorderCallback
 from nas.search.scheduler import make_scheduler
 from nas.search.searcher import OBSERVE_FREE, OptunaSearcher
-from nas.search.session import RunningSearch, close_running_trials, trained_count
+from nas.search.session import RunningSearch, close_running_trials, running_trials, trained_count
 from nas.search.trial import TrialSetup, run_trial
 from nas.status import Status
 
+NOT_STARTED = "not started: Ray Tune stopped before it ran; queued again"
 TUNER_RESTARTS = 3  # Tune runs again for the remaining trials after a worker loss aborted it
 # MLflow and the campaign folder are the record: Tune's own CSV, JSON and TensorBoard files per
 # trial are not written (its TensorBoard logger also printed a line per trial about the spec)
@@ -52,13 +53,18 @@ def run_tuner(s: RunningSearch, workers: Any, setup: TrialSetup) -> bool:
 
 def _stop_running(s: RunningSearch, status: Status, message: str) -> list[int]:
     """Close the trials Tune was running, in the study and in MLflow (nothing stays RUNNING);
-    stopped ones (not failed) are queued again for --resume."""
+    stopped ones (not failed) are queued again for --resume. A point the searcher had handed to
+    Tune that never started (no MLflow run yet) did not run: INTERRUPTED and queued again, never
+    a FAILED trial that spent the budget without training."""
+    unstarted = [n for n in running_trials(s) if n not in s.recorder.run_ids]
+    close_running_trials(s, Status.INTERRUPTED, NOT_STARTED, only=unstarted)
     stopped = close_running_trials(s, status, message)
     for number in stopped:
         if number in s.recorder.children:
             s.recorder.finish(number, status, message[:2000])
-    if status.unfinished:
-        requeue(s.study, stopped)
+    for number in unstarted:
+        s.recorder.unstarted(s.study.get_trials(deepcopy=False)[number], NOT_STARTED)
+    requeue(s.study, sorted(unstarted + (stopped if status.unfinished else [])))
     return stopped
 
 
