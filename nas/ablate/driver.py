@@ -1,12 +1,7 @@
-"""`nas ablate`: run an experiment's grid (cells x seeds) as Ray tasks, record it in MLflow from
-this process only, and print the table beside the paper's numbers.
-
-Durable state lives in `<output_dir>/<name>/state.json` (written atomically after every event:
-the MLflow run ids and each finished point's result) next to `results.csv` and `summary.csv`.
-`--resume` skips points that finished (COMPLETED, FAILED, or INFEASIBLE: those never train;
-with `--retry-failed` FAILED ones run again), reopens the MLflow runs a kill left RUNNING, and
-runs the rest; `--seeds N` on resume grows the grid by the new seeds.
-"""
+"""`nas ablate`: an experiment's grid (cells x seeds) as Ray tasks, recorded in MLflow from this
+process only, printed beside the paper. State: `<output_dir>/<name>/state.json` beside `results.csv`
+and `summary.csv`; `--resume` skips finished points (FAILED ones too, unless `--retry-failed`),
+reopens the MLflow runs a kill left RUNNING, and `--seeds N` grows the grid by the new seeds."""
 
 from __future__ import annotations
 
@@ -58,11 +53,8 @@ def pick_seeds(exp: Experiment, n: int | None) -> tuple[int, ...]:
         return exp.seeds
     if n < 1:
         raise NasError(f"--seeds {n} must be >= 1")
-    seeds = list(exp.seeds[:n])
-    extra = (s for s in range(10_000) if s not in exp.seeds)
-    while len(seeds) < n:
-        seeds.append(next(extra))
-    return tuple(seeds)
+    extra = [s for s in range(n + len(exp.seeds)) if s not in exp.seeds]  # the smallest unused
+    return tuple([*exp.seeds, *extra][:n])
 
 
 def _check(settings: AblateSettings) -> None:
