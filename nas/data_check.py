@@ -1,7 +1,6 @@
-"""Data files checked as they are read, before anything trains: the arrays of each file have the
-shape, type and length the format promises, and every label names a class. A wrong file fails in
-one line naming it, instead of a numpy traceback, or labels out of range that would be silently
-dropped from training and scored as wrong on the test set."""
+"""Data files checked as they are read: shapes, types and lengths as the format promises, every label
+a class. A wrong file fails in one line naming it, not a numpy traceback or out-of-range labels
+silently dropped from training and scored wrong on the test set."""
 
 from __future__ import annotations
 
