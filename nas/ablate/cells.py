@@ -1,19 +1,26 @@
-"""An ablation's points on Ray: each cell x seed is one Ray task running its Job; the driver alone
-records the results."""
+"""An ablation being run (`RunningAblation`, what every step after the set-up reads) and its points
+on Ray: each cell x seed is one Ray task running its Job; the driver alone records the results."""
 
 from __future__ import annotations
 
 import dataclasses
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from nas.ablate.grid import CellRun, load_key
+from nas.ablate.experiment import Experiment
+from nas.ablate.grid import CellRun, ResolvedData, load_key
+from nas.ablate.plan import AblatePlan
+from nas.ablate.recorder import AblationRecorder
 from nas.ablate.report import result_row
-from nas.ablate.running import RunningAblation
 from nas.campaign import estimate
+from nas.campaign.budget import Budget
 from nas.campaign.progress import Progress
+from nas.campaign.recorder import CampaignRecorder
+from nas.campaign.settings import CampaignSettings
+from nas.campaign.state import State
 from nas.campaign.tasks import run_tasks
 from nas.campaign.time_model import Schedule, Work
 from nas.counting import count
@@ -23,6 +30,32 @@ from nas.status import Status
 from nas.workers import init_ray, plan_workers, worker_device
 
 TEST_SUBSET_SEED = 0x7E57  # fixed: every cell and seed is tested on the same images
+
+
+@dataclass
+class RunningAblation:
+    settings: CampaignSettings[AblatePlan]
+    exp: Experiment
+    budget: Budget
+    seeds: tuple[int, ...]
+    name: str
+    state: State
+    data: ResolvedData
+    grid: list[CellRun]
+    test_images: int | None
+    recorder: AblationRecorder
+    started: float
+
+    @property
+    def campaign(self) -> CampaignRecorder:
+        return self.recorder.campaign
+
+    @property
+    def first(self) -> Any:
+        return next(iter(self.data.bundles.values()))
+
+    def shown_test(self) -> int:
+        return min(self.test_images or len(self.first.test), len(self.first.test))
 
 
 def with_test_subset(data: DataBundle, n: int | None) -> DataBundle:

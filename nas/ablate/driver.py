@@ -16,11 +16,10 @@ import pandas as pd
 from nas import mlflow_layout as ml
 from nas.ablate.experiment import Experiment, load_experiment
 from nas.ablate.grid import CellRun, build_grid, check_overrides, resolve_data, run_config
-from nas.ablate.cells import run_cells, save_point
+from nas.ablate.cells import RunningAblation, run_cells, save_point
 from nas.ablate.plan import AblatePlan
 from nas.ablate.recorder import AblationRecorder
 from nas.ablate.report import format_report, results_frame, summary_frame
-from nas.ablate.running import RunningAblation
 from nas.campaign.budget import Budget, get_budget
 from nas.campaign.folder import campaign_folder, setup_guard
 from nas.campaign.lock import acquire, release
@@ -113,8 +112,7 @@ def _setup(settings: AblateSettings, started: float) -> RunningAblation:
 def _start_parent(a: RunningAblation) -> None:
     if "parent_run_id" in a.state.data:
         return
-    campaign = a.campaign
-    campaign.start_parent(ml.KIND_ABLATION, {
+    a.campaign.start_parent(ml.KIND_ABLATION, {
         "ablation": {**a.settings.params(), "seeds": ",".join(map(str, a.seeds)),
                      "test_images": a.test_images or "all"},
         "budget": asdict(a.budget),
@@ -122,7 +120,7 @@ def _start_parent(a: RunningAblation) -> None:
         {ml.ABLATION: a.name, ml.EXPERIMENT: a.exp.name, ml.FACTORS: ",".join(f.name for f in a.exp.factors),
          ml.DATA: a.data.note, ml.BUDGET: a.budget.name, ml.PAPER: a.exp.paper.source if a.exp.paper else "",
          ml.TEST_SET: "reported once per cell, never used for selection"}, (Path(a.exp.path),))
-    a.state.data.update({"parent_run_id": campaign.parent.run_id, "data": a.data.note})
+    a.state.data.update({"parent_run_id": a.campaign.parent.run_id, "data": a.data.note})
     a.state.save()
 
 

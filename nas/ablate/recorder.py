@@ -45,12 +45,8 @@ class AblationRecorder:
         final = {ml.TEST_ACC: result.test_acc, ml.WALL_TIME_S: result.wall_s}
         if not result.history:  # else the last epoch's val_acc is the final one
             final[ml.VAL_ACC] = result.val_acc
-        tags = {ml.DEVICE: result.device} if result.device and result.device != "?" else {}
-        if result.node:
-            tags[ml.NODE] = result.node
-        if result.precision:
-            tags[ml.PRECISION] = result.precision
-        if result.test_images:
-            tags[ml.TEST_IMAGES] = result.test_images
+        tags = {ml.DEVICE: result.device if result.device != "?" else None, ml.NODE: result.node,
+                ml.PRECISION: result.precision, ml.TEST_IMAGES: result.test_images}
+        tags = {k: v for k, v in tags.items() if v}
         self.campaign.finish(point.key, result.status, metrics=final, step=result.epochs, tags=tags,
                              error=result.error)

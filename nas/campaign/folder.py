@@ -21,15 +21,6 @@ def campaign_folder(output_dir: str | Path, name: str) -> Path:
     return Path(output_dir) / name
 
 
-def remove_if_unused(folder: Path) -> None:
-    """Remove a fresh campaign's folder that holds nothing but its lock file."""
-    try:
-        if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
-            shutil.rmtree(folder)
-    except OSError:
-        pass
-
-
 @contextmanager
 def setup_guard() -> Iterator[None]:
     """Around a campaign's set-up: when it fails, its locks are given back and a fresh folder (only
@@ -40,5 +31,9 @@ def setup_guard() -> Iterator[None]:
     except BaseException:
         for folder in held_folders() - before:
             release(folder)
-            remove_if_unused(folder)
+            try:
+                if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
+                    shutil.rmtree(folder)
+            except OSError:
+                pass
         raise

@@ -109,9 +109,8 @@ class CampaignRecorder:
         except Exception:  # noqa: BLE001 - a run deleted by hand is simply gone
             return None
 
-    def finish_parent(self, files: tuple[Path, ...], metrics: Mapping[str, float],
-                      status: str = ml.RUN_FINISHED) -> None:
+    def finish_parent(self, files: tuple[Path, ...], metrics: Mapping[str, float]) -> None:
         for path in files:
             self.parent.log_artifact(path)
         self.parent.log_metrics(dict(metrics))
-        self.parent.end(status)
+        self.parent.end(ml.RUN_FINISHED)
