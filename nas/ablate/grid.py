@@ -98,8 +98,7 @@ def resolve_data(exp: Experiment, budget: Budget, overrides: RunOverrides) -> Re
 
 def build_grid(exp: Experiment, budget: Budget, overrides: RunOverrides, seeds: tuple[int, ...],
                data: ResolvedData) -> list[CellRun]:
-    """Every cell x seed with its config, spec and counts; a bad cell gets its one-line error
-    (recorded INFEASIBLE before any training)."""
+    """Every cell x seed with its config, spec and counts; a bad cell gets its one-line error."""
     units = []
     for cell in exp.cells():
         try:

@@ -1,6 +1,5 @@
-"""An ablation's MLflow records (driver only), over the campaign recorder: a child run per cell
-and seed with its factor values, seed, config, spec and counts, then its per-epoch history and
-final metrics as the worker returned them."""
+"""An ablation's MLflow records (driver only), over the campaign recorder: a child run per cell x
+seed with its factors, seed, config, spec and counts, then its epochs and final metrics."""
 
 from __future__ import annotations
 

@@ -94,8 +94,7 @@ def _reproduced(direction: int | None, diff: float, p: float) -> str:
 
 
 def cell_status(statuses: set[str]) -> str:
-    """A cell's status over its seeds: COMPLETED or FAILED when all agree, INFEASIBLE when it
-    cannot build, PARTIAL when some seeds failed, PENDING before any ran."""
+    """A cell's status over its seeds (PARTIAL when some failed, PENDING before any ran)."""
     if statuses == {Status.COMPLETED}:
         return Status.COMPLETED.value
     if Status.INFEASIBLE in statuses:
@@ -183,9 +182,8 @@ def _p(p: float, reference: str, label: str) -> str:
 
 def display_frame(exp: Experiment, summary: pd.DataFrame, n_seeds: int, *,
                   stats: bool = False) -> pd.DataFrame:
-    """The printed table: factor columns, MACs, params, val/test % mean ± std, seeds, paper.
-    With `stats`, the 95% intervals, the p-value against the reference cell and whether the
-    paper's direction is reproduced come before the paper column (which stays last)."""
+    """The printed table: factors, MACs, params, val/test % mean ± std, seeds, (with `stats`: 95%
+    intervals, p-value, reproduced), and the paper column last."""
     paper_col = f"paper ({exp.paper.table})" if exp.paper else "paper"
     out = pd.DataFrame({f.name: summary[f.name] for f in exp.factors})
     out["MACs"] = [_count(v, 1e6, 1) for v in summary["macs"]]
@@ -208,8 +206,7 @@ def display_frame(exp: Experiment, summary: pd.DataFrame, n_seeds: int, *,
 
 
 def format_report(exp: Experiment, summary: pd.DataFrame, *, n_seeds: int, caption: str) -> str:
-    """Title, what was measured, the table, then where the paper column comes from and how many
-    of the paper's directions are reproduced at p < 0.05."""
+    """Title, caption, the table, how many of the paper's directions are reproduced, its source."""
     lines = [f"{exp.name}: {exp.description}".rstrip(": "), caption, ""]
     table = display_frame(exp, summary, n_seeds, stats=True)
     paper = table.columns[-1]

@@ -78,9 +78,8 @@ def spread(costed: Sequence[tuple[Any, Cost]], k: int) -> list[Any]:
 
 def estimate_s(work: Sequence[Work], model: TimeModel, concurrency: int, campaign: str, *,
                more: int = 0, like: Sequence[Work] = (), drift: float = 1.0) -> float:
-    """Wall seconds for `work` timed by `model`, then `more` points at `drift` x the mean
-    seconds of `like` (what is known of points not chosen yet), on `concurrency` workers, with
-    the `campaign`'s ("search" or "ablation") fixed cost per point."""
+    """Wall seconds of `work`, plus `more` points not chosen yet at `drift` x the mean of `like`, on
+    `concurrency` workers, each with the `campaign`'s ("search" or "ablation") fixed cost."""
     overhead = POINT_OVERHEAD_S[campaign]
     total = sum(model.seconds(w) + overhead for w in work)
     if more and like:
@@ -93,8 +92,7 @@ def describe(seconds: float) -> str:
 
 
 def mean_epochs(budget: Any, *, early_stopping: bool) -> float:
-    """Epochs an average search trial trains: with successive halving a 1/rf share of the
-    trials reaches each next rung (geometric rungs from grace_epochs)."""
+    """Epochs an average search trial trains: a 1/rf share reaches each next (geometric) rung."""
     if not early_stopping:
         return float(budget.epochs)
     epochs, share, total, prev = budget.grace_epochs, 1.0, 0.0, 0

@@ -96,8 +96,7 @@ class CampaignRecorder:
             self.finish(key, Status.INTERRUPTED, error="interrupted; continue with --resume")
 
     def discard(self, run_id: str) -> None:
-        """Delete (MLflow's soft delete) a failed point's run before it is retried, so each
-        point keeps one child run."""
+        """Soft-delete a failed point's run before it is retried: one child run per point."""
         if self.tracking:
             self.parent.client.delete_run(run_id)
 
