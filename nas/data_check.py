@@ -1,7 +1,6 @@
-"""Data files checked as they are read, before anything trains: the arrays of each file have the
-shape, type and length the format promises, and every label names a class. A wrong file fails in
-one line naming it, instead of a numpy traceback, or labels out of range that would be silently
-dropped from training and scored as wrong on the test set."""
+"""Data files checked as they are read: shapes, types and lengths as the format promises, every label
+a class. A wrong file fails in one line naming it, not a numpy traceback or out-of-range labels
+silently dropped from training and scored wrong on the test set."""
 
 from __future__ import annotations
 
@@ -25,12 +24,16 @@ def _field(batch: Any, key: str, path: Path) -> Any:
     raise DataError(f"{path}: not a CIFAR batch: it has no {key!r} entry")
 
 
+def _array(values: Any, path: Path | str, what: str) -> np.ndarray:
+    try:
+        return np.asarray(values)
+    except (ValueError, TypeError) as err:
+        raise DataError(f"{path}: {what} are not an array ({err})") from None
+
+
 def as_images(values: Any, path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """`values` as N x C x H x W uint8: flat rows of C*H*W bytes (the CIFAR layout) or already NCHW."""
-    try:
-        arr = np.asarray(values)
-    except (ValueError, TypeError) as err:
-        raise DataError(f"{path}: images are not an array ({err})") from None
+    arr = _array(values, path, "images")
     size = int(np.prod(shape))
     if arr.ndim == 2 and arr.shape[1] == size:
         arr = arr.reshape(-1, *shape)
@@ -46,10 +49,7 @@ def as_images(values: Any, path: Path, shape: tuple[int, ...]) -> np.ndarray:
 
 def as_labels(values: Any, path: Path | str, count: int, num_classes: int) -> np.ndarray:
     """`values` as N int64 class indices in [0, num_classes), one per image."""
-    try:
-        arr = np.asarray(values)
-    except (ValueError, TypeError) as err:
-        raise DataError(f"{path}: labels are not an array ({err})") from None
+    arr = _array(values, path, "labels")
     if arr.ndim != 1 or arr.dtype.kind not in "iu":
         raise DataError(f"{path}: labels must be a list of integers, got {arr.dtype} of shape {arr.shape}")
     if len(arr) != count:

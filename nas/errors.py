@@ -12,10 +12,9 @@ class SpecError(NasError, ValueError):
 
 
 class DataError(NasError):
-    """A one-line, user-facing data problem (missing files, bad config); printed without traceback."""
+    """A data problem: missing files, a bad config or a malformed file."""
 
 
 class UnknownNameError(SpecError):
-    """A field, key, preset or option name that does not exist: a typo in the input, never a
-    property of the values (so an ablation refuses the file instead of recording the cell
-    INFEASIBLE)."""
+    """A name that does not exist: a typo, never a property of the values (so an ablation refuses
+    the file instead of recording the cell INFEASIBLE)."""

@@ -1,15 +1,8 @@
-"""Fault injection for the tests, in one place: environment variables that make chosen points
-of a campaign fail the way real ones do, so the recovery paths run for real. The product asks
-one question, `injected(point)`, where the point is about to run (no parameter threaded through
-the layers); the variables reach local Ray workers with the environment of the process that
-starts Ray.
-
-- `$NAS_FAIL_TRIALS="2,5"`: those search trial numbers raise inside their worker ("trial 5").
-- `$NAS_FAIL_CELLS="width=0.5,groups=3 shuffle=false@1"`: those ablation cells (or cell@seed)
-  raise inside their worker ("label@seed").
-- `$NAS_STOP_TUNE_AT=N`: Ray Tune itself stops when trial N starts, as when Ray's memory monitor
-  kills a worker (the search driver's restart path; "tune N", asked on the driver).
-"""
+"""Fault injection for the tests: environment variables (inherited by local Ray workers) that make
+chosen points fail the way real ones do, asked in one place, `injected(point)`, where a point runs.
+`NAS_FAIL_TRIALS="2,5"`: those search trials raise in their worker ("trial 5"); `NAS_FAIL_CELLS=
+"width=0.5,groups=3 shuffle=false@1"`: those ablation cells or cell@seed ("label@seed");
+`NAS_STOP_TUNE_AT=N`: Ray Tune stops when trial N starts, as when Ray's memory monitor kills a worker."""
 
 from __future__ import annotations
 
@@ -25,8 +18,7 @@ def _words(name: str) -> list[str]:
 
 
 def injected(point: str) -> str | None:
-    """The injected error of the campaign point `point` ("trial 5", "tune 5", or an ablation's
-    "label@seed"), if the environment names it."""
+    """The injected error of `point` ("trial 5", "tune 5", "label@seed") if the environment names it."""
     kind, _, number = point.partition(" ")
     if kind in NUMBERED and number.isdigit():
         variable, message = NUMBERED[kind]

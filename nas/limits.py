@@ -1,11 +1,8 @@
-"""Every size cap, stated once: per-field ranges (read by `nas.spec`'s field checks) and
-whole-network caps checked from the plan before anything is allocated (`check_size`).
-
-Torch-free and imports nothing above `nas.errors`, so the spec, the plan and the checks can all
-read it without an import cycle. The whole-network caps are far above any net here (MobileNetV2
-at 224: 3.5M params, 0.3 GMACs, a 1.2M-element largest map) and refuse what every field allows
-but the whole cannot afford (width 16 at 2048 px is 11 TMACs).
-"""
+"""Every size cap, stated once: per-field ranges (`nas.spec`'s checks) and whole-network caps checked
+from the plan before anything is allocated; torch-free, importing only `nas.errors` (no cycle). The
+whole-network caps are far above any net here (MobileNetV2 at 224: 3.5M params, 0.3 GMACs, a
+1.2M-element largest map) and refuse what every field allows but the whole cannot (width 16 at 2048 px:
+11 TMACs)."""
 
 from __future__ import annotations
 
@@ -27,36 +24,29 @@ MAX_MACS = 1_000_000_000_000  # multiply-adds
 MAX_MAP = 2**30  # elements of the largest feature map (4 GiB in float32)
 
 
-def _field(part: str) -> str:
-    """Summary part name -> spec field path: `s2` -> `stages[2]`."""
-    return f"stages[{part[1:]}]" if part[:1] == "s" and part[1:].isdigit() else part
-
-
 def largest_map(net: Any) -> tuple[int, str]:
-    """(elements, field path) of the biggest activation one image makes in `net` (a
-    `nas.plan.NetPlan`); an upper bound per block: its widest channel count at its input size."""
-    sizes = [(net.stem.in_ch * net.stem.in_size**2, "input"),
-             (net.stem.out_ch * net.stem.conv_size**2, "stem")]
-    for stage in net.stages:
-        for u in stage.units:
-            sizes.append((max(u.in_ch, u.mid_ch, u.out_ch) * u.in_size**2, f"stages[{stage.index}]"))
+    """(elements, field path) of the biggest activation one image makes in `net` (a NetPlan); per
+    block an upper bound: its widest channel count at its input size."""
+    sizes = [(net.stem.in_ch * net.stem.in_size**2, "input"), (net.stem.out_ch * net.stem.conv_size**2, "stem")]
+    sizes += [(max(u.in_ch, u.mid_ch, u.out_ch) * u.in_size**2, f"stages[{stage.index}]")
+              for stage in net.stages for u in stage.units]
     if net.head.conv_ch:
         sizes.append((net.head.conv_ch * net.head.in_size**2, "head.conv"))
     return max(sizes)
 
 
 def check_size(net: Any, counted: Any) -> None:
-    """SpecError (one line, naming the largest part) when `net` (a NetPlan) with its count
-    (`nas.counting.Count`) is over MAX_PARAMS, MAX_MACS or MAX_MAP."""
+    """SpecError naming the largest part when `net` (a NetPlan) or its `nas.counting.Count` is over a cap."""
     for what, attr, cap, hint in (
             ("parameters", "params", MAX_PARAMS, "width, channels, repeats or head sizes"),
             ("multiply-adds per image", "macs", MAX_MACS,
              "input.resolution, width, channels or repeats")):
         total = getattr(counted, attr)
         if total > cap:
-            worst = max(counted.parts, key=lambda part: getattr(part, attr))
+            worst = max(counted.parts, key=lambda part: getattr(part, attr)).name  # `s2` is `stages[2]`
+            where = f"stages[{worst[1:]}]" if worst[:1] == "s" and worst[1:].isdigit() else worst
             raise SpecError(f"the network has {total:.3g} {what}, over the {cap:.0e} cap (most in"
-                            f" {_field(worst.name)}); lower {hint}")
+                            f" {where}); lower {hint}")
     elements, where = largest_map(net)
     if elements > MAX_MAP:
         raise SpecError(f"{where} makes a {elements:.3g}-element feature map per image, over the"

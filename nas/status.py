@@ -1,9 +1,5 @@
-"""What happened to a point of a campaign (a search trial, an ablation cell x seed, a run).
-
-One enum for every writer and reader: trials.csv, results.csv, the `nas.status` MLflow tag,
-the Optuna user attribute and the progress line all use these values. It is a `str` enum, so
-`Status.COMPLETED == "COMPLETED"` and the values read back from CSV and MLflow compare equal.
-"""
+"""What happened to a point of a campaign: one enum for trials.csv, results.csv, the `nas.status`
+MLflow tag, the Optuna attribute and the progress line; a `str` enum, so values read back compare equal."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The MLflow tracking URI, checked before the first epoch: a scheme MLflow serves, its database
-driver installed, its server reachable, its SQLite file a database nas can write. MLflow itself
-opens the store lazily (nas in a background thread), so a wrong URI would otherwise surface
-only at the first write, after the training it was meant to record."""
+"""The MLflow tracking URI, checked before the first epoch (a known scheme, its driver installed,
+its server reachable, its SQLite file writable): MLflow opens the store lazily, so a wrong URI
+would otherwise surface at the first write, after the training it was meant to record."""
 
 from __future__ import annotations
 
@@ -73,16 +72,12 @@ def check_database(uri: str) -> None:
         port = parts.port or port
     except ValueError:
         raise NasError(f"MLflow tracking URI {uri!r} has an invalid port") from None
-    _connect(host, port, f"{dialect} server {host}:{port} of MLflow tracking URI {parts.scheme}://...")
-
-
-def _connect(host: str, port: int, what: str) -> None:
     try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
-            pass
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as err:
-        raise NasError(f"{what} is unreachable ({err.strerror or err}); start it, or unset"
-                       " MLFLOW_TRACKING_URI / mlflow.tracking_uri for the local SQLite store") from None
+        raise NasError(f"{dialect} server {host}:{port} of MLflow tracking URI {parts.scheme}://... is"
+                       f" unreachable ({err.strerror or err}); start it, or unset MLFLOW_TRACKING_URI /"
+                       " mlflow.tracking_uri for the local SQLite store") from None
 
 
 def _no_check(uri: str) -> None:

@@ -1,6 +1,5 @@
-"""`key=value` words: the one parser of every sub-command (`nas run`, `search`, `ablate`,
-`summary`), and its inverse for the commands nas prints. Light on purpose (no torch), so
-argument errors answer at once."""
+"""`key=value` words: the one parser of every sub-command, and its inverse for the commands nas
+prints. Light on purpose (no torch, yaml imported when a word is read), so argument errors answer at once."""
 
 from __future__ import annotations
 
@@ -41,10 +40,8 @@ def word(key: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class RunOverrides:
-    """A campaign's `key=value` words as typed values (key -> YAML scalar; a later word won), in
-    the form the state file keeps them, so a stored one compares equal: parsed once on the
-    command line (`nas.campaign.settings.make_settings`); the layers below merge these values
-    (`nas.config.load_run_config`) and never read a word again."""
+    """A campaign's words as typed values, parsed once on the command line, in the form the state
+    file keeps (so a stored one compares equal); the layers below never read a word again."""
 
     values: dict[str, Any] = field(default_factory=dict)
 

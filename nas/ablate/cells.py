@@ -1,32 +1,66 @@
-"""Running an ablation's points on Ray: each cell x seed is one Ray task executing its Job
-(local Ray by default, a cluster with `--address`); the driver alone records the results."""
+"""An ablation being run (`RunningAblation`, what every step after the set-up reads) and its points
+on Ray: each cell x seed is one Ray task running its Job; the driver alone records the results."""
 
 from __future__ import annotations
 
 import dataclasses
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from nas.ablate.grid import CellRun, load_key
-from nas.ablate.running import RunningAblation
+from nas.ablate.experiment import Experiment
+from nas.ablate.grid import CellRun, ResolvedData, load_key
+from nas.ablate.plan import AblatePlan
+from nas.ablate.recorder import AblationRecorder
+from nas.ablate.report import result_row
 from nas.campaign import estimate
+from nas.campaign.budget import Budget
+from nas.campaign.progress import Progress
+from nas.campaign.recorder import CampaignRecorder
+from nas.campaign.settings import CampaignSettings
+from nas.campaign.state import State
+from nas.campaign.tasks import run_tasks
 from nas.campaign.time_model import Schedule, Work
 from nas.counting import count
-from nas.campaign.progress import Progress
-from nas.campaign.tasks import run_tasks
 from nas.data import DataBundle, Split, split_indices
-from nas.ablate.report import result_row
 from nas.job import Job, JobResult, execute, node_id, one_line
 from nas.status import Status
+from nas.workers import init_ray, plan_workers, worker_device
 
 TEST_SUBSET_SEED = 0x7E57  # fixed: every cell and seed is tested on the same images
 
 
+@dataclass
+class RunningAblation:
+    settings: CampaignSettings[AblatePlan]
+    exp: Experiment
+    budget: Budget
+    seeds: tuple[int, ...]
+    name: str
+    state: State
+    data: ResolvedData
+    grid: list[CellRun]
+    test_images: int | None
+    recorder: AblationRecorder
+    started: float
+
+    @property
+    def campaign(self) -> CampaignRecorder:
+        return self.recorder.campaign
+
+    @property
+    def first(self) -> Any:
+        return next(iter(self.data.bundles.values()))
+
+    def shown_test(self) -> int:
+        return min(self.test_images or len(self.first.test), len(self.first.test))
+
+
 def with_test_subset(data: DataBundle, n: int | None) -> DataBundle:
-    """The bundle with a fixed, class-balanced subset of its test split (None or >= its size:
-    all of it); chosen once by the driver, so workers neither receive nor resize the rest."""
+    """A fixed, class-balanced subset of the test split (None: all), chosen once by the driver so
+    workers neither receive nor resize the rest."""
     if n is None or n >= len(data.test):
         return data
     _, idx = split_indices(data.test.labels.cpu(), n, None, TEST_SUBSET_SEED, data.num_classes)
@@ -37,8 +71,6 @@ def with_test_subset(data: DataBundle, n: int | None) -> DataBundle:
 
 def run_cell(job: Job, data: DataBundle, kind: str) -> JobResult:
     """Inside the Ray task: the device Ray assigned, then the job."""
-    from nas.workers import worker_device
-
     try:
         job = dataclasses.replace(job, device=worker_device(kind))
     except Exception as err:  # noqa: BLE001 - e.g. torch_npu missing on this node
@@ -47,8 +79,7 @@ def run_cell(job: Job, data: DataBundle, kind: str) -> JobResult:
 
 
 def _estimate_line(a: RunningAblation, todo: list[CellRun], workers: Any, threads: int) -> str:
-    """The one campaign estimate (nas.campaign.estimate): the time model calibrated on cells of
-    this ablation trained side by side here, over every cell x seed to run."""
+    """The campaign estimate, calibrated on this ablation's cells trained side by side here."""
     if workers.kind != "cpu":
         return ""
     costed = [(p.spec, count(p.spec).cost) for p in todo]
@@ -73,8 +104,6 @@ def _line(point: CellRun, result: JobResult) -> str:
 
 
 def run_cells(a: RunningAblation, todo: list[CellRun]) -> None:
-    from nas.workers import init_ray, plan_workers
-
     accelerator, share = a.settings.accelerator_share()
     workers = plan_workers(init_ray(a.settings.address), accelerator=accelerator, share=share,
                            cpus_each=a.settings.cpus_per_point, concurrency=a.settings.concurrency)
@@ -89,7 +118,8 @@ def run_cells(a: RunningAblation, todo: list[CellRun]) -> None:
         run_id = a.recorder.start(point, a.state.points.get(point.key, {}).get("run_id"))
         a.state.points[point.key] = {"status": Status.RUNNING.value, "run_id": run_id}
         a.state.save()
-        ref = task.remote(job_for(point, threads), refs[load_key(point.cfg)], workers.kind)
+        job = Job(point.spec, point.cfg, threads=threads, point=point.key)
+        ref = task.remote(job, refs[load_key(point.cfg)], workers.kind)
         bar.started()
         return ref
 
@@ -114,13 +144,11 @@ def run_cells(a: RunningAblation, todo: list[CellRun]) -> None:
 
 
 def _record(a: RunningAblation, point: CellRun, result: JobResult) -> None:
-    """State file first (the local truth, atomic), then MLflow; the driver's reconcile mends a
-    kill between the two."""
+    """State file first (the local truth), then MLflow: the driver's reconcile mends a kill between."""
     if result.traceback:
         with open(a.state.folder / "errors.log", "a") as log:
             log.write(f"--- {point.key}\n{result.traceback}\n")
-    run_id = a.state.points.get(point.key, {}).get("run_id")
-    save_point(a, point, result, run_id)
+    save_point(a, point, result, a.state.points.get(point.key, {}).get("run_id"))
     a.recorder.finish(point, result)
 
 
@@ -131,7 +159,3 @@ def save_point(a: RunningAblation, point: CellRun, result: JobResult, run_id: st
     a.state.points[point.key] = {"status": result.status.value, "run_id": run_id, "result": kept,
                                  "row": result_row(a.exp, point, kept, run_id)}
     a.state.save()
-
-
-def job_for(point: CellRun, threads: int) -> Job:
-    return Job(point.spec, point.cfg, threads=threads, point=point.key)

@@ -1,12 +1,7 @@
-"""`nas ablate`: run an experiment's grid (cells x seeds) as Ray tasks, record it in MLflow from
-this process only, and print the table beside the paper's numbers.
-
-Durable state lives in `<output_dir>/<name>/state.json` (written atomically after every event:
-the MLflow run ids and each finished point's result) next to `results.csv` and `summary.csv`.
-`--resume` skips points that finished (COMPLETED, FAILED, or INFEASIBLE: those never train;
-with `--retry-failed` FAILED ones run again), reopens the MLflow runs a kill left RUNNING, and
-runs the rest; `--seeds N` on resume grows the grid by the new seeds.
-"""
+"""`nas ablate`: an experiment's grid (cells x seeds) as Ray tasks, recorded in MLflow from this
+process only, printed beside the paper. State: `<output_dir>/<name>/state.json` beside `results.csv`
+and `summary.csv`; `--resume` skips finished points (FAILED ones too, unless `--retry-failed`),
+reopens the MLflow runs a kill left RUNNING, and `--seeds N` grows the grid by the new seeds."""
 
 from __future__ import annotations
 
@@ -21,11 +16,10 @@ import pandas as pd
 from nas import mlflow_layout as ml
 from nas.ablate.experiment import Experiment, load_experiment
 from nas.ablate.grid import CellRun, build_grid, check_overrides, resolve_data, run_config
-from nas.ablate.cells import run_cells, save_point
+from nas.ablate.cells import RunningAblation, run_cells, save_point
 from nas.ablate.plan import AblatePlan
 from nas.ablate.recorder import AblationRecorder
 from nas.ablate.report import format_report, results_frame, summary_frame
-from nas.ablate.running import RunningAblation
 from nas.campaign.budget import Budget, get_budget
 from nas.campaign.folder import campaign_folder, setup_guard
 from nas.campaign.lock import acquire, release
@@ -58,11 +52,8 @@ def pick_seeds(exp: Experiment, n: int | None) -> tuple[int, ...]:
         return exp.seeds
     if n < 1:
         raise NasError(f"--seeds {n} must be >= 1")
-    seeds = list(exp.seeds[:n])
-    extra = (s for s in range(10_000) if s not in exp.seeds)
-    while len(seeds) < n:
-        seeds.append(next(extra))
-    return tuple(seeds)
+    extra = [s for s in range(n + len(exp.seeds)) if s not in exp.seeds]  # the smallest unused
+    return tuple([*exp.seeds, *extra][:n])
 
 
 def _check(settings: AblateSettings) -> None:
@@ -121,8 +112,7 @@ def _setup(settings: AblateSettings, started: float) -> RunningAblation:
 def _start_parent(a: RunningAblation) -> None:
     if "parent_run_id" in a.state.data:
         return
-    campaign = a.campaign
-    campaign.start_parent(ml.KIND_ABLATION, {
+    a.campaign.start_parent(ml.KIND_ABLATION, {
         "ablation": {**a.settings.params(), "seeds": ",".join(map(str, a.seeds)),
                      "test_images": a.test_images or "all"},
         "budget": asdict(a.budget),
@@ -130,7 +120,7 @@ def _start_parent(a: RunningAblation) -> None:
         {ml.ABLATION: a.name, ml.EXPERIMENT: a.exp.name, ml.FACTORS: ",".join(f.name for f in a.exp.factors),
          ml.DATA: a.data.note, ml.BUDGET: a.budget.name, ml.PAPER: a.exp.paper.source if a.exp.paper else "",
          ml.TEST_SET: "reported once per cell, never used for selection"}, (Path(a.exp.path),))
-    a.state.data.update({"parent_run_id": campaign.parent.run_id, "data": a.data.note})
+    a.state.data.update({"parent_run_id": a.campaign.parent.run_id, "data": a.data.note})
     a.state.save()
 
 

@@ -1,10 +1,7 @@
-"""Experiment files: a base network, one or two factors, seeds, a budget and the paper's numbers.
-
-An experiment is data (`experiments/*.yaml`), read strictly: an unknown key, a wrong type, a
-duplicate value or a paper cell that is not in the grid fails with one line naming the field.
-A factor level is a set of `nas run` keys (`width`, `data.resize`, `model.stages.*.proj_act`,
-`preset`), so anything `nas run` can vary an ablation can vary, through the same config code.
-"""
+"""Experiment files (`experiments/*.yaml`): a base network, one or two factors, seeds, a budget and
+the paper's numbers, read strictly (an unknown key, a wrong type, a duplicate value or a paper cell
+not in the grid fails in one line naming the field). A factor level is a set of `nas run` keys, so
+an ablation can vary anything `nas run` can, through the same config code."""
 
 from __future__ import annotations
 
@@ -20,9 +17,6 @@ from nas.shipped import shipped_files
 from nas.yaml_io import read_yaml
 
 VALUE = "{value}"  # placeholder in `set` templates
-
-
-# ----------------------------------------------------------------------------- the file
 
 
 @dataclass(frozen=True)
@@ -52,9 +46,6 @@ class ExperimentFile:
     budget: str = "cpu"  # default budget; --budget overrides
     data_fallbacks: tuple[dict[str, Any], ...] = ()  # data.* settings tried in order when absent
     paper: PaperFile | None = None
-
-
-# ----------------------------------------------------------------------------- resolved form
 
 
 @dataclass(frozen=True)
@@ -93,16 +84,12 @@ class Experiment:
         grid = []
         for levels in itertools.product(*(f.levels for f in self.factors)):
             values = {f.name: lv.value for f, lv in zip(self.factors, levels)}
-            settings: dict[str, Any] = {}
-            for lv in levels:
-                settings.update(lv.settings)
-            grid.append(Cell(cell_label(values), values, settings))
+            settings = {k: v for lv in levels for k, v in lv.settings.items()}
+            grid.append(Cell(" ".join(f"{name}={show(v)}" for name, v in values.items()), values, settings))
         return grid
 
     def paper_for(self, label: str) -> str:
-        if self.paper is None:
-            return ""
-        value = self.paper.cells.get(label, "")
+        value = self.paper.cells.get(label) if self.paper else None
         return "" if value is None else str(value)
 
 
@@ -113,22 +100,16 @@ def show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def cell_label(values: dict[str, Any]) -> str:
-    return " ".join(f"{name}={show(v)}" for name, v in values.items())
-
-
-def _level_settings(factor: FactorFile, value: Any, where: str) -> dict[str, Any]:
+def _level_settings(factor: FactorFile, value: Any) -> dict[str, Any]:
     if isinstance(factor.set, str):
         return {factor.set: value}
-    out = {}
-    for key, template in factor.set.items():
+
+    def filled(template: Any) -> Any:
         if template == VALUE:
-            out[str(key)] = value
-        elif isinstance(template, str) and VALUE in template:
-            out[str(key)] = template.replace(VALUE, show(value))
-        else:
-            out[str(key)] = template
-    return out
+            return value
+        return template.replace(VALUE, show(value)) if isinstance(template, str) else template
+
+    return {str(key): filled(template) for key, template in factor.set.items()}
 
 
 def _factor(factor: FactorFile, where: str) -> Factor:
@@ -149,7 +130,7 @@ def _factor(factor: FactorFile, where: str) -> Factor:
                             f"value goes to (e.g. set: width) or {{key: template}}")
         if not isinstance(factor.set, (str, dict)) or not factor.set:
             raise SpecError(f"{where}.set must be a nas run key or a mapping of keys to templates")
-        levels = [Level(v, _level_settings(factor, v, where)) for v in values]
+        levels = [Level(v, _level_settings(factor, v)) for v in values]
     else:
         raise SpecError(f"{where}.values must be a list of values or a mapping of labels to settings")
     if not levels:
@@ -171,11 +152,9 @@ def load_experiment(path: str | Path) -> Experiment:
         raise SpecError(f"{path}: an experiment file is a mapping (name, base, factors, seeds, "
                         f"budget, paper); see experiments/")
     try:
-        raw = from_dict(ExperimentFile, data, root="experiment")
-        exp = _resolve(raw, path)
+        return _resolve(from_dict(ExperimentFile, data, root="experiment"), path)
     except SpecError as err:
         raise SpecError(f"{path}: {err}") from None
-    return exp
 
 
 def _resolve(raw: ExperimentFile, path: Path) -> Experiment:

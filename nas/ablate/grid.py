@@ -1,11 +1,8 @@
 """From an experiment to its grid of points: one (cell, seed) each, with its checked config and spec.
-
 Config layers, lowest first: `nas run` defaults < the experiment's `base` < the budget < a data
-fallback (when the base data set is absent) < the cell's factor settings and seed, then the
-command line's `key=value` words (a `RunOverrides`, parsed once by the CLI). A word that would
-set a factor's key (or `train.seed`) is refused: it would flatten the ablation. Everything that can be wrong with a cell (a groups
-value that does not divide the channels, a bad activation name) is found here, before training.
-"""
+fallback < the cell's factor settings and seed < the command line's words (which may not set a
+factor's key or `train.seed`: that would flatten the ablation). A cell that cannot build is found
+here, before training."""
 
 from __future__ import annotations
 
@@ -17,15 +14,14 @@ from nas.ablate.experiment import Cell, Experiment
 from nas.campaign.budget import Budget
 from nas.config import RunConfig, load_run_config, merge, nest, resolve_spec
 from nas.counting import count
-from nas.words import RunOverrides
 from nas.data import DataBundle, DataConfig, DataError, load_data
 from nas.errors import NasError, SpecError, UnknownNameError
+from nas.words import RunOverrides
 
 
 @dataclass(frozen=True)
 class CellRun:
     """One point of an ablation: a cell of the grid trained with one seed."""
-
     key: str  # "label@seed": its name in the state file and NAS_FAIL_CELLS
     cell: Cell
     seed: int
@@ -38,10 +34,6 @@ class CellRun:
     @property
     def valid(self) -> bool:
         return self.error is None
-
-
-def point_key(label: str, seed: int) -> str:
-    return f"{label}@{seed}"
 
 
 def check_overrides(exp: Experiment, overrides: RunOverrides) -> None:
@@ -81,11 +73,8 @@ def describe_data(cfg: DataConfig) -> str:
 
 
 def resolve_data(exp: Experiment, budget: Budget, overrides: RunOverrides) -> ResolvedData:
-    """Load the experiment's data, or the first of its `data_fallbacks` that is present.
-
-    Fallbacks apply only when the command line leaves `data.name` alone; the note says which
-    data set was used and which were missing.
-    """
+    """The experiment's data, or the first of its `data_fallbacks` present (only when the command
+    line leaves `data.name` alone); the note says which was used and which were missing."""
     user_named = "data.name" in overrides.values
     candidates = [{}] + ([] if user_named else [dict(f) for f in exp.data_fallbacks])
     missing: list[str] = []
@@ -107,15 +96,9 @@ def resolve_data(exp: Experiment, budget: Budget, overrides: RunOverrides) -> Re
     raise DataError(f"{first_error}{tail}")
 
 
-def sized(bundle: DataBundle, cfg: RunConfig) -> DataBundle:
-    """The bundle as the cell will see it (sizes only; the worker does the actual resize)."""
-    return dataclasses.replace(bundle, resolution=cfg.data.resize) if cfg.data.resize else bundle
-
-
 def build_grid(exp: Experiment, budget: Budget, overrides: RunOverrides, seeds: tuple[int, ...],
                data: ResolvedData) -> list[CellRun]:
-    """Every cell x seed with its config, spec and counts; a bad cell gets its one-line error
-    (recorded INFEASIBLE before any training)."""
+    """Every cell x seed with its config, spec and counts; a bad cell gets its one-line error."""
     units = []
     for cell in exp.cells():
         try:
@@ -123,14 +106,15 @@ def build_grid(exp: Experiment, budget: Budget, overrides: RunOverrides, seeds: 
             key = load_key(cfgs[0])
             if key not in data.bundles:
                 data.bundles[key] = load_data(key, "cpu")
-            spec = resolve_spec(cfgs[0], sized(data.bundles[key], cfgs[0]))
+            bundle, resize = data.bundles[key], cfgs[0].data.resize  # sizes only: the worker resizes
+            spec = resolve_spec(cfgs[0], dataclasses.replace(bundle, resolution=resize) if resize else bundle)
             counted = count(spec)
         except UnknownNameError as err:  # a typo, not a level that does not fit: refuse the file
             raise NasError(f"{exp.path}: cell {cell.label} does not build: {err}") from None
         except (NasError, SpecError) as err:
             error = " ".join(str(err).split())
-            units += [CellRun(point_key(cell.label, s), cell, s, None, error=error) for s in seeds]
+            units += [CellRun(f"{cell.label}@{s}", cell, s, None, error=error) for s in seeds]
             continue
-        units += [CellRun(point_key(cell.label, s), cell, s, c, spec, counted.macs, counted.params)
+        units += [CellRun(f"{cell.label}@{s}", cell, s, c, spec, counted.macs, counted.params)
                   for s, c in zip(seeds, cfgs)]
     return units

@@ -1,7 +1,5 @@
-"""What an ablation runs, as `nas ablate` takes it: the experiment file, how many seeds, the
-budget, the test images per cell, and whether failed cells run again. Composed with
-`nas.campaign.settings.CampaignSettings`; each field carries its flag (`kept`: `--resume` keeps
-the value the ablation started with)."""
+"""What an ablation runs, as `nas ablate` takes it (composed with `CampaignSettings`); each field
+carries its flag (`kept`: `--resume` keeps the value the ablation started with)."""
 
 from __future__ import annotations
 

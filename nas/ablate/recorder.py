@@ -1,6 +1,5 @@
-"""An ablation's MLflow records (driver only), over the campaign recorder: a child run per cell
-and seed with its factor values, seed, config, spec and counts, then its per-epoch history and
-final metrics as the worker returned them."""
+"""An ablation's MLflow records (driver only), over the campaign recorder: a child run per cell x
+seed with its factors, seed, config, spec and counts, then its epochs and final metrics."""
 
 from __future__ import annotations
 
@@ -45,12 +44,8 @@ class AblationRecorder:
         final = {ml.TEST_ACC: result.test_acc, ml.WALL_TIME_S: result.wall_s}
         if not result.history:  # else the last epoch's val_acc is the final one
             final[ml.VAL_ACC] = result.val_acc
-        tags = {ml.DEVICE: result.device} if result.device and result.device != "?" else {}
-        if result.node:
-            tags[ml.NODE] = result.node
-        if result.precision:
-            tags[ml.PRECISION] = result.precision
-        if result.test_images:
-            tags[ml.TEST_IMAGES] = result.test_images
+        tags = {ml.DEVICE: result.device if result.device != "?" else None, ml.NODE: result.node,
+                ml.PRECISION: result.precision, ml.TEST_IMAGES: result.test_images}
+        tags = {k: v for k, v in tags.items() if v}
         self.campaign.finish(point.key, result.status, metrics=final, step=result.epochs, tags=tags,
                              error=result.error)

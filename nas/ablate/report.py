@@ -1,27 +1,14 @@
 """Results (one row per cell x seed) -> summary (one row per cell, mean ± std over seeds) -> the
-printed table, with the paper's reported numbers beside the measured ones.
-
-Accuracies are fractions in the CSVs (as in MLflow) and percent in the printed table, like the
-papers. The test accuracy is reported, never used to pick anything.
-
-Whether an effect is real: each cell gets a 95% t-interval over its completed seeds
-(`val_acc_ci95_low/high`, `test_acc_ci95_low/high`) and is compared with its **reference cell**
-by Welch's t-test on test accuracy (`p_value`). The reference level of a factor is the first
-value the experiment file lists (width 1.0, residual true, proj_act linear, ...); a cell's
-reference is the same cell with its *last* factor that is not at its reference level moved to it,
-so every comparison changes exactly one factor (groups=8 shuffle=false is compared with
-groups=8 shuffle=true, groups=8 shuffle=true with groups=3 shuffle=true). The cell with every
-factor at its reference level has no reference. The paper's direction for the same pair is read
-from the paper's cells (the first percentage in each, error flipped to accuracy; else words such
-as "higher" / "lower than linear" / "baseline" vs "slower convergence"), and `reproduced` says
-whether the measured difference has that sign at p < 0.05.
-"""
+printed table beside the paper's numbers. Accuracies are fractions in the CSVs, percent in the
+table; the test accuracy is reported, never used to pick anything. Each cell gets a 95% t-interval
+and Welch's p-value against its reference cell (`reference_cell`); `reproduced` says whether the
+difference has the paper's direction (`paper_direction`) at p < ALPHA."""
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -37,15 +24,13 @@ RESULT_COLUMNS = ["cell", "seed", "macs", "params", "val_acc", "test_acc", "epoc
 
 def result_row(exp: Experiment, point, result: dict[str, Any], run_id: str | None) -> dict[str, Any]:
     """One results.csv row: a cell x seed with where it ran (device kind and Ray node)."""
-    row: dict[str, Any] = {"cell": point.cell.label}
-    row.update({name: show(value) for name, value in point.cell.values.items()})
-    row.update({"seed": point.seed, "macs": point.macs, "params": point.params,
-                "val_acc": result.get("val_acc"), "test_acc": result.get("test_acc"),
-                "epochs": result.get("epochs", 0), "status": result["status"],
-                "error": result.get("error", ""), "wall_s": round(float(result.get("wall_s") or 0), 2),
-                "device": result.get("device") if result.get("device") != "?" else "",
-                "node": result.get("node", ""), "mlflow_run_id": run_id or ""})
-    return row
+    return {"cell": point.cell.label, **{name: show(value) for name, value in point.cell.values.items()},
+            "seed": point.seed, "macs": point.macs, "params": point.params,
+            "val_acc": result.get("val_acc"), "test_acc": result.get("test_acc"),
+            "epochs": result.get("epochs", 0), "status": result["status"],
+            "error": result.get("error", ""), "wall_s": round(float(result.get("wall_s") or 0), 2),
+            "device": result.get("device") if result.get("device") != "?" else "",
+            "node": result.get("node", ""), "mlflow_run_id": run_id or ""}
 
 
 def results_frame(exp: Experiment, rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -58,10 +43,6 @@ def results_frame(exp: Experiment, rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=columns)
     df["_order"] = df["cell"].map(order)
     return df.sort_values(["_order", "seed"]).drop(columns="_order").reset_index(drop=True)
-
-
-def _std(values: pd.Series) -> float:
-    return float(values.std(ddof=1)) if len(values) > 1 else math.nan
 
 
 def reference_cell(exp: Experiment, cell: Cell) -> Cell | None:
@@ -113,8 +94,7 @@ def _reproduced(direction: int | None, diff: float, p: float) -> str:
 
 
 def cell_status(statuses: set[str]) -> str:
-    """A cell's status over its seeds: COMPLETED or FAILED when all agree, INFEASIBLE when it
-    cannot build, PARTIAL when some seeds failed, PENDING before any ran."""
+    """A cell's status over its seeds (PARTIAL when some failed, PENDING before any ran)."""
     if statuses == {Status.COMPLETED}:
         return Status.COMPLETED.value
     if Status.INFEASIBLE in statuses:
@@ -125,74 +105,69 @@ def cell_status(statuses: set[str]) -> str:
 
 
 def summary_frame(exp: Experiment, results: pd.DataFrame, data_note: str = "") -> pd.DataFrame:
-    """One row per cell: factors, MACs, params, val/test accuracy mean, std and 95% interval over
-    the seeds that completed, how many did, the paper's number for the cell, and the comparison
-    with its reference cell (`reference`, `test_acc_diff`, `p_value`, `paper_direction`,
-    `reproduced`; see the module docstring)."""
+    """One row per cell: factors, counts, val/test mean, std and 95% interval over its completed
+    seeds, the paper's number and the comparison with its reference cell."""
     def completed(label: str) -> pd.DataFrame:  # val_acc, test_acc of the cell's completed seeds
         done = results[(results["cell"] == label) & (results["status"] == Status.COMPLETED)] if len(results) else ()
-        return pd.DataFrame({k: (done[k].astype(float) if len(done) else []) for k in ("val_acc", "test_acc")})
+        return pd.DataFrame({k: (done[k].astype(float) if len(done) else []) for k in ("val_acc", "test_acc")},
+                            dtype=float)
 
     rows = []
     for cell in exp.cells():
         mine = results[results["cell"] == cell.label] if len(results) else results
-        done = mine[mine["status"] == Status.COMPLETED] if len(mine) else mine
-        statuses = set(mine["status"]) if len(mine) else set()
-        status = cell_status(statuses)
-        errors = [e for e in mine["error"].fillna("") if e] if len(mine) else []
-        first = mine.iloc[0] if len(mine) else None
-        row = {"cell": cell.label, **{k: show(v) for k, v in cell.values.items()},
-               "macs": None if first is None else first["macs"],
-               "params": None if first is None else first["params"],
-               "val_acc_mean": done["val_acc"].astype(float).mean() if len(done) else math.nan,
-               "val_acc_std": _std(done["val_acc"].astype(float)) if len(done) else math.nan,
-               "test_acc_mean": done["test_acc"].astype(float).mean() if len(done) else math.nan,
-               "test_acc_std": _std(done["test_acc"].astype(float)) if len(done) else math.nan,
-               "n_seeds": len(done), "paper": exp.paper_for(cell.label),
-               "status": status, "error": errors[0] if errors else "", "data": data_note}
         accs = completed(cell.label)
+        errors = [e for e in mine["error"].fillna("") if e] if len(mine) else []
+        first = mine.iloc[0] if len(mine) else {}
+        row = {"cell": cell.label, **{k: show(v) for k, v in cell.values.items()},
+               "macs": first.get("macs"), "params": first.get("params")}
+        for metric in ("val_acc", "test_acc"):  # std: NaN under two seeds
+            row.update({f"{metric}_mean": accs[metric].mean(), f"{metric}_std": float(accs[metric].std())})
+        row.update(n_seeds=len(accs), paper=exp.paper_for(cell.label),
+                   status=cell_status(set(mine["status"]) if len(mine) else set()),
+                   error=errors[0] if errors else "", data=data_note)
         for metric in ("val_acc", "test_acc"):
             row[f"{metric}_ci95_low"], row[f"{metric}_ci95_high"] = ci95(accs[metric])
-        ref = reference_cell(exp, cell)
-        row["reference"] = ref.label if ref else ""
-        if ref is None:
-            row.update(test_acc_diff=math.nan, p_value=math.nan, paper_direction="", reproduced="")
-        else:
-            theirs = completed(ref.label)["test_acc"]
-            diff = (float(accs["test_acc"].mean() - theirs.mean())
-                    if len(accs) and len(theirs) else math.nan)
-            p = welch_p_value(accs["test_acc"], theirs)
-            direction = paper_direction(exp, cell.label, ref.label)
-            row.update(test_acc_diff=diff, p_value=p,
-                       paper_direction={1: "higher", -1: "lower", None: ""}[direction],
-                       reproduced=_reproduced(direction, diff, p))
+        row.update(_comparison(exp, cell, accs["test_acc"], completed))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _comparison(exp: Experiment, cell: Cell, mine: pd.Series,
+                completed: Callable[[str], pd.DataFrame]) -> dict[str, Any]:
+    """`reference`, `test_acc_diff`, `p_value`, `paper_direction`, `reproduced` of one cell."""
+    ref = reference_cell(exp, cell)
+    if ref is None:
+        return dict(reference="", test_acc_diff=math.nan, p_value=math.nan, paper_direction="", reproduced="")
+    theirs = completed(ref.label)["test_acc"]
+    diff = float(mine.mean() - theirs.mean()) if len(mine) and len(theirs) else math.nan
+    p = welch_p_value(mine, theirs)
+    direction = paper_direction(exp, cell.label, ref.label)
+    return dict(reference=ref.label, test_acc_diff=diff, p_value=p,
+                paper_direction={1: "higher", -1: "lower", None: ""}[direction],
+                reproduced=_reproduced(direction, diff, p))
+
+
+def _missing(value: Any) -> bool:
+    """None, or NaN (a number or a string cell that came back from a CSV empty)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _pm(mean: float, std: float) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+    if _missing(mean):
         return "-"
-    if std is None or math.isnan(std):
-        return f"{100 * mean:.1f}"
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+    return f"{100 * mean:.1f}" if _missing(std) else f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
 def _count(value: Any, scale: float, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{float(value) / scale:.{digits}f}M"
+    return "-" if _missing(value) else f"{float(value) / scale:.{digits}f}M"
 
 
 def _ci(low: float, high: float) -> str:
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
-        return "-"
-    return f"[{100 * low:.1f}, {100 * high:.1f}]"
+    return "-" if _missing(low) or _missing(high) else f"[{100 * low:.1f}, {100 * high:.1f}]"
 
 
 def _text(value: Any) -> str:
-    """A string cell that may have come back from a CSV as NaN."""
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return "" if _missing(value) else str(value)
 
 
 def _p(p: float, reference: str, label: str) -> str:
@@ -201,26 +176,26 @@ def _p(p: float, reference: str, label: str) -> str:
         return "ref"
     mine = label.split(" ")
     where = " ".join(w for w in reference.split(" ") if w not in mine)
-    shown = "-" if p is None or math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
+    shown = "-" if _missing(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
     return f"{shown} vs {where}"
 
 
 def display_frame(exp: Experiment, summary: pd.DataFrame, n_seeds: int, *,
                   stats: bool = False) -> pd.DataFrame:
-    """The printed table: factor columns, MACs, params, val/test % mean ± std, seeds, paper.
-    With `stats`, the 95% intervals, the p-value against the reference cell and whether the
-    paper's direction is reproduced come before the paper column (which stays last)."""
+    """The printed table: factors, MACs, params, val/test % mean ± std, seeds, (with `stats`: 95%
+    intervals, p-value, reproduced), and the paper column last."""
     paper_col = f"paper ({exp.paper.table})" if exp.paper else "paper"
     out = pd.DataFrame({f.name: summary[f.name] for f in exp.factors})
     out["MACs"] = [_count(v, 1e6, 1) for v in summary["macs"]]
     out["params"] = [_count(v, 1e6, 2) for v in summary["params"]]
-    out["val acc %"] = [_pm(m, s) for m, s in zip(summary["val_acc_mean"], summary["val_acc_std"])]
-    out["test acc %"] = [_pm(m, s) for m, s in zip(summary["test_acc_mean"], summary["test_acc_std"])]
+    for short in ("val", "test"):
+        out[f"{short} acc %"] = [_pm(m, s) for m, s in zip(summary[f"{short}_acc_mean"], summary[f"{short}_acc_std"])]
     out["seeds"] = [f"{n}/{n_seeds}" if st != Status.INFEASIBLE else "invalid"
                     for n, st in zip(summary["n_seeds"], summary["status"])]
     if stats:
-        out["val 95% CI"] = [_ci(lo, hi) for lo, hi in zip(summary["val_acc_ci95_low"], summary["val_acc_ci95_high"])]
-        out["test 95% CI"] = [_ci(lo, hi) for lo, hi in zip(summary["test_acc_ci95_low"], summary["test_acc_ci95_high"])]
+        for short in ("val", "test"):
+            out[f"{short} 95% CI"] = [_ci(lo, hi) for lo, hi in
+                                      zip(summary[f"{short}_acc_ci95_low"], summary[f"{short}_acc_ci95_high"])]
         out["p (test)"] = [_p(p, _text(r), c) for p, r, c in
                            zip(summary["p_value"], summary["reference"], summary["cell"])]
         out["reproduced (paper)"] = [
@@ -231,8 +206,7 @@ def display_frame(exp: Experiment, summary: pd.DataFrame, n_seeds: int, *,
 
 
 def format_report(exp: Experiment, summary: pd.DataFrame, *, n_seeds: int, caption: str) -> str:
-    """Title, what was measured, the table, then where the paper column comes from and how many
-    of the paper's directions are reproduced at p < 0.05."""
+    """Title, caption, the table, how many of the paper's directions are reproduced, its source."""
     lines = [f"{exp.name}: {exp.description}".rstrip(": "), caption, ""]
     table = display_frame(exp, summary, n_seeds, stats=True)
     paper = table.columns[-1]

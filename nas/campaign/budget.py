@@ -1,15 +1,10 @@
-"""Budgets: named fidelities, so results are comparable. A front found at `cpu` or an ablation
-table at `cpu` says so in MLflow (`budget.*` params, `nas.budget` tag, the table's caption),
-and every point of it saw the same data and epochs. `key=value` words go on top.
-
-One `Budget` type; a search and an ablation each have their own table of them, because a search
-spends its compute on many short trials (with early stopping) and an ablation on few, longer,
-repeated cells that are also tested.
-"""
+"""Budgets: named fidelities, so results are comparable (a front or table found at `cpu` says so
+in MLflow and its caption; every point of it saw the same data and epochs). A search spends its
+compute on many short trials, an ablation on few, longer, repeated and tested cells: a table each."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nas.errors import NasError
@@ -40,8 +35,6 @@ class Budget:
 
     def with_epochs(self, epochs: int) -> "Budget":
         """`train.epochs=` on the command line: the full fidelity moves, the first rung with it."""
-        from dataclasses import replace
-
         return replace(self, epochs=epochs, grace_epochs=min(self.grace_epochs, epochs))
 
 

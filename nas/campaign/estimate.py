@@ -1,15 +1,20 @@
-"""The time estimate a campaign prints before it starts: the points it will train, each
-timed by the time model (`nas.campaign.time_model`) calibrated on this machine by a few measured
-SGD steps of some of those points side by side, plus a fixed cost per point, spread over the
-workers. One estimate for a search and an ablation; calibrated by measuring, not by a constant."""
+"""The time estimate a campaign prints before it starts: its points timed by the time model,
+calibrated on this machine by measured SGD steps of some of them side by side (not a constant),
+plus a fixed cost per point, spread over the workers. One estimate for a search and an ablation."""
 
 from __future__ import annotations
 
-import time
+import os
+import threading
 from typing import Any, Sequence
+
+import torch
 
 from nas.blocks import Cost
 from nas.campaign.time_model import Schedule, TimeModel, Work
+from nas.counting import count
+from nas.device import select_device
+from nas.formats import choose, step_timer
 
 # Fixed seconds per point besides its training and evaluation, measured on this 2-core machine
 # (the sum of the points' wall spans minus their compute, idle machine): a Ray task of an
@@ -21,27 +26,17 @@ PLANNED_STEPS = 10**6  # the measured points are ones a campaign will train: wor
 
 
 def _steps(spec: Any, batch_size: int, precision: Any, out: list[float]) -> None:
-    """A few SGD steps of `spec` in `precision` (the format probe's own step, the first one not
-    timed); appends the seconds per step."""
-    from nas.formats import step_timer
-
+    """Appends the seconds per SGD step of `spec` in `precision` (the format probe's own step; the
+    first one untimed)."""
     step = step_timer(spec, batch_size, precision)
     step()
     out.append(sum(step() for _ in range(MEASURED_STEPS)) / MEASURED_STEPS)
 
 
 def _step_seconds(specs: Sequence[Any], train: Any, *, threads: int, device: str) -> list[float]:
-    """Seconds per SGD step of each of `specs` at `train`'s batch size, in the format its runs
-    will train in (`nas.formats.choose`: on a CPU the per-net probe, whose pick the points then
-    find in the cache), all training at once (a thread each, as the points a campaign runs side
-    by side contend for this machine's cores and memory), each with `threads` CPU threads."""
-    import threading
-
-    import torch
-
-    from nas.device import select_device
-    from nas.formats import choose
-
+    """Seconds per SGD step of each of `specs`, in the format its runs will train in (the probe's
+    pick, cached for them), all at once (a thread each: points side by side contend for the cores
+    and memory), each with `threads` CPU threads."""
     dev = select_device(device)
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
@@ -60,11 +55,8 @@ def _step_seconds(specs: Sequence[Any], train: Any, *, threads: int, device: str
 
 
 def calibrate(specs: Sequence[Any], train: Any, *, threads: int, device: str = "cpu") -> TimeModel:
-    """The time model on this machine: `specs` (as many as train side by side) measured at once
-    with `train` (a TrainConfig: batch size, forced format), the reference shape scaled to their
-    measured seconds."""
-    from nas.counting import count
-
+    """The reference shape scaled to `specs` (as many as train side by side) measured at once with
+    `train` (a TrainConfig: batch size, forced format)."""
     batch = train.batch_size
     seconds = _step_seconds(specs, train, threads=threads, device=device)
     return TimeModel.calibrated([(count(spec).cost, s / batch) for spec, s in zip(specs, seconds)], batch)
@@ -72,8 +64,6 @@ def calibrate(specs: Sequence[Any], train: Any, *, threads: int, device: str = "
 
 def side_by_side(concurrency: int, threads: int) -> int:
     """How many points train at once on this machine (the measurement runs as many)."""
-    import os
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(concurrency, cores // max(1, threads)))
 
@@ -88,9 +78,8 @@ def spread(costed: Sequence[tuple[Any, Cost]], k: int) -> list[Any]:
 
 def estimate_s(work: Sequence[Work], model: TimeModel, concurrency: int, campaign: str, *,
                more: int = 0, like: Sequence[Work] = (), drift: float = 1.0) -> float:
-    """Wall seconds for `work` timed by `model`, then `more` points at `drift` x the mean
-    seconds of `like` (what is known of points not chosen yet), on `concurrency` workers, with
-    the `campaign`'s ("search" or "ablation") fixed cost per point."""
+    """Wall seconds of `work`, plus `more` points not chosen yet at `drift` x the mean of `like`, on
+    `concurrency` workers, each with the `campaign`'s ("search" or "ablation") fixed cost."""
     overhead = POINT_OVERHEAD_S[campaign]
     total = sum(model.seconds(w) + overhead for w in work)
     if more and like:
@@ -103,8 +92,7 @@ def describe(seconds: float) -> str:
 
 
 def mean_epochs(budget: Any, *, early_stopping: bool) -> float:
-    """Epochs an average search trial trains: with successive halving a 1/rf share of the
-    trials reaches each next rung (geometric rungs from grace_epochs)."""
+    """Epochs an average search trial trains: a 1/rf share reaches each next (geometric) rung."""
     if not early_stopping:
         return float(budget.epochs)
     epochs, share, total, prev = budget.grace_epochs, 1.0, 0.0, 0

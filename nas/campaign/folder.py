@@ -1,6 +1,5 @@
-"""Where a campaign lives: `<output_dir>/<name>/`, with `name` one plain folder name, so
-`--name ../../etc` cannot write outside `--output-dir`; and the folder's clean-up when a fresh
-campaign is refused before it wrote anything (it leaves no empty folder behind)."""
+"""Where a campaign lives: `<output_dir>/<name>/`, `name` one plain folder name (`--name ../../etc`
+cannot write outside `--output-dir`), and its clean-up when a fresh campaign is refused."""
 
 from __future__ import annotations
 
@@ -22,25 +21,19 @@ def campaign_folder(output_dir: str | Path, name: str) -> Path:
     return Path(output_dir) / name
 
 
-def remove_if_unused(folder: Path) -> None:
-    """Remove a fresh campaign's folder that holds nothing but its lock file."""
-    try:
-        if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
-            shutil.rmtree(folder)
-    except OSError:
-        pass
-
-
 @contextmanager
 def setup_guard() -> Iterator[None]:
-    """Around a campaign's set-up: when it fails, the folder locks it took are given back and a
-    fresh folder it made (nothing in it but the lock) is removed, so a refused command leaves
-    no files behind."""
+    """Around a campaign's set-up: when it fails, its locks are given back and a fresh folder (only
+    the lock in it) removed, so a refused command leaves no files behind."""
     before = held_folders()
     try:
         yield
     except BaseException:
         for folder in held_folders() - before:
             release(folder)
-            remove_if_unused(folder)
+            try:
+                if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
+                    shutil.rmtree(folder)
+            except OSError:
+                pass
         raise

@@ -1,12 +1,7 @@
-"""One owner per campaign folder: an advisory lock (`<folder>/.lock`, `fcntl.flock`) held by the
-`nas search` / `nas ablate` process that runs the campaign, so a second process on the same folder
-(a `--resume` typed while the first still runs) is refused in one line naming the owner, instead
-of closing the owner's running points and writing the same study and state twice.
-
-The kernel drops a flock when its holder exits, however it exits (`kill -9` included), so a lock
-file left behind is stale by construction: the next owner takes it over atomically and writes its
-own pid and host into it. The lock is per process; taking it again in the same process (a
-campaign run twice from Python) reuses it."""
+"""One owner per campaign folder: an advisory `fcntl.flock` on `<folder>/.lock`, so a second process
+(a `--resume` typed while the first runs) is refused in one line naming the owner instead of
+closing its running points. The kernel drops a flock however its holder exits (`kill -9` too), so
+a lock file left behind is free by construction; taking it again in the same process reuses it."""
 
 from __future__ import annotations
 
@@ -25,12 +20,6 @@ LOCK_FILE = ".lock"
 _HELD: dict[Path, int] = {}  # folder -> the open file descriptor that holds its lock
 
 
-def owner_record() -> dict[str, object]:
-    """Who holds the lock: written into the lock file for the refusal message."""
-    return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "command": " ".join(["nas", *sys.argv[1:]])[:300]}
-
-
 def _describe(path: Path) -> str:
     try:
         owner = json.loads(path.read_text() or "{}")
@@ -43,7 +32,7 @@ def _describe(path: Path) -> str:
 
 def acquire(folder: Path, what: str) -> None:
     """Hold `folder`'s lock until this process exits or `release(folder)`; refuse in one line
-    when another process holds it. `what`: "search" or "ablation", for the message."""
+    when another process holds it (`what`: "search" or "ablation")."""
     import fcntl
 
     folder = Path(folder).resolve()
@@ -58,8 +47,10 @@ def acquire(folder: Path, what: str) -> None:
         os.close(fd)
         raise NasError(f"{what} {folder.name!r} is being run by {_describe(path)}; wait for it to"
                        f" end or stop it, then --resume (folder {folder})") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, json.dumps(owner_record()).encode())
+    os.ftruncate(fd, 0)  # who holds it, for the refusal message
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "command": " ".join(["nas", *sys.argv[1:]])[:300]}
+    os.write(fd, json.dumps(owner).encode())
     os.fsync(fd)
     _HELD[folder] = fd
 

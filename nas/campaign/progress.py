@@ -34,8 +34,7 @@ class Progress:
         self.show()
 
     def done(self, status: Status, line: str | None = None, *, trained: bool = True) -> None:
-        """A point finished; `trained=False` for free ones (infeasible, duplicate) that do not
-        advance the bar."""
+        """A point finished; `trained=False`: a free one (infeasible, duplicate), not on the bar."""
         self.counts[Status(status)] += 1
         if trained:
             self.running = max(0, self.running - 1)

@@ -1,6 +1,5 @@
-"""MLflow layout of a campaign, written only from the driver (one SQLite writer): a parent run
-per search or ablation, a child run per point (trial, or cell x seed) with its spec, counts,
-per-epoch metrics, final metrics and `nas.status`. Names come from `nas.mlflow_layout`."""
+"""A campaign's MLflow runs, written only from the driver (one SQLite writer): a parent run, and a
+child per point with its spec, counts, epochs, final metrics and `nas.status` (`nas.mlflow_layout`)."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ from typing import Any, Mapping
 
 from nas import mlflow_layout as ml
 from nas.config import MlflowConfig
+from nas.spec import spec_to_yaml
 from nas.status import Status
 from nas.tracking import NullTracker, Tracker, environment_tags
 
@@ -69,8 +69,6 @@ class CampaignRecorder:
     def describe(self, key: Any, *, params: Mapping[str, Any], spec: Any = None,
                  macs: int | None = None, n_params: int | None = None) -> None:
         """What a point is: its params (choices or factors), spec.yaml, MACs and params."""
-        from nas.spec import spec_to_yaml
-
         child = self.children[key]
         child.log_params(params)
         if spec is not None:
@@ -98,8 +96,7 @@ class CampaignRecorder:
             self.finish(key, Status.INTERRUPTED, error="interrupted; continue with --resume")
 
     def discard(self, run_id: str) -> None:
-        """Delete (MLflow's soft delete) a failed point's run before it is retried, so each
-        point keeps one child run."""
+        """Soft-delete a failed point's run before it is retried: one child run per point."""
         if self.tracking:
             self.parent.client.delete_run(run_id)
 
@@ -111,9 +108,8 @@ class CampaignRecorder:
         except Exception:  # noqa: BLE001 - a run deleted by hand is simply gone
             return None
 
-    def finish_parent(self, files: tuple[Path, ...], metrics: Mapping[str, float],
-                      status: str = ml.RUN_FINISHED) -> None:
+    def finish_parent(self, files: tuple[Path, ...], metrics: Mapping[str, float]) -> None:
         for path in files:
             self.parent.log_artifact(path)
         self.parent.log_metrics(dict(metrics))
-        self.parent.end(status)
+        self.parent.end(ml.RUN_FINISHED)

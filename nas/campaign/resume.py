@@ -1,10 +1,8 @@
-"""What a resumed campaign keeps: the settings that define its experiment (the plan's fields
-flagged `kept`: the budget and, for a search, its objectives, seed, early stopping and limits;
-and the `nas run` words) come from its state file, so a `--resume` that forgets `--budget cpu
-train.lr=0.2` goes on with the same experiment instead of mixing two in one study or grid. A
-flag left at its default takes the stored value; one that contradicts it is refused in one line.
-Where it runs (workers, concurrency, `data.root=`, `device=`) and how far it goes (`--trials`,
-`--seeds`) may change. Values are compared typed, as the command line parsed them."""
+"""What a resumed campaign keeps: the plan's `kept` fields and the `nas run` words come from its
+state file, so a `--resume` that forgets `--budget cpu train.lr=0.2` does not mix two experiments
+in one study or grid. A flag left at its default takes the stored value; one that contradicts it is
+refused. Where it runs (`data.root=`, `device=`, workers) and how far (`--trials`, `--seeds`) may
+change. Values are compared typed, as the command line parsed them."""
 
 from __future__ import annotations
 
@@ -12,8 +10,8 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from nas.campaign.settings import CampaignSettings, flags
-from nas.words import RunOverrides
 from nas.errors import NasError
+from nas.words import RunOverrides
 
 MOVABLE_KEYS = ("data.root", "device")  # where the data lies and which device trains: not the experiment
 P = TypeVar("P")

@@ -1,8 +1,6 @@
-"""A campaign's settings, one class for `nas search` and `nas ablate`: where and how its points
-run (`CampaignSettings`), what it proposes (its plan: `nas.search.plan.SearchPlan`,
-`nas.ablate.plan.AblatePlan`) and its `key=value` words, parsed here once into a checked
-`RunOverrides`. Each field carries its flag, help text and default (`flag()`), so the argparse
-set-up, the resume checks and the resume command read one table (`FLAGS`, `flags(plan)`)."""
+"""A campaign's settings, one class for `nas search` and `nas ablate`: where its points run, its
+plan (`SearchPlan`, `AblatePlan`) and its `key=value` words, parsed here once. Each field carries
+its flag (`flag()`), so argparse, the resume checks and the resume command read one table."""
 
 from __future__ import annotations
 
@@ -18,9 +16,7 @@ P = TypeVar("P")
 
 @dataclass(frozen=True)
 class CampaignKind:
-    """What a plan's campaign is called in messages, help and folders: "search" of "trial"s in
-    searches/, named by its SPACE; "ablation" of "cell"s in ablations/, by its EXPERIMENT."""
-
+    """A plan's names in messages, help and folders: "search" of "trial"s in searches/, by SPACE."""
     campaign: str
     unit: str
     output_dir: str
@@ -29,10 +25,8 @@ class CampaignKind:
 
 @dataclass(frozen=True)
 class Flag:
-    """How a field is typed on the command line: an option (`--seed 3`), a switch (`--resume`;
-    `--no-asha` for a field that is on by default) or a `key=` word (`max_macs=20e6`). `{unit}`
-    in the name and `{unit}`, `{campaign}`, `{output_dir}`, `{named}` in the help come from the plan."""
-
+    """An option (`--seed 3`), a switch (`--resume`; `--no-asha` for one on by default) or a `key=`
+    word (`max_macs=20e6`); `{unit}` etc. in its name and help come from the plan's CampaignKind."""
     name: str
     help: str = ""
     default: Any = None
@@ -78,7 +72,6 @@ def flags(cls: type) -> dict[str, Flag]:
 @dataclass(frozen=True)
 class CampaignSettings(Generic[P]):
     """What a search and an ablation both take from the command line, and their plan."""
-
     plan: P
     name: str | None = flag("--name", "{campaign} name (default: {named}-DATE); reuse it with --resume")
     resume: bool = flag("--resume", "continue the {campaign} called --name", False)
@@ -117,8 +110,7 @@ class CampaignSettings(Generic[P]):
 
     def accelerator_share(self) -> tuple[str, float | None]:
         """(accelerator, share) for `nas.workers.plan_workers`, from `--accelerator`, `--per-{unit}`
-        and the older `--gpus-per-{unit}` (a GPU share; 0: train on the CPUs); flags that
-        contradict each other, or need one that was not given, are refused in one line."""
+        and the older `--gpus-per-{unit}` (0: CPUs); contradicting flags are refused in one line."""
         unit, accelerator, share, gpu_share = self.unit, self.accelerator, self.per_point, self.gpus_per_point
         if gpu_share is not None and share is not None:
             raise NasError(f"give --per-{unit} or --gpus-per-{unit}, not both (--gpus-per-{unit} S is"
@@ -152,8 +144,8 @@ class CampaignSettings(Generic[P]):
         return cls(plan, run=run, **{k: data[k] for k in FLAGS if k in data})
 
     def command(self, first: tuple[str, ...] = ()) -> list[str]:
-        """The command-line words that give these settings: the `first` fields always, in that
-        order, then the others that differ from their defaults, then the `key=value` words."""
+        """The command-line words for these settings: the `first` fields always, then those off
+        their defaults, then the `key=value` words."""
         table = {**{k: (fl, self.plan) for k, fl in flags(type(self.plan)).items()},
                  **{k: (fl, self) for k, fl in FLAGS.items()}}
         out: list[str] = []
@@ -164,14 +156,13 @@ class CampaignSettings(Generic[P]):
                 out += fl.argv(value, self.unit)
         return out + self.run.words()
 
+
 FLAGS: dict[str, Flag] = flags(CampaignSettings)
 
 
-
 def make_settings(plan_cls: type[P], words: Iterable[str] = (), **values: Any) -> CampaignSettings[P]:
-    """Settings from the command line's values (each routed to the plan or the common fields by
-    its name) and its `key=value` words, parsed once here: the plan's own keys (`max_macs=`)
-    into the plan, the rest checked as `nas run` keys."""
+    """Settings from the command line's values (routed to the plan or the common fields by name)
+    and its words, parsed once: the plan's own keys (`max_macs=`) to it, the rest `nas run` keys."""
     given = parse_words(list(words))
     own = {fl.name[:-1]: (key, fl) for key, fl in flags(plan_cls).items() if fl.is_word}
     extras = {own[k][0]: own[k][1].typed(k, given.pop(k)) for k in list(given) if k in own}

@@ -1,16 +1,8 @@
-"""A campaign's durable state: `<output_dir>/<name>/state.json` (JSON, written atomically after
-every event) beside its results, one schema for a search and an ablation:
-
-    format: 2, kind: search | ablation
-    settings: what it started with (`CampaignSettings.stored()`; --resume keeps its experiment)
-    parent_run_id: its MLflow parent run
-    points: {cell@seed: {status, run_id, result, row}}   (an ablation's points)
-    closed: {trial number: {status, error}}               (a search's trials closed after a kill)
-    experiment: {name, path}, data: the data note         (an ablation's file and data set)
-
-A fresh campaign refuses a folder that holds one already; `--resume` refuses one that does not.
-A folder written before issue 29 (a search's `search.json`; an ablation's `state.json` with
-`units` and flat `_cell` settings) is read in that layout and, on --resume, saved in this one."""
+"""A campaign's durable state, `<output_dir>/<name>/state.json` (written atomically after every
+event), one schema for both: format, kind, settings (`CampaignSettings.stored()`), parent_run_id,
+points {cell@seed: {status, run_id, result, row}}, closed {trial: {status, error}} (a search's),
+experiment {name, path} and data (an ablation's). A folder written before issue 29 (`search.json`;
+`units` and flat `_cell` settings) is read in that layout and saved in this one on --resume."""
 
 from __future__ import annotations
 
@@ -60,8 +52,7 @@ def _found(folder: Path) -> Path | None:
 
 
 def _upgrade_settings(old: dict[str, Any]) -> dict[str, Any]:
-    """Settings a state file stored before issue 29 (one flat dict, `_trial` / `_cell` names,
-    the words as strings) in today's form."""
+    """Pre-issue-29 settings (one flat dict, `_trial` / `_cell` names, words as strings) as today's."""
     flat = {LEGACY_NAMES.get(k, k): v for k, v in old.items()}
     common = {k: flat.pop(k) for k in list(flat) if k in FLAGS}
     run = RunOverrides(parse_words(flat.pop("overrides", None) or []))
@@ -70,8 +61,7 @@ def _upgrade_settings(old: dict[str, Any]) -> dict[str, Any]:
 
 def _upgrade(old: dict[str, Any], kind: str) -> dict[str, Any]:
     """A state written before issue 29 in today's schema."""
-    data = {k: v for k, v in old.items() if k not in ("units", "settings")}
-    data.update(format=FORMAT, kind=kind)
+    data = {k: v for k, v in old.items() if k not in ("units", "settings")} | {"format": FORMAT, "kind": kind}
     if "units" in old:
         data["points"] = old["units"]
     settings = dict(old.get("settings") or {})
@@ -115,7 +105,7 @@ def open_state(folder: Path, *, what: str, resume: bool) -> State:
 
 
 def stored_state(folder: Path, *, what: str, resume: bool) -> dict[str, Any] | None:
-    """The state of a campaign being resumed (None: a fresh one, or nothing stored yet); read
-    before the folder is opened, so its settings can shape the checks that come first."""
+    """A resumed campaign's state (None: a fresh one), read before the folder is opened so its
+    settings can shape the checks that come first."""
     found = _found(folder) if resume else None
     return _read(found, what) if found is not None else None

@@ -1,6 +1,5 @@
-"""The task loop for points that are plain Ray tasks (an ablation's cells, a benchmark's runs):
-a bounded number in flight, each result handed on as it arrives, a worker that died recorded
-FAILED, and the rest cancelled on Ctrl-C."""
+"""The loop for points that are plain Ray tasks (an ablation's cells, a benchmark's runs): a bounded
+number in flight, results handed on as they arrive, a dead worker FAILED, the rest cancelled on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -14,17 +13,11 @@ from nas.status import Status
 Point = TypeVar("Point")
 
 
-def lost(err: BaseException) -> JobResult:
-    """The result of a point whose worker process died (after Ray's retries)."""
-    return JobResult(Status.FAILED, error="worker lost: " + one_line(err))
-
-
 def run_tasks(points: Iterable[Point], submit: Callable[[Point], Any], concurrency: int,
               on_done: Callable[[Point, JobResult], None],
               more: Callable[[], bool] = lambda: True) -> None:
-    """`submit(point)` starts its Ray task (returns the ObjectRef), at most `concurrency` at
-    once, while `more()` holds (a time limit); `on_done(point, result)` gets each JobResult in
-    the order they finish."""
+    """`submit(point)` starts its Ray task (returns the ObjectRef), at most `concurrency` at once,
+    while `more()` holds (a time limit); `on_done(point, result)` gets each JobResult as it ends."""
     queue, pending = list(points), {}
     try:
         while pending or (queue and more()):
@@ -36,7 +29,7 @@ def run_tasks(points: Iterable[Point], submit: Callable[[Point], Any], concurren
             try:
                 result = ray.get(ready[0])
             except Exception as err:  # noqa: BLE001 - the worker process died (twice): record it, go on
-                result = lost(err)
+                result = JobResult(Status.FAILED, error="worker lost: " + one_line(err))
             on_done(point, result)
     except KeyboardInterrupt:
         for ref in pending:

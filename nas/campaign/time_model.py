@@ -1,24 +1,11 @@
-"""Seconds a point trains for, predicted from its plan before training: the search's sampler
-divides a candidate's value by them and both campaigns' start-up estimate sums them.
-
-A point's seconds (build, training and validation: a trial's `train_s`) are its images,
-`train x epochs + EVAL_COST x (validated + tested)`, times a per-image cost linear in what
-`nas.count` knows of its convolutions (`nas.blocks.Cost`): dense MACs, grouped-1x1 MACs,
-depthwise MACs, depthwise outputs (a depthwise conv is memory-bound: on these CPUs a 3x3
-depthwise MAC costs 20-40x a grouped 1x1 one, the reason a MAC count undercounts groups-8 and
-kernel-5 nets) and layers per image (a fixed cost per layer and step). Coefficients are never
-negative.
-
-The prior is `REFERENCE`, the shape fitted to 96 trainings of 16 ShuffleNet archs at 6 budgets
-on this project's 2-core machine (`benchmarks/time_model_check.py`), scaled on each machine to
-a few of the campaign's nets' measured training steps (`calibrated`: a fresh search anywhere
-has it). `refit` fits the
-coefficients to a campaign's own finished points, shrunk toward the prior by `PRIOR_POINTS`
-pseudo-points (0 points: the prior itself). On those trainings (same script) the mean relative
-error of a point's seconds, leaving it out, is 0.17-0.22 per study against 0.25-0.31 for
-MACs-only scaling; for a fresh search (the shape from the other studies, scaled on one of its
-nets) 0.24 with no trial, 0.15 refitted on 10, against 0.42 for MACs scaled on that net.
-"""
+"""Seconds a point trains for (build, training, validation: a trial's `train_s`), predicted from its
+plan: its images (`train x epochs + EVAL_COST x (validated + tested)`) times a per-image cost linear
+in `nas.blocks.Cost` (a 3x3 depthwise MAC costs 20-40x a grouped 1x1 one on these CPUs: a MAC count
+undercounts groups-8 and kernel-5 nets). The prior `REFERENCE` was fitted to 96 trainings of 16
+ShuffleNet archs at 6 budgets on the 2-core machine (`benchmarks/time_model_check.py`), scaled per
+machine on a few measured steps (`calibrated`); `refit` fits a campaign's finished points, shrunk
+toward it. Leave-one-out mean relative error: 0.17-0.22 per study (MACs-only: 0.25-0.31); a fresh
+search 0.24 with no trial, 0.15 refitted on 10 (MACs scaled on one net: 0.42)."""
 
 from __future__ import annotations
 
@@ -42,7 +29,6 @@ PRIOR_POINTS = 3.0  # how many finished points the prior weighs in a refit
 @dataclass(frozen=True)
 class Schedule:
     """The images a point sees: trained per epoch, validated per epoch, tested once; its batch."""
-
     train_images: int
     val_images: int
     batch_size: int
@@ -51,9 +37,7 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Work:
-    """One point's work: its cost (`nas.count(spec).cost`), schedule and epochs (a mean under
-    early stopping, or the epochs a finished trial trained)."""
-
+    """One point's cost (`nas.count(spec).cost`), schedule and epochs (a mean under early stopping)."""
     cost: Cost
     schedule: Schedule
     epochs: float
@@ -82,8 +66,7 @@ class TimeModel:
 
     @staticmethod
     def calibrated(measured: Sequence[tuple[Cost, float]], batch_size: int) -> "TimeModel":
-        """The REFERENCE shape scaled to measured nets: (their cost, seconds per trained image)
-        (`estimate.calibrate`); the scale is the geometric mean of measured over predicted."""
+        """REFERENCE scaled by the geometric mean of measured over predicted seconds per image."""
         reference = TimeModel()
         ratios = [math.log(s / reference.seconds(Work(c, Schedule(1, 0, batch_size), 1.0)))
                   for c, s in measured if s > 0]
@@ -92,8 +75,8 @@ class TimeModel:
         return TimeModel(prior, prior)
 
     def refit(self, observed: Sequence[tuple[Work, float]]) -> "TimeModel":
-        """Coefficients fitted to finished points (their work, their seconds): the relative
-        error of each point, plus the prior's PRIOR_POINTS pseudo-points, never negative."""
+        """Coefficients (never negative) fitted to finished points' relative errors, plus the
+        prior's PRIOR_POINTS pseudo-points."""
         done = [(w, s) for w, s in observed if s > 0 and w.images > 0]
         if not done:
             return replace(self, coefficients=self.prior)
@@ -113,10 +96,8 @@ class TimeModel:
 
 
 def _shrunk_nnls(design: np.ndarray, prior: np.ndarray, weight: float) -> np.ndarray:
-    """argmin over v >= 0 of |design v - 1|^2 + weight |v - prior|^2, exactly: strictly convex,
-    so the optimum is the unconstrained optimum on its own support; with a handful of
-    coefficients every support is tried (the depthwise features are nearly collinear, where
-    coordinate descent crawls)."""
+    """argmin over v >= 0 of |design v - 1|^2 + weight |v - prior|^2, exactly: strictly convex, so
+    every support's unconstrained optimum is tried (coordinate descent crawls on collinear features)."""
     gram = design.T @ design + weight * np.eye(len(prior))
     target = design.T @ np.ones(len(design)) + weight * prior
     best, best_loss = np.zeros(len(prior)), 0.0  # the empty support: v = 0

@@ -1,6 +1,5 @@
-"""Whether a campaign produced anything: the exit code of `nas search` / `nas ablate`. Exit 0
-only when at least one point trained to a result; a campaign in which every point failed or
-was infeasible exits 1 with one line saying why, so a CI job never passes on an empty table."""
+"""The exit code of `nas search` / `nas ablate`: 0 only when a point trained to a result, else 1
+with one line saying why, so a CI job never passes on an empty table."""
 
 from __future__ import annotations
 
