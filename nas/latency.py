@@ -202,8 +202,11 @@ class LatencyCache:
 
             self.entries = read_json(path)
 
+    def _key(self, spec: Any) -> str:
+        return f"{plan_signature(spec)}@{self.settings.key()}"
+
     def get(self, spec: Any) -> Latency:
-        key = f"{plan_signature(spec)}@{self.settings.key()}"
+        key = self._key(spec)
         if key not in self.entries:
             self.entries[key] = asdict(measure(spec, self.settings))
             if self.path is not None:

@@ -117,7 +117,8 @@ def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
 def numeric_columns(df: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     missing = [c for c in names if c not in df.columns]
     if missing:
-        raise ValueError(f"column(s) {', '.join(missing)} not in the trials table (have: {', '.join(map(str, df.columns))})")
+        raise ValueError(f"column(s) {', '.join(missing)} not in the trials table "
+                         f"(have: {', '.join(map(str, df.columns))})")
     return df[list(names)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 

@@ -107,7 +107,8 @@ def _panel(ax, trials: pd.DataFrame, x: str, y: str, *, status: np.ndarray, fron
         style = _STATUS_STYLE.get(st, dict(color="#7a7a7a", s=16, alpha=0.8, label=st.lower()))
         ax.scatter(xv[sel], yv[sel], marker="o", linewidths=0, zorder=2,
                    **{**style, "label": f"{style['label']} ({int(sel.sum())})"})
-    pxy = numeric_columns(presets, [x, y]) / [x_div, y_div] if presets is not None and len(presets) else np.empty((0, 2))
+    has_presets = presets is not None and len(presets)
+    pxy = numeric_columns(presets, [x, y]) / [x_div, y_div] if has_presets else np.empty((0, 2))
     all_x = np.concatenate([xv[np.isfinite(xv)], pxy[:, 0][np.isfinite(pxy[:, 0])]])
     if len(all_x) and all_x.min() > 0 and all_x.max() / all_x.min() > 10:
         _log_x(ax, all_x)
