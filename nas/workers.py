@@ -96,23 +96,21 @@ def plan_workers(resources: dict[str, float], *, accelerator: str = "auto", shar
                                     or concurrency < 1):
         raise NasError(f"--concurrency={concurrency!r} must be a whole number >= 1")
     cpus = float(resources.get("CPU", 0))
-    kind = accelerator
-    if kind == "auto":
-        kind = next((k for k in ("cuda", "npu") if resources.get(RAY_NAME[k], 0) > 0), "cpu")
+    by_cpu = int(cpus // cpus_each)
+    kind = accelerator if accelerator != "auto" else next(
+        (k for k in ("cuda", "npu") if resources.get(RAY_NAME[k], 0) > 0), "cpu")
     if kind == "cpu":
         if share:
             raise NasError(f"--per-trial={share!r} is a share of an accelerator, but trials run on "
                            f"CPUs (the cluster has {_have(resources)}); drop it, or pick "
                            f"--accelerator cuda or npu")
-        by_cpu = int(cpus // cpus_each)
         return Workers(concurrency or max(1, by_cpu), "cpu", 0.0, float(cpus_each), cpus, 0.0)
     devices = float(resources.get(RAY_NAME[kind], 0))
     if devices <= 0:
         raise NasError(f"--accelerator {kind}: the Ray cluster has no {RAY_NAME[kind]} (it has "
                        f"{_have(resources)}); use --accelerator auto or cpu, or start nodes with "
                        + ("--num-gpus N" if kind == "cuda" else "--resources='{\"NPU\": N}'"))
-    if share is None:
-        share = SHARE[kind]
+    share = SHARE[kind] if share is None else share
     if not (isinstance(share, (int, float)) and not isinstance(share, bool) and math.isfinite(share)
             and share > 0):
         raise NasError(f"--per-trial={share!r} must be a share of one {RAY_NAME[kind]} in (0, 1], "
@@ -123,7 +121,6 @@ def plan_workers(resources: dict[str, float], *, accelerator: str = "auto", shar
     if share > devices:
         raise NasError(f"--per-trial={share!r} asks for more {RAY_NAME[kind]}s than the cluster "
                        f"has ({_n(devices)}); no trial could ever start")
-    by_cpu = int(cpus // cpus_each)
     by_device = int(math.floor(devices / share + 1e-9))
     return Workers(concurrency or max(1, min(by_cpu, by_device)), kind, float(share),
                    float(cpus_each), cpus, devices)
