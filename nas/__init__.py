@@ -1,10 +1,6 @@
-"""nas: declarative efficient-CNN specs (MobileNetV1/V2, ShuffleNet v1), exact counting,
-training, search and ablations.
-
-The public names load on first use (PEP 562 `__getattr__`): `import nas` costs milliseconds, so
-`nas --help` and argument errors answer before torch is imported; `nas.build_model(...)` imports
-what it needs then.
-"""
+"""nas: declarative efficient-CNN specs (MobileNetV1/V2, ShuffleNet v1), exact counting, training,
+search and ablations. The public names load on first use (PEP 562 `__getattr__`), so `import nas`
+costs milliseconds and `nas --help` answers before torch is imported."""
 
 from __future__ import annotations
 
@@ -25,10 +21,7 @@ _LAZY = {
     "load_spec": "nas.loading",
 }
 
-__all__ = [
-    "Count", "NasError", "NetSpec", "SpecError", "StageSpec", "build_model", "count",
-    "load_preset", "load_spec", "preset_names",
-]
+__all__ = sorted(["NasError", "SpecError", *_LAZY])
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily

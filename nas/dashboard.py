@@ -1,11 +1,8 @@
 """Dashboards read back from MLflow: a search's trials and Pareto front, an ablation's cells over seeds.
 
-The notebooks in `dashboards/` and `nas pareto` are thin callers of this module, so the command
-line and the notebooks draw the same figures. It only reads what the MLflow layout contract
-promises (parent run per search / ablation, one child per trial / cell x seed, `trials.csv` and
-`summary.csv` artifacts), never writes, and never creates a store: a missing store, experiment or
-search is a one-line `NasError`. Fronts come from `nas.pareto` (one front computation in the code).
-"""
+`nas pareto` and the notebooks in `dashboards/` call this module, so both draw the same figures. It
+reads only what `nas.mlflow_layout` promises, never writes nor creates a store: a missing store,
+experiment or search is a one-line `NasError`."""
 
 from __future__ import annotations
 
@@ -38,11 +35,8 @@ DEFAULT_OBJECTIVES = f"{layout.VAL_ACC},{layout.MACS}"  # a search parent withou
 
 def resolve_uri(uri: str | None = None, *, look_up: bool = False) -> str:
     """The tracking URI to read; a SQLite store must exist (reading must not create an empty one).
-
-    `uri` None means $MLFLOW_TRACKING_URI, else ./mlflow.db. With `look_up`, a relative SQLite
-    path missing here is looked for in the parent folders too: a notebook's kernel starts in
-    dashboards/, while `nas search` wrote mlflow.db at the repository root.
-    """
+    `look_up`: a relative SQLite path missing here is looked for in the parent folders too (a
+    notebook's kernel starts in dashboards/, `nas search` wrote mlflow.db at the repository root)."""
     uri = tracking_uri(uri)
     if not uri.startswith("sqlite:///"):
         return uri
@@ -57,12 +51,8 @@ def resolve_uri(uri: str | None = None, *, look_up: bool = False) -> str:
 
 
 def search_runs(uri: str, filter_string: str, experiment: str | None = None) -> pd.DataFrame:
-    """The runs matching `filter_string` in one experiment (None: all of them), newest first.
-
-    Read through an `MlflowClient(uri)` (no global tracking URI is touched), one row per run:
-    `run_id`, `run_name`, then `tags.<key>`, `params.<key>` and `metrics.<key>` (the last
-    logged value), the columns `mlflow.search_runs` would give.
-    """
+    """The runs matching `filter_string` in one experiment (None: all), newest first, in the columns
+    `mlflow.search_runs` gives, read through an `MlflowClient` (no global tracking URI touched)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -81,8 +71,7 @@ def search_runs(uri: str, filter_string: str, experiment: str | None = None) -> 
         while ids:
             page = client.search_runs(ids, filter_string, order_by=["attributes.start_time DESC"],
                                       page_token=token)
-            runs += page
-            token = page.token
+            runs, token = runs + list(page), page.token
             if not token:
                 break
     except MlflowException as err:
@@ -100,6 +89,10 @@ def _row(run) -> dict:
 def _tag_is(tag: str, value: str) -> str:
     """A search filter term: the run's tag `tag` equals `value`."""
     return f"tags.`{tag}` = '{value}'"
+
+
+def _children(uri: str, run_id: str, kind: str, experiment: str | None) -> pd.DataFrame:
+    return search_runs(uri, f"{_tag_is(layout.PARENT_RUN_ID, run_id)} and {_tag_is(layout.KIND, kind)}", experiment)
 
 
 def _shown(uri: str) -> str:
@@ -155,30 +148,22 @@ class Search:
 
 def load_search(uri: str | None, experiment: str, name: str | None = None, *,
                 look_up: bool = False) -> Search:
-    """The search called `name` (its parent run's name), else the latest one, with its trials.
-
-    Trial values come from the child runs (final `val_acc`, `macs`, `params`, `nas.status`,
-    `choice.*` params); the reference (paper) labels come from the parent's trials.csv, which a
-    search logs when it ends (while it runs, no point is marked as a reference).
-    """
+    """The search called `name` (its parent run's name), else the latest one, with its trials: values
+    from the child runs, reference (paper) labels from the trials.csv a search logs when it ends."""
     uri = resolve_uri(uri, look_up=look_up)
     parents = search_runs(uri, _tag_is(layout.KIND, layout.KIND_SEARCH), experiment)
     if not len(parents):
         raise NasError(f"no search runs in experiment {experiment!r} of {_shown(uri)}: run "
                        "`nas search` first (or pick the experiment with --experiment)")
     names = parents["run_name"].astype(str)
-    if name is not None:
-        picked = parents[names == name]
-        if not len(picked):
-            raise NasError(f"no search called {name!r} in experiment {experiment!r}; searches: "
-                           f"{', '.join(dict.fromkeys(names))}")
-        parent = picked.iloc[0]
-    else:
-        parent = parents.iloc[0]
+    picked = parents if name is None else parents[names == name]
+    if not len(picked):
+        raise NasError(f"no search called {name!r} in experiment {experiment!r}; searches: "
+                       f"{', '.join(dict.fromkeys(names))}")
+    parent = picked.iloc[0]
     run_id = str(parent["run_id"])
     objectives = tuple(parse_objectives(str(_value(parent, f"tags.{layout.OBJECTIVES}", DEFAULT_OBJECTIVES))))
-    children = search_runs(uri, f"{_tag_is(layout.PARENT_RUN_ID, run_id)} and "
-                                f"{_tag_is(layout.KIND, layout.KIND_TRIAL)}", experiment)
+    children = _children(uri, run_id, layout.KIND_TRIAL, experiment)
     trials = _trials(children, _artifact_csv(uri, run_id, layout.TRIALS_CSV))
     return Search(run_id, str(parent["run_name"]), experiment,
                   str(_value(parent, f"tags.{layout.SPACE}", "")), objectives, trials)
@@ -209,8 +194,7 @@ def _trials(children: pd.DataFrame, csv: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def front_table(search: Search) -> pd.DataFrame:
-    """The search's front (`nas.pareto.pareto_front`: the completed trials non-dominated over
-    all its objectives), cheapest first."""
+    """The search's front (`nas.pareto.pareto_front`), cheapest first."""
     objectives = list(search.objectives)
     missing = [o.name for o in objectives if o.name not in search.trials.columns]
     if missing:
@@ -224,9 +208,7 @@ def front_table(search: Search) -> pd.DataFrame:
 
 
 def pareto_figure(search: Search, out: str | Path, panels: Sequence[str] | None = None) -> Path:
-    """The search's figure, as `nas search` draws it (`nas.pareto_plot.plot_front`): accuracy vs
-    each of `panels` (default: MACs, params, and latency where it was measured) in one PNG, the
-    front over all the search's objectives, the reference nets starred."""
+    """The search's figure as `nas search` draws it; `panels` default: MACs, params, measured latency."""
     if panels is None:
         measured = bool(layout.LATENCY_MS in search.trials.columns and search.trials[layout.LATENCY_MS].notna().any())
         panels = (*PANELS, layout.LATENCY_MS) if measured else PANELS
@@ -243,8 +225,7 @@ SUMMARY_NOTES = ("cell", "status", "error", "data")
 
 @dataclass(frozen=True, eq=False)
 class Ablation:
-    """An ablation parent run and its per-cell summary (summary.csv's columns; factor values
-    as the text `nas ablate` wrote, e.g. `true`, `0.75`)."""
+    """An ablation parent run and its per-cell summary (summary.csv's columns, factor values as text)."""
 
     run_id: str
     name: str  # the experiment file's name (tag nas.experiment), e.g. shufflenet_shuffle
@@ -256,8 +237,8 @@ class Ablation:
 
 def load_ablations(uri: str | None, experiment: str | None = None,
                    names: Sequence[str] | None = None, *, look_up: bool = False) -> list[Ablation]:
-    """The latest run of each ablation experiment (all MLflow experiments when `experiment` is
-    None); `names` picks experiments (shufflenet_shuffle) or runs (shufflenet_shuffle-2026...)."""
+    """The latest run of each ablation experiment (in all MLflow experiments when `experiment` is None);
+    `names` picks experiments (shufflenet_shuffle) or runs (shufflenet_shuffle-2026...)."""
     uri = resolve_uri(uri, look_up=look_up)
     parents = search_runs(uri, _tag_is(layout.KIND, layout.KIND_ABLATION), experiment)
     where = f"experiment {experiment!r}" if experiment else "any experiment"
@@ -293,8 +274,7 @@ def load_ablations(uri: str | None, experiment: str | None = None,
 def cells_from_children(uri: str, run_id: str, factors: Sequence[str],
                         experiment: str | None = None) -> pd.DataFrame:
     """summary.csv rebuilt from the completed cell x seed child runs (std over seeds, ddof=1)."""
-    children = search_runs(uri, f"{_tag_is(layout.PARENT_RUN_ID, run_id)} and "
-                                f"{_tag_is(layout.KIND, layout.KIND_CELL)}", experiment)
+    children = _children(uri, run_id, layout.KIND_CELL, experiment)
     children = children[_column(children, f"tags.{layout.STATUS}", "").eq(Status.COMPLETED)]
     runs = pd.DataFrame({"cell": _column(children, f"tags.{layout.CELL}"),
                          **{f: _column(children, f"params.{layout.FACTOR_PREFIX}{f}") for f in factors}})
@@ -312,14 +292,9 @@ def cells_from_children(uri: str, run_id: str, factors: Sequence[str],
 
 
 def ablation_figure(ablations: Sequence[Ablation], out: str | Path, metric: str = "test_acc") -> Path:
-    """One panel per ablation: `metric` mean ± std over seeds per cell.
-
-    Test accuracy by default: an ablation selects nothing, so the test number is the one to
-    report (beside the paper's); `val_acc` draws the validation split instead.
-
-    x is the first factor (in the order the cells were run), one line per setting of the other
-    factors; a tick also shows the cell's MACs when all lines share it there.
-    """
+    """One panel per ablation: `metric` mean ± std over seeds per cell (test accuracy by default: an
+    ablation selects nothing, so the test number is the one to report). x is the first factor, one
+    line per setting of the others; a tick shows the cell's MACs when all lines share it."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

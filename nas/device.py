@@ -13,8 +13,7 @@ from nas.errors import NasError
 
 
 def torch_npu_missing() -> str | None:
-    """None when torch_npu imports (which registers the `npu` device and `torch.npu`), else why
-    not, as one line naming torch_npu and the install command."""
+    """None when torch_npu imports (registering the `npu` device), else why not, as one line."""
     try:
         importlib.import_module("torch_npu")
     except Exception as err:  # ImportError, or a torch_npu built for another torch / CANN
@@ -25,26 +24,18 @@ def torch_npu_missing() -> str | None:
     return None
 
 
-def _has_npu() -> bool:
-    return torch_npu_missing() is None and torch.npu.is_available()  # type: ignore[attr-defined]
-
-
-def _has_mps() -> bool:
-    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
-
-
 # `device=auto` tries these in order.
-AUTO_ORDER = (("cuda", torch.cuda.is_available), ("npu", _has_npu), ("mps", _has_mps))
+AUTO_ORDER = (
+    ("cuda", torch.cuda.is_available),
+    ("npu", lambda: torch_npu_missing() is None and torch.npu.is_available()),  # type: ignore[attr-defined]
+    ("mps", lambda: bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()),
+)
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """`auto`: cuda, then Ascend npu (when torch_npu imports), then mps, then cpu.
-
-    `npu` / `npu:N` import torch_npu first (that registers the device; without it the name does
-    not parse), and fail with one line naming torch_npu when it is missing. An index counts the
-    devices this process sees: under Ray, ASCEND_RT_VISIBLE_DEVICES / CUDA_VISIBLE_DEVICES hold
-    only the task's own, so its first is `npu:0` / `cuda:0` (nas.workers.worker_device).
-    """
+    """`auto`: cuda, then Ascend npu (when torch_npu imports), then mps, then cpu. `npu` imports
+    torch_npu first (without it the name does not parse). An index counts the devices this process
+    sees (under Ray only the task's own: nas.workers.worker_device)."""
     if name == "auto":
         for kind, available in AUTO_ORDER:
             if available():
@@ -74,7 +65,7 @@ class Precision:
     channels_last: bool
 
     def describe(self) -> str:
-        """'bf16', 'fp16' or 'fp32', with '+channels_last': what a run's numbers were made with."""
+        """'bf16', 'fp16' or 'fp32', with '+channels_last'."""
         name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp_dtype, "fp32")
         return name + ("+channels_last" if self.channels_last else "")
 
@@ -85,17 +76,14 @@ class Precision:
 
 
 def native_cpu_bf16() -> bool:
-    """Does this CPU run bf16 convolutions natively (AVX512-BF16 or AMX)? Elsewhere oneDNN
-    emulates them, slower than fp32."""
+    """Does this CPU run bf16 natively (AVX512-BF16 or AMX)? Elsewhere oneDNN emulates it, slower than fp32."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 def _auto_amp(device: torch.device) -> torch.dtype | None:
-    """CUDA: bf16. Ascend: bf16 where the chip has it (910B and later), else fp16. CPU: bf16
-    where it is native (benchmarks/cpu_formats.py: faster training steps and evaluation there),
-    else fp32; a CPU run with amp and channels_last both auto measures instead (nas.formats).
-    MPS: fp32."""
+    """CUDA: bf16. Ascend: bf16 where the chip has it (910B and later), else fp16. CPU: bf16 where
+    native (benchmarks/cpu_formats.py: faster there), else fp32. MPS: fp32."""
     if device.type == "cuda":
         return torch.bfloat16
     if device.type == "cpu":
@@ -106,17 +94,14 @@ def _auto_amp(device: torch.device) -> torch.dtype | None:
     return None
 
 
-# channels_last by default only where it was measured to help: CUDA convs. On Ascend NPUs it is
-# unmeasured here (no NPU was available); on CPU it depends on the net (benchmarks/cpu_formats.py:
-# 0.59x fp32's step time for MobileNetV1 0.25x, 0.97x for ShuffleNet 0.25x, and slower than
-# plain bf16 for ShuffleNet with bf16), so it stays off by default there: a CPU run with
-# train.amp and train.channels_last both auto measures its net instead (nas.formats).
+# channels_last by default only where it was measured to help: CUDA convs. Unmeasured on Ascend; on
+# CPU it depends on the net (0.59x fp32's step time for MobileNetV1 0.25x, 0.97x for ShuffleNet
+# 0.25x), so nas.formats measures each net there.
 CHANNELS_LAST_DEFAULT = ("cuda",)
 
 
 def precision_for(device: torch.device, amp: str = "auto", channels_last: str = "auto") -> Precision:
-    """The autocast dtype (`_auto_amp` for auto) and memory format of a device's hot loop, by
-    rule; `nas.formats.choose` replaces the rule by a measurement on a CPU."""
+    """The autocast dtype and memory format of a device's hot loop, by rule (`nas.formats` measures on a CPU)."""
     if amp not in ("auto", "bf16", "fp16", "off"):
         raise NasError(f"train.amp={amp!r} must be auto, bf16, fp16 or off")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}.get(amp, _auto_amp(device))

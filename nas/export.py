@@ -1,18 +1,8 @@
-"""A network out of PyTorch: ONNX (run by ONNX Runtime) or an ExecuTorch program lowered to
-XNNPACK, each checked against PyTorch on random inputs before it is called done.
-
-The formats are a registry (`FORMATS`): how to write the file, and how to open it in its own
-runtime as a function numpy -> numpy. `nas.latency` times the same opened files, so what is
-timed is what is exported. The runtimes are optional extras (`nas[onnx]`, `nas[executorch]`);
-without one, `require` answers with one line naming the extra.
-
-The check: the exported file and the PyTorch module (eval mode) see the same `CHECK_INPUTS`
-standard-normal inputs; it passes when the largest absolute difference of the outputs is at most
-`tolerance(reference)`: 1e-4 times the largest absolute PyTorch output, and at least 1e-4
-(float32 kernels reorder sums; a wrong graph differs by the outputs' own size). Fresh weights
-get random BatchNorm statistics and affine terms first (`randomize_norms`): the default init
-zeroes the last BN of every residual block, which would hide a wrong branch from the check.
-"""
+"""A network out of PyTorch: ONNX (run by ONNX Runtime) or an ExecuTorch program lowered to XNNPACK,
+each run in its runtime (`FORMATS`: write, open) on `CHECK_INPUTS` random inputs and checked against
+PyTorch: max |difference| <= 1e-4 x max |PyTorch output|, at least 1e-4 (float32 kernels reorder
+sums; a wrong graph differs by the outputs' own size). Fresh weights get random BatchNorm terms
+first: the default init zeroes each residual block's last BN, hiding a wrong branch."""
 
 from __future__ import annotations
 
@@ -40,8 +30,6 @@ class ExportError(NasError):
 
 @dataclass(frozen=True)
 class Format:
-    """A deployment format: its file, the extra that provides it, how to write and to open it."""
-
     name: str
     suffix: str
     extra: str
@@ -59,10 +47,8 @@ def require(fmt: Format) -> None:
 
 
 def _write_onnx(model: Any, example: Any, path: Path) -> None:
-    """The TorchScript-based exporter where it works: these nets are plain convs, BN, pools and
-    linear layers, and it exports them 2-3x faster here than `dynamo=True` (the default since
-    torch 2.9). An adaptive pool to more than 1x1 (dsc_cnn's 3x3 head) it refuses when the size
-    does not divide its input (and prints its graph to fd 1), so those go through torch.export."""
+    """The TorchScript exporter, 2-3x faster here than `dynamo=True` (torch 2.9's default), except for
+    an adaptive pool to more than 1x1 (dsc_cnn's 3x3 head), which it refuses (printing its graph)."""
     import torch
 
     pools = (torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveMaxPool2d)
@@ -127,8 +113,6 @@ def get_format(name: str) -> Format:
 
 @dataclass(frozen=True)
 class ExportCheck:
-    """What `export` wrote and how close it is to PyTorch."""
-
     path: Path
     format: str
     size_bytes: int
@@ -153,8 +137,8 @@ def tolerance(reference: np.ndarray) -> float:
 
 
 def randomize_norms(model: Any, seed: int = 0) -> None:
-    """Random BN statistics and affine terms (fresh weights only), so every branch shows in the
-    check: scale in [0.5, 1.5], shift and mean N(0, 0.1), variance in [0.5, 1.5]."""
+    """Random BN terms, so every branch shows in the check: scale and variance in [0.5, 1.5],
+    shift and mean N(0, 0.1)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -172,8 +156,7 @@ def example_input(spec: Any, batch: int = 1, seed: int = 0) -> Any:
     import torch
 
     res = spec.input.resolution
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, spec.input.channels, res, res, generator=gen)
+    return torch.randn(batch, spec.input.channels, res, res, generator=torch.Generator().manual_seed(seed))
 
 
 def write(model: Any, spec: Any, fmt: Format, path: Path, batch: int = 1) -> None:
@@ -205,27 +188,21 @@ def export(model: Any, spec: Any, fmt: Format, path: Path, *, batch: int = 1,
     return ExportCheck(path, fmt.name, path.stat().st_size, worst, allowed, weights)
 
 
-def load_weights(model: Any, path: str | Path) -> None:
-    """A `nas run` checkpoint (its EMA weights when it kept them) or a bare state dict."""
-    from nas import checkpoint  # torch-bearing (~3 s to import): loaded on use, nas.export loads in 0.2 s
-
-    state = checkpoint.load(path)
-    weights = state.get("ema") or state.get("model") or state
-    try:
-        model.load_state_dict(weights)
-    except (RuntimeError, TypeError) as err:
-        raise ExportError(f"weights {path} do not fit this spec: {' '.join(str(err).split())[:200]}") from None
-
-
 def model_for(spec: Any, weights: str | Path | None = None) -> tuple[Any, str]:
-    """The module to export, in eval mode, and where its weights came from."""
-    from nas.builder import build_model  # torch-bearing (~3 s to import): loaded on use
+    """The module to export, in eval mode, and where its weights came from: a `nas run` checkpoint
+    (its EMA weights when kept), a bare state dict, or fresh ones."""
+    from nas import checkpoint  # torch-bearing (~3 s to import): loaded on use, nas.export loads in 0.2 s
+    from nas.builder import build_model
 
     model = build_model(spec)
     if weights is None:
         randomize_norms(model)
         return model.eval(), "fresh"
-    load_weights(model, weights)
+    state = checkpoint.load(weights)
+    try:
+        model.load_state_dict(state.get("ema") or state.get("model") or state)
+    except (RuntimeError, TypeError) as err:
+        raise ExportError(f"weights {weights} do not fit this spec: {' '.join(str(err).split())[:200]}") from None
     return model.eval(), str(weights)
 
 
@@ -245,17 +222,16 @@ def export_spec(spec: Any, formats: list[str], out_dir: Path, *, stem: str | Non
 
 
 def save_weights(model: Any, path: Path) -> None:
-    """Trained weights beside a search's front (`--retrain-top`), for a later `nas export`."""
+    """Trained weights beside a search's front, for a later `nas export`."""
     from nas.checkpoint import save_atomic  # torch-bearing (~3 s to import): loaded on use
 
     save_atomic({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
 
 
 def export_trained(model: Any, spec: Any, folder: Path, stem: str) -> str:
-    """`--retrain-top`'s step: the retrained weights to `folder/weights/STEM.pt` (what `nas export
-    --front` picks up, for ExecuTorch too: lowering takes 20 s to minutes a net here, too long to
-    do unasked) and to ONNX in `folder/export/`. Returns the line to print; a missing runtime or
-    a mismatch is reported there and never stops the search."""
+    """`--retrain-top`'s step: weights to `folder/weights/STEM.pt` (for `nas export --front`: lowering
+    to ExecuTorch takes 20 s to minutes a net, too long unasked) and ONNX to `folder/export/`.
+    Returns the line to print: a missing runtime or a mismatch never stops the search."""
     save_weights(model, folder / "weights" / f"{stem}.pt")
     try:
         return f"  {export_spec(spec, ['onnx'], folder / 'export', stem=stem, model=model)[0].describe()}"

@@ -1,24 +1,9 @@
-"""Each net in its fastest number format: on a CPU, measured once per shape and cached.
+"""Each net in its fastest CPU number format, measured once per shape and cached (`choose`).
 
-Which format trains fastest on a CPU depends on the net, not only on the chip (ShuffleNet g8
-0.5x k5 on 2 cores, batch 128: fp32 509 ms a step, bf16 542, bf16+channels_last 501,
-fp32+channels_last 318; MobileNetV1 0.25x: channels_last 0.59x fp32's time). So when
-`train.amp` and `train.channels_last` are both `auto` on a CPU, `choose` times a few SGD steps
-of the net in each candidate format (bf16 only where `native_cpu_bf16()`), interleaved, and
-keeps the fastest. The pick is cached by the net's plan (`nas.latency.plan_signature`), the
-thread count, the batch size, the torch version and the CPU's instruction set, in one JSON file
-that a search's concurrent trials share ($NAS_CACHE/formats.json, else
-~/.cache/nas/formats.json), so a search measures each shape once.
-
-CUDA, Ascend and MPS keep their measured defaults (`nas.device.precision_for`); an explicit
-`train.amp=` or `train.channels_last=` forces the format and nothing is measured. A run too
-short to earn the probe back (`PAYBACK` times the probe's steps) keeps the default too.
-
-torch.compile is not a candidate: it cannot be judged cheaply. On the net above it made a step
-268 ms against eager fp32+channels_last's 318 after 35-52 s of compiling, so it pays back only
-after ~1000 steps, a saving only a compile can measure per net, and a search's trials are
-different nets, often stopped early. `train.compile=true` still asks for it.
-"""
+The fastest format depends on the net, not only the chip (ShuffleNet g8 0.5x k5, 2 cores, batch 128:
+fp32 509 ms a step, bf16 542, bf16+channels_last 501, fp32+channels_last 318). torch.compile is no
+candidate: on that net 268 ms a step after 35-52 s of compiling pays back only after ~1000 steps,
+and a search's trials are different nets, often stopped early."""
 
 from __future__ import annotations
 
@@ -49,29 +34,25 @@ TimerFactory = Callable[[NetSpec, int, Precision], StepTimer]
 
 @dataclass(frozen=True)
 class FormatChoice:
-    """The format a run trains in and where it came from."""
-
     precision: Precision
     source: str  # probe | cache | config | device default | run too short to probe
     probe_s: float = 0.0  # seconds the probe took (source probe)
 
     def describe(self) -> str:
-        """'fp32+channels_last (probe, 4.1 s)': the format and why, for a run's output line."""
+        """'fp32+channels_last (probe, 4.1 s)': the format and why."""
         how = f"probe, {self.probe_s:.1f} s" if self.source == "probe" else self.source
         return f"{self.precision.describe()} ({how})"
 
 
 def candidates() -> dict[str, Precision]:
-    """The CPU formats a probe tries, by name: fp32 and, where it is native, bf16 autocast,
-    each contiguous and channels_last."""
+    """The CPU formats a probe tries, by name: fp32 and native bf16, each contiguous and channels_last."""
     dtypes = (None, torch.bfloat16) if native_cpu_bf16() else (None,)
     formats = (Precision(dtype, cl) for dtype in dtypes for cl in (False, True))
     return {p.describe(): p for p in formats}
 
 
 def step_timer(spec: NetSpec, batch: int, precision: Precision) -> StepTimer:
-    """A training step (forward, label-smoothed loss, backward, SGD with momentum) of a fresh
-    copy of `spec`'s net on random CPU images in `precision`, timed."""
+    """A timed SGD training step of a fresh copy of `spec`'s net on random CPU images in `precision`."""
     torch.manual_seed(0)
     fmt = torch.channels_last if precision.channels_last else torch.contiguous_format
     model = build_model(spec).to(memory_format=fmt).train()
@@ -94,9 +75,8 @@ def step_timer(spec: NetSpec, batch: int, precision: Precision) -> StepTimer:
 
 
 def time_formats(timers: Mapping[str, StepTimer], warmup: int, steps: int) -> dict[str, list[float]]:
-    """`steps` timings (seconds) of each timer, after `warmup` untimed rounds. The rounds
-    interleave the formats, the order rotated each round: a change in the machine's load
-    reaches every format alike."""
+    """`steps` timings (seconds) of each timer after `warmup` untimed rounds; rounds interleave the
+    formats in a rotating order, so a change in the machine's load reaches every format alike."""
     names = list(timers)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(warmup + steps):
@@ -109,9 +89,8 @@ def time_formats(timers: Mapping[str, StepTimer], warmup: int, steps: int) -> di
 
 
 def probe(spec: NetSpec, batch: int, timer: TimerFactory = step_timer) -> dict[str, float]:
-    """Seconds per training step of `spec` in every candidate format: the fastest of its
-    `PROBE_STEPS` (other work on the machine only ever adds time). The global RNG is left as it
-    was: a run's weights and batches do not depend on the probe."""
+    """Seconds per step of `spec` in every candidate format: the fastest of `PROBE_STEPS` (other work
+    only ever adds time). The global RNG is left as it was: the run does not depend on the probe."""
     with torch.random.fork_rng(devices=[]):
         timers = {name: timer(spec, batch, p) for name, p in candidates().items()}
         return {name: min(times) for name, times in time_formats(timers, PROBE_WARMUP, PROBE_STEPS).items()}
@@ -123,8 +102,7 @@ def probe_steps() -> int:
 
 
 def cache_path() -> Path:
-    """$NAS_CACHE/formats.json, else ~/.cache/nas/formats.json (the root
-    nas.tracking.store keeps its empty MLflow store under)."""
+    """$NAS_CACHE/formats.json, else ~/.cache/nas/formats.json, shared by a search's concurrent trials."""
     root = os.environ.get("NAS_CACHE")
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "nas") / "formats.json"
 
@@ -136,9 +114,8 @@ def probe_key(spec: NetSpec, batch: int, threads: int) -> str:
 
 
 class FormatCache:
-    """Picks by `probe_key` in one JSON file shared by concurrent runs: re-read before each
-    write (an entry another run added meanwhile is kept) and written atomically (temp +
-    rename). A file that does not parse counts as empty: its shapes are measured again."""
+    """Picks by `probe_key` in one JSON file shared by concurrent runs: re-read before each atomic
+    write (another run's new entry is kept); a file that does not parse counts as empty."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -162,8 +139,9 @@ class FormatCache:
 
 def choose(spec: NetSpec, device: torch.device, cfg: TrainConfig, planned_steps: int, *,
            cache: FormatCache | None = None, timer: TimerFactory = step_timer) -> FormatChoice:
-    """The format a run of `spec` trains in (see the module's docstring for the rules).
-    CPU threads are torch's current count: call after `configure_threads`."""
+    """The format a run of `spec` trains in: an explicit `train.amp=` / `train.channels_last=`, a
+    non-CPU device's default (`precision_for`), the cached pick, the default for a run too short to
+    earn the probe back (`PAYBACK`), else measured. Call after `configure_threads`."""
     if (cfg.amp, cfg.channels_last) != ("auto", "auto"):
         return FormatChoice(precision_for(device, cfg.amp, cfg.channels_last), "config")
     if device.type != "cpu":

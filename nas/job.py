@@ -1,12 +1,7 @@
-"""The one job runner: train this spec with this config on this data and return a result.
-
-`nas run` executes one Job in its own process; a search trial executes one in a Ray Tune
-worker; an ablation cell x seed executes one in a Ray task. The job carries everything by value
-(the spec, the run config), the data arrives as a `DataBundle` (through Ray's object
-store on a cluster), and every failure comes back the same way: a `JobResult` with
-`Status.FAILED` and a one-line `error` (a NaN loss included), never an exception, so one bad
-point never stops a campaign. Only the caller records anything (MLflow is the driver's).
-"""
+"""The one job runner: train this spec with this config on this data and return a result, in
+`nas run`'s process, a Tune worker or a Ray task alike. A job carries everything by value; every
+failure (a NaN loss included) comes back as a `JobResult` with `Status.FAILED` and a one-line
+`error`, never an exception, so one bad point never stops a campaign. Only the caller records."""
 
 from __future__ import annotations
 
@@ -29,9 +24,8 @@ from nas.errors import NasError
 from nas.formats import choose
 from nas.spec import NetSpec
 from nas.status import Status
-from nas.train import evaluate, train
+from nas.train import Report, evaluate, train
 
-Report = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -63,7 +57,7 @@ class JobResult:
     traceback: str = ""
 
     def metrics(self) -> dict[str, Any]:
-        """Picklable summary for a worker to return (everything but the model)."""
+        """Picklable summary for a worker to return."""
         return dict(self.__dict__)
 
 
@@ -76,15 +70,13 @@ class Outcome:
 
 
 def one_line(err: BaseException) -> str:
-    """A user error (NasError: a NaN loss, a bad setting) is its message; anything else is
-    prefixed with its type, as a traceback's last line."""
+    """A NasError is its message; anything else is prefixed with its type, as a traceback's last line."""
     text = str(err) if isinstance(err, NasError) else f"{type(err).__name__}: {err}"
     return " ".join(text.split())[:2000]
 
 
 def node_id() -> str:
-    """The Ray node running this job (its hex id; the hostname outside Ray), so a campaign on
-    a cluster records where each point ran."""
+    """The Ray node running this job (its hex id; the hostname outside Ray)."""
     ray = sys.modules.get("ray")  # importing Ray only to learn we are not in it costs a second
     try:
         if ray is not None and ray.is_initialized():
@@ -100,20 +92,18 @@ class RunFiles:
 
     checkpoint: Path | None = None
     resume: bool = False
-    extra: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)  # a callable: read at each checkpoint
+    extra: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)  # a callable: read at each save
 
 
 def run_folder(cfg: RunConfig, spec: NetSpec) -> Path:
-    """`OUTPUT_DIR/<spec name>-<config hash>`: where a job run in this process (`nas run`, a
-    retrained front member) keeps its spec.yaml and its checkpoint."""
+    """`OUTPUT_DIR/<spec name>-<config hash>`: an in-process job's spec.yaml and checkpoint."""
     return Path(cfg.output_dir) / f"{spec.name}-{cfg.run_key()}"
 
 
 def execute(job: Job, data: Any, report: Report | None = None, *, files: RunFiles | None = None,
             progress: bool = False) -> Outcome:
-    """Train `job` on `data` (a DataBundle, on any device) and test it once; `report(metrics)`
-    runs after every epoch and may raise a BaseException to stop the job (a scheduler's
-    early stop passes through untouched)."""
+    """Train `job` on `data` (a DataBundle, on any device) and test it once; `report(metrics)` runs
+    after every epoch and may raise a BaseException to stop the job (passed through untouched)."""
     started = time.perf_counter()
     result = JobResult(Status.FAILED, node=node_id())
     try:

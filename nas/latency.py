@@ -1,19 +1,8 @@
-"""Inference latency of an architecture on a deployment runtime, measured, never modelled.
-
-MACs are a proxy for speed that misses what ShuffleNet V2 pointed at (grouped convs, channel
-shuffles, fragmented blocks cost time MACs do not show), so a search can take latency itself as
-an objective. It needs no trained weights: the timing of a dense conv does not depend on its
-values, so a search measures it before training, once per architecture shape (`LatencyCache`,
-keyed by `plan_signature`: two specs with the same plan are the same net to a runtime).
-
-The runtimes are a registry (`RUNTIMES`): `onnxruntime` (CPU) and `executorch` (XNNPACK) time
-the file `nas.export` writes, opened as `nas.export` opens it to check it; `torch` times the
-module on a torch device. The rule (`LatencySettings`): batch 1 and 1 thread by default (a
-phone core), `warmup` calls untimed, then calls in rounds of `ROUND` until the distribution-free
-95% interval of the median is within `target` (2%) of it, or `max_s` seconds or `max_runs`
-calls have passed. `Latency` reports the median, the interquartile range (the spread a repeated
-measurement is expected to land in) and the interval of the median, and why it stopped.
-"""
+"""Inference latency of an architecture on a deployment runtime, measured, never modelled: MACs miss
+what grouped convs, channel shuffles and fragmented blocks cost (ShuffleNet V2's point). No trained
+weights needed (a dense conv's time does not depend on its values), so a search measures each plan
+once before training (`LatencyCache`). Runtimes (`RUNTIMES`) time the file `nas.export` writes, or
+the torch module; timing stops when the median's 95% interval is within `target` of it."""
 
 from __future__ import annotations
 
@@ -120,28 +109,23 @@ RUNTIMES: dict[str, Runtime] = {
 }
 
 
-def get_runtime(name: str) -> Runtime:
-    """The runtime, its packages checked: one line for an unknown or a missing one."""
-    if name not in RUNTIMES:
-        raise LatencyError(f"unknown runtime {name!r}: use one of {', '.join(RUNTIMES)}")
-    runtime = RUNTIMES[name]
-    if runtime.extra is not None:
-        try:
+def check_settings(settings: LatencySettings) -> Runtime:
+    """The settings' runtime, its packages checked: one line for an unknown or missing one, or bad sizes."""
+    if settings.threads < 1 or settings.batch < 1:
+        raise LatencyError(f"threads ({settings.threads}) and batch ({settings.batch}) must be >= 1")
+    runtime = RUNTIMES.get(settings.runtime)
+    if runtime is None:
+        raise LatencyError(f"unknown runtime {settings.runtime!r}: use one of {', '.join(RUNTIMES)}")
+    try:
+        if runtime.extra is not None:
             export.require(export.FORMATS[runtime.extra])
-        except export.ExportError as err:
-            raise LatencyError(f"runtime {name}: {err}") from None
+    except export.ExportError as err:
+        raise LatencyError(f"runtime {runtime.name}: {err}") from None
     return runtime
 
 
-def check_settings(settings: LatencySettings) -> Runtime:
-    if settings.threads < 1 or settings.batch < 1:
-        raise LatencyError(f"threads ({settings.threads}) and batch ({settings.batch}) must be >= 1")
-    return get_runtime(settings.runtime)
-
-
 def median_interval(n: int) -> tuple[int, int]:
-    """0-based order statistics bounding the median with ~95% confidence (normal approximation
-    to the binomial: n/2 -+ 1.96 sqrt(n)/2)."""
+    """0-based order statistics bounding the median with ~95% confidence (n/2 -+ 1.96 sqrt(n)/2)."""
     half = 1.96 * math.sqrt(n) / 2
     return max(0, math.floor(n / 2 - half)), min(n - 1, math.ceil(n / 2 + half))
 
@@ -156,10 +140,8 @@ def summarize(times_ms: list[float], stopped: str, settings: LatencySettings) ->
 
 def _stop_reason(times: list[float], settings: LatencySettings, elapsed: float) -> str | None:
     if len(times) >= settings.min_runs:
-        ordered = sorted(times)
-        lo, hi = median_interval(len(ordered))
-        median = float(np.median(ordered))
-        if (ordered[hi] - ordered[lo]) / 2 <= settings.target * median:
+        got = summarize(times, "", settings)
+        if (got.ci_high_ms - got.ci_low_ms) / 2 <= settings.target * got.median_ms:
             return f"interval (within {settings.target:.0%})"
     if len(times) >= settings.max_runs:
         return f"runs (cap {settings.max_runs})"
@@ -203,11 +185,9 @@ def measure(spec: Any, settings: LatencySettings = LatencySettings(), model: Any
 
 
 def plan_signature(spec: Any) -> str:
-    """What a runtime sees of a spec: its resolved plan (channels, strides, kernels, groups,
-    sizes; not its name), hashed."""
+    """What a runtime sees of a spec: its resolved plan (not its name), hashed."""
     net = plan(spec)
-    text = repr((net.stem, net.stages, net.head, spec.input))
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    return hashlib.sha1(repr((net.stem, net.stages, net.head, spec.input)).encode()).hexdigest()[:16]
 
 
 class LatencyCache:
@@ -229,20 +209,16 @@ class LatencyCache:
         key = self._key(spec)
         if key not in self.entries:
             self.entries[key] = asdict(measure(spec, self.settings))
-            self._save()
+            if self.path is not None:
+                from nas.checkpoint import write_json_atomic  # torch-bearing (~3 s to import): loaded on use
+
+                write_json_atomic(self.entries, self.path)
         names = {f.name for f in fields(Latency)}
         return Latency(**{k: v for k, v in self.entries[key].items() if k in names})
 
-    def _save(self) -> None:
-        if self.path is not None:
-            from nas.checkpoint import write_json_atomic  # torch-bearing (~3 s to import): loaded on use
-
-            write_json_atomic(self.entries, self.path)
-
 
 def search_cache(runtime: str, threads: int, folder: Path) -> LatencyCache:
-    """A search's cache (`folder/latency.json`); an unknown or missing runtime is one line
-    before anything starts."""
+    """A search's cache (`folder/latency.json`), its runtime checked before anything starts."""
     settings = LatencySettings(runtime=runtime, threads=threads)
     check_settings(settings)
     return LatencyCache(settings, folder / "latency.json")

@@ -1,11 +1,6 @@
-"""The names of the MLflow layout: every tag, param prefix and metric that `nas run`,
-`nas search` and `nas ablate` write and that `nas.dashboard`, `nas pareto`, the notebooks and
-the tests read. Writers and readers import these; no tag name is written as a literal elsewhere.
-
-Layout: a `nas run` is one run (KIND_RUN). A search is a parent run (KIND_SEARCH) with a child
-per trial (KIND_TRIAL) and per retrained front member (KIND_RETRAIN). An ablation is a parent
-run (KIND_ABLATION) with a child per cell and seed (KIND_CELL).
-"""
+"""The names of the MLflow layout, every tag, param prefix and metric written and read (no tag name is
+a literal elsewhere). A `nas run` is one run; a search a parent with a child per trial and per
+retrained front member; an ablation a parent with a child per cell and seed."""
 
 from __future__ import annotations
 
@@ -92,10 +87,8 @@ UI_DEFAULT = "http://127.0.0.1:5000"  # where `mlflow ui` serves
 
 
 def experiment_view() -> dict:
-    """The runs-table view the MLflow UI (3.x) restores from the experiment tag
-    SHARED_VIEW_PREFIX + VIEW_KEY (see `ui_link`): the UI_METRICS columns first, newest runs
-    first, grouped by KIND. Grouped rows are flat, so every trial and cell shows its values
-    without unfolding its parent; the search and ablation parents' groups start folded."""
+    """The runs-table view the MLflow UI (3.x) restores from the tag SHARED_VIEW_PREFIX + VIEW_KEY:
+    UI_METRICS columns, newest first, grouped by KIND (flat rows: no parent to unfold), parents folded."""
     columns = [f"metrics.`{m}`" for m in UI_METRICS]
     folded = {f"tag.{KIND}.{kind}": False for kind in (KIND_SEARCH, KIND_ABLATION)}
     return {"orderByKey": "attributes.start_time", "orderByAsc": False,
@@ -105,33 +98,28 @@ def experiment_view() -> dict:
 
 
 def experiment_tags() -> dict[str, str]:
-    """The tags every NAS experiment carries (set when it is created, see `tag_experiment`)."""
+    """The tags every NAS experiment carries."""
     return {EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING,
             SHARED_VIEW_PREFIX + VIEW_KEY: json.dumps(experiment_view(), separators=(",", ":"))}
 
 
 def tag_experiment(client, experiment_id: str, current: dict[str, str] | None = None) -> None:
-    """Set `experiment_tags()` on an experiment through `client` (an MlflowClient); with
-    `current` (the experiment's tags), only those that differ, so reopening costs no write."""
+    """Set `experiment_tags()` through an MlflowClient; only those that differ from `current`."""
     for key, value in experiment_tags().items():
         if current is None or current.get(key) != value:
             client.set_experiment_tag(experiment_id, key, value)
 
 
 def ui_link(experiment_id: str, base: str = UI_DEFAULT) -> str:
-    """The experiment's training runs in the MLflow UI, with the UI_METRICS columns shown:
-    `workflowType=machine_learning` skips MLflow 3's GenAI overview, `viewStateShareKey`
-    restores the view `tag_experiment` stored."""
+    """The experiment's runs in the MLflow UI (`workflowType=machine_learning` skips MLflow 3's GenAI
+    overview) in the view `tag_experiment` stored."""
     return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
             f"?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}")
 
 
 def ui_hint(tracking_uri: str, experiment_id: str) -> str:
-    """The lines `nas run`, `nas search` and `nas ablate` print at the end: how to open the runs.
-
-    A server store (http/https) is linked directly; a local store (sqlite, file) gets the
-    `mlflow ui` command for it and the link on `mlflow ui`'s default address.
-    """
+    """How to open the runs, printed at the end of every command: a server's link, else the
+    `mlflow ui` command for the local store and the link on its default address."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"MLflow UI: {ui_link(experiment_id, tracking_uri)}"
     uri = tracking_uri.split("?")[0]  # sqlite:///x.db?timeout=60: the query is the writers' business

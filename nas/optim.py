@@ -1,5 +1,4 @@
-"""The optimizer and the learning-rate schedules of a training run: SGD/Adam/AdamW update rules on
-parameter groups (weight decay off for BN and biases), and per-step LR multipliers with warm-up."""
+"""The optimizer (SGD/Adam/AdamW, no weight decay on BN and biases) and the per-step LR schedules."""
 
 from __future__ import annotations
 
@@ -24,11 +23,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 class Optimizer:
-    """torch.optim's SGD (momentum, nesterov), Adam and AdamW update rules on parameter groups,
-    without torch.optim: its optimizers import torch._dynamo on first use (add_param_group and
-    every step() pass through dynamo's decorators), 1.6-3.7 s of a short CPU run spent on a
-    compiler the run never uses. The same API: param_groups (each with "lr"), zero_grad, step,
-    state_dict / load_state_dict (tensors and plain data: checkpoints stay weights_only)."""
+    """torch.optim's SGD (momentum, nesterov), Adam and AdamW rules and API, without torch.optim: its
+    optimizers import torch._dynamo on first use, 1.6-3.7 s of a short CPU run. State dicts hold
+    tensors and plain data only, so checkpoints stay weights_only."""
 
     def __init__(self, groups: list[dict[str, Any]], kind: str, lr: float, *, momentum: float = 0.0,
                  nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.999),
@@ -129,10 +126,6 @@ OPTIMIZERS: dict[str, Callable[[list, TrainConfig], Optimizer]] = {
 # Each maps (step, total steps, warm-up steps, steps per epoch, cfg) to a multiplier of cfg.lr.
 
 
-def _warm(step: int, warmup: int) -> float | None:
-    return (step + 1) / warmup if step < warmup else None
-
-
 def _onecycle(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig) -> float:
     """torch's OneCycleLR shape: lr/25 -> lr over 25% of the run, cosine down to lr/1e4."""
     rise = max(1, int(0.25 * total))
@@ -142,21 +135,18 @@ def _onecycle(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig
     return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _cosine(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig) -> float:
-    warm = _warm(step, warmup)
-    if warm is not None:
-        return warm
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+def _warmed(rule: Callable[[int, int, int, int, TrainConfig], float]) -> Callable[..., float]:
+    """`rule` after a linear warm-up over the first `warmup` steps."""
+    def schedule(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig) -> float:
+        return (step + 1) / warmup if step < warmup else rule(step, total, warmup, per_epoch, c)
+
+    return schedule
 
 
-def _step(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig) -> float:
-    warm = _warm(step, warmup)
-    return warm if warm is not None else c.gamma ** ((step // per_epoch) // c.step_size)
-
-
-def _constant(step: int, total: int, warmup: int, per_epoch: int, c: TrainConfig) -> float:
-    warm = _warm(step, warmup)
-    return 1.0 if warm is None else warm
-
-
-SCHEDULES = {"onecycle": _onecycle, "cosine": _cosine, "step": _step, "constant": _constant}
+SCHEDULES = {
+    "onecycle": _onecycle,
+    "cosine": _warmed(lambda step, total, warmup, per_epoch, c:
+                      0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))),
+    "step": _warmed(lambda step, total, warmup, per_epoch, c: c.gamma ** ((step // per_epoch) // c.step_size)),
+    "constant": _warmed(lambda *_: 1.0),
+}

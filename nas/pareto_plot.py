@@ -1,5 +1,5 @@
 """The search figure and its terminal table: accuracy against each cost with the Pareto front
-(`nas.pareto` computes the front; this module only draws it)."""
+(computed by `nas.pareto`)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ _STATUS_STYLE = {  # status -> scatter kwargs; dark = trained to the end, light 
 
 
 def reference_points(trials: pd.DataFrame) -> pd.DataFrame | None:
-    """The paper presets evaluated in a search (`reference` column) as `plot_front` presets:
-    name, their counts, and val_acc only where they completed (a pruned one shows no accuracy)."""
+    """A search's paper presets (`reference` column) as `plot_front` presets; val_acc only where completed."""
     refs = trials[trials["reference"].fillna("") != ""]
     if not len(refs):
         return None
@@ -36,8 +35,7 @@ def reference_points(trials: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def format_front(front: pd.DataFrame, label: str = "reference", labels: Sequence[str] | None = None) -> str:
-    """The front as a terminal table: trial, MACs, params, val_acc and one `label` column
-    (`labels`, else the front's own `label` column: by default each point's paper name)."""
+    """The front as a terminal table; the last column is `labels`, else the front's `label` column."""
     labels = [r or "-" for r in front[label]] if labels is None else labels
     rows = [[int(r["trial"]), millions(r["macs"]), f"{r['params'] / 1e6:.3f}M", f"{r['val_acc']:.4f}", text]
             for (_, r), text in zip(front.iterrows(), labels)]
@@ -49,14 +47,8 @@ def search_title(name: str) -> str:
     return f"search {name}: validation accuracy vs cost (every trial on the same budget)"
 
 
-def _axis(name: str) -> tuple[float, str]:
-    return _AXES.get(name, (1.0, name))
-
-
 def _panels(trials: pd.DataFrame, objectives: Sequence[Objective]) -> list[str]:
-    """x axes: MACs and params (when the frame has them or they are objectives), the measured
-    latency (when it was measured), then the other 'min' objectives; a missing objective column
-    fails later with its name."""
+    """x axes: MACs and params (when present or objectives), measured latency, the other 'min' objectives."""
     names = [o.name for o in objectives if o.direction == "min"]
     measured = bool(LATENCY_MS in trials.columns and trials[LATENCY_MS].notna().any())
     first = [n for n in (MACS, PARAMS) if n in trials.columns or n in names] + [LATENCY_MS] * measured
@@ -66,16 +58,10 @@ def _panels(trials: pd.DataFrame, objectives: Sequence[Objective]) -> list[str]:
 def plot_front(trials: pd.DataFrame, objectives: Sequence[Objective] | str = "val_acc,macs", *,
                out: str | Path, presets: pd.DataFrame | None = None, title: str = "",
                panels: Sequence[str] | None = None, front_mask=None) -> Path:
-    """The search figure: accuracy vs each of `panels` (default MACs, params) in one PNG.
-
-    Every trial by status (completed dark, pruned grey; no accuracy: x marks on the bottom edge),
-    the front over all `objectives` (`front_members`, or `front_mask` aligned with `trials`) as
-    orange rings with its staircase in each panel, the reference nets (`presets`: name and the
-    columns) as labelled stars. One legend names the objectives the front is over. Drawn on an
-    Agg canvas without pyplot (no display, no global backend change).
-    """
-    # matplotlib is imported here, not at the top: it costs ~0.3 s that `nas search --help` and the
-    # workers do not need
+    """The search figure: accuracy vs each of `panels` in one PNG, trials by status, the front over
+    all `objectives` (or `front_mask`) with its staircase, `presets` as labelled stars. Drawn on an
+    Agg canvas without pyplot (no display, no global backend change)."""
+    # matplotlib loads here: ~0.3 s that `nas search --help` and the workers do not need
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -111,8 +97,7 @@ def plot_front(trials: pd.DataFrame, objectives: Sequence[Objective] | str = "va
 def _panel(ax, trials: pd.DataFrame, x: str, y: str, *, status: np.ndarray, front: np.ndarray,
            presets: pd.DataFrame | None, front_label: str) -> None:
     """One panel of `plot_front`: y (maximised) against x (minimised)."""
-    x_div, x_label = _axis(x)
-    y_div, y_label = _axis(y)
+    (x_div, x_label), (y_div, y_label) = _AXES.get(x, (1.0, x)), _AXES.get(y, (1.0, y))
     xy = numeric_columns(trials, [x, y]) if len(trials) else np.empty((0, 2))
     xv, yv = xy[:, 0] / x_div, xy[:, 1] / y_div
     has_xy = np.isfinite(xv) & np.isfinite(yv)
@@ -122,7 +107,8 @@ def _panel(ax, trials: pd.DataFrame, x: str, y: str, *, status: np.ndarray, fron
         style = _STATUS_STYLE.get(st, dict(color="#7a7a7a", s=16, alpha=0.8, label=st.lower()))
         ax.scatter(xv[sel], yv[sel], marker="o", linewidths=0, zorder=2,
                    **{**style, "label": f"{style['label']} ({int(sel.sum())})"})
-    pxy = numeric_columns(presets, [x, y]) / [x_div, y_div] if presets is not None and len(presets) else np.empty((0, 2))
+    has_presets = presets is not None and len(presets)
+    pxy = numeric_columns(presets, [x, y]) / [x_div, y_div] if has_presets else np.empty((0, 2))
     all_x = np.concatenate([xv[np.isfinite(xv)], pxy[:, 0][np.isfinite(pxy[:, 0])]])
     if len(all_x) and all_x.min() > 0 and all_x.max() / all_x.min() > 10:
         _log_x(ax, all_x)
@@ -135,16 +121,14 @@ def _panel(ax, trials: pd.DataFrame, x: str, y: str, *, status: np.ndarray, fron
         names = presets["name"].astype(str).tolist() if "name" in presets.columns else [""] * len(pxy)
         _presets(ax, pxy[:, 0], pxy[:, 1], names)
     unfinished = np.isin(status, [s.value for s in Status if s.unfinished])
-    stopped = np.isfinite(xv) & ~np.isfinite(yv) & unfinished
-    if stopped.any():
-        ax.scatter(xv[stopped], np.full(int(stopped.sum()), 0.015), transform=ax.get_xaxis_transform(),
-                   marker="o", s=22, facecolors="none", edgecolors="#7a7a7a", zorder=2, clip_on=False,
-                   label=f"interrupted: --resume trains them ({int(stopped.sum())})")
-    lost = np.isfinite(xv) & ~np.isfinite(yv) & ~unfinished
-    if lost.any():
-        ax.scatter(xv[lost], np.full(int(lost.sum()), 0.015), transform=ax.get_xaxis_transform(),
-                   marker="x", s=22, color="#c0392b", linewidths=1.0, zorder=2, clip_on=False,
-                   label=f"no accuracy: failed / infeasible ({int(lost.sum())})")
+    for sel, style in ((unfinished, dict(marker="o", facecolors="none", edgecolors="#7a7a7a",
+                                         label="interrupted: --resume trains them")),
+                       (~unfinished, dict(marker="x", color="#c0392b", linewidths=1.0,
+                                          label="no accuracy: failed / infeasible"))):
+        sel = sel & np.isfinite(xv) & ~np.isfinite(yv)  # on the bottom edge
+        if sel.any():
+            ax.scatter(xv[sel], np.full(int(sel.sum()), 0.015), transform=ax.get_xaxis_transform(), s=22,
+                       zorder=2, clip_on=False, **{**style, "label": f"{style['label']} ({int(sel.sum())})"})
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.grid(True, which="major", alpha=0.3)
@@ -153,9 +137,8 @@ def _panel(ax, trials: pd.DataFrame, x: str, y: str, *, status: np.ndarray, fron
 
 
 def _staircase(ax, fx: np.ndarray, fy: np.ndarray, right: float) -> None:
-    """The attainment staircase of the front members in this plane: the best accuracy reachable
-    at this x or less, drawn to the right edge. Members below it are on the front through
-    another objective."""
+    """The best accuracy reachable at this x or less, to the right edge; members below it are on
+    the front through another objective."""
     order = np.lexsort((-fy, fx))
     fx, fy = fx[order], np.maximum.accumulate(fy[order])
     ax.plot(np.append(fx, max(right, fx[-1])), np.append(fy, fy[-1]), drawstyle="steps-post",

@@ -1,9 +1,5 @@
-"""`nas run`: one Job executed in this process, recorded in MLflow as it trains.
-
-config -> data -> spec -> `nas.job.execute` (train, test once) -> MLflow -> summary table.
-The run's folder `OUTPUT_DIR/<spec name>-<config hash>` holds its checkpoint, which
-`resume=true` continues (the MLflow run id is stored in it, so the same run goes on).
-"""
+"""`nas run`: one Job executed in this process, recorded in MLflow as it trains. Its checkpoint in
+`OUTPUT_DIR/<spec name>-<config hash>` holds the MLflow run id, so `resume=true` continues that run."""
 
 from __future__ import annotations
 
@@ -36,14 +32,6 @@ class RunOutcome:
     wall_s: float
     model: Any = None
     val_images: int | None = None  # the validation split's size (data.val_size, or its default)
-
-    @property
-    def test_acc(self) -> float | None:
-        return self.result.test_acc
-
-    @property
-    def device(self) -> str:
-        return self.result.device
 
 
 def _tracker(cfg: RunConfig, spec: Any, previous_run_id: str | None) -> Tracker | NullTracker:
@@ -115,9 +103,9 @@ def summary_table(outcome: RunOutcome, cfg: RunConfig) -> str:
         ["data", f"{cfg.data.name}: val {outcome.val_images} carved from train, seed {cfg.data.split_seed}"],
         ["epochs / seed", f"{cfg.train.epochs} / {cfg.train.seed}"],
         ["val_acc (selection)", fmt(outcome.result.val_acc)],
-        ["test_acc (report only)", fmt(outcome.test_acc)],
+        ["test_acc (report only)", fmt(outcome.result.test_acc)],
         ["last train_loss", fmt(last.get("train_loss"))],
-        ["throughput", f"{last.get('img_per_s', 0):.0f} img/s on {outcome.device}"
+        ["throughput", f"{last.get('img_per_s', 0):.0f} img/s on {outcome.result.device}"
                         f" ({outcome.result.precision}, {outcome.result.precision_source})"],
         ["wall time", f"{outcome.wall_s:.1f}s"],
         ["checkpoint", str(outcome.run_dir / "checkpoint.pt")],

@@ -1,9 +1,6 @@
-"""One training run: `train(model, data, cfg, report)`.
-
-SGD/Adam/AdamW without weight decay on BN and biases, per-step LR schedules with warm-up, label
-smoothing, gradient clipping, optional EMA, bf16 autocast and channels_last on accelerators, an
-atomic checkpoint every epoch that `resume` continues bit-for-bit, and a NaN/inf guard.
-"""
+"""One training run, `train(model, data, cfg, report)`: label smoothing, gradient clipping, optional
+EMA, autocast and channels_last, an atomic checkpoint every epoch that `resume` continues bit-for-bit,
+and a NaN/inf guard (optimizers and LR schedules: `nas.optim`)."""
 
 from __future__ import annotations
 
@@ -26,15 +23,11 @@ from nas.errors import NasError
 from nas.optim import OPTIMIZERS, SCHEDULES, Optimizer, param_groups
 
 Report = Callable[[dict[str, Any]], None]
-EPOCH_METRICS = ("train_loss", "val_acc", "lr", "img_per_s", "cpu_s")  # what report() gets each epoch, as logged
 NAN_CHECK_EVERY = 50  # steps between finiteness checks (each one syncs an accelerator)
 
 
 class Diverged(NasError):
     """The loss became NaN or infinite."""
-
-
-# ----------------------------------------------------------------------------- EMA and eval
 
 
 class Ema:
@@ -53,10 +46,8 @@ class Ema:
             ema_b.copy_(b)
 
 
-# `train.eval_batch_size=0`: the batch that evaluates fastest on the device type. On a CPU,
-# small batches win: the activations of 1024 32x32 images overflow the caches (shufflenet_v1_g3
-# x0.25 on 2 cores: 525 img/s at 1024 against 858 at 100, a flat optimum from 64 to 256;
-# benchmarks/train_throughput.py measures it); accelerators want big launches.
+# `train.eval_batch_size=0`: the device type's fastest batch. CPUs want small ones (shufflenet_v1_g3
+# x0.25, 2 cores: 525 img/s at 1024 against 858 at 100, flat from 64 to 256; train_throughput.py).
 EVAL_BATCH = {"cpu": 128, "mps": 256}
 EVAL_BATCH_ACCELERATOR = 1024  # cuda, npu
 
@@ -69,8 +60,7 @@ def eval_batch_size(batch_size: int, device: torch.device) -> int:
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Split, data: DataBundle, batch_size: int,
              precision: Precision) -> float | None:
-    """Top-1 accuracy in [0, 1] on `split` (None when the split is empty); `batch_size` 0:
-    the device's default. Correct counts add up on the device: one host sync at the end."""
+    """Top-1 accuracy in [0, 1] on `split` (None when empty), summed on the device: one host sync."""
     if len(split) == 0:
         return None
     was_training = model.training
@@ -86,9 +76,6 @@ def evaluate(model: nn.Module, split: Split, data: DataBundle, batch_size: int,
     return correct.item() / len(split)
 
 
-# ----------------------------------------------------------------------------- the loop
-
-
 @dataclass
 class TrainResult:
     model: nn.Module  # the evaluated weights: the EMA model when train.ema is on
@@ -98,23 +85,9 @@ class TrainResult:
     resumed_from_epoch: int = 0
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 @dataclass
 class _Loop:
-    """What one training run holds across epochs: the optimizer, its schedule, the batch order's
-    generator, the EMA, and the epoch geometry."""
+    """What one training run holds across epochs."""
 
     model: nn.Module
     cfg: TrainConfig
@@ -155,16 +128,21 @@ def _restore(loop: _Loop, path: Path) -> tuple[list[dict[str, Any]], int]:
     if loop.ema is not None and state.get("ema") is not None:
         loop.ema.model.load_state_dict(state["ema"])
     loop.generator.set_state(state["generator"])
-    _set_rng_state(state["rng"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return list(state["history"]), int(state["epoch"])
 
 
 def _save(loop: _Loop, path: Path, epoch: int, history: list[dict[str, Any]], extra_state: Any) -> None:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
     checkpoint.save_atomic({
         "model": loop.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
         "scheduler": {"step": loop.optimizer.steps},
         "ema": loop.ema.model.state_dict() if loop.ema is not None else None,
-        "generator": loop.generator.get_state(), "rng": _rng_state(), "epoch": epoch,
+        "generator": loop.generator.get_state(), "rng": rng, "epoch": epoch,
         "history": history,
         "extra": dict((extra_state() if callable(extra_state) else extra_state) or {}),
     }, path)
@@ -172,8 +150,7 @@ def _save(loop: _Loop, path: Path, epoch: int, history: list[dict[str, Any]], ex
 
 def _epoch(loop: _Loop, step_model: nn.Module, data: DataBundle, epoch: int, *, data_cfg: DataConfig,
            precision: Precision, progress: bool) -> dict[str, Any]:
-    """One pass over the training split; its metrics without val_acc. No host sync per step
-    (a finiteness check every NAN_CHECK_EVERY steps)."""
+    """One pass over the training split; its metrics without val_acc. No host sync per step."""
     cfg, device = loop.cfg, data.train.images.device
     loader = Loader(data.train, cfg.batch_size, mean=data.mean, std=data.std, train=True,
                     cfg=data_cfg, generator=loop.generator, drop_last=loop.drop_last,
@@ -214,11 +191,10 @@ def _epoch(loop: _Loop, step_model: nn.Module, data: DataBundle, epoch: int, *, 
 
 
 def step_module(model: nn.Module, cfg: TrainConfig, device: torch.device) -> nn.Module:
-    """What the training step calls: `model` itself (eager), or compiled. `train.cuda_graphs` on
-    CUDA records forward and backward once and replays them as CUDA graphs (one launch instead of
-    hundreds: small CIFAR nets are launch-bound); alone it uses dynamo's `cudagraphs` backend
-    (capture only, no code generation: seconds), with `train.compile` torch.compile's
-    "reduce-overhead" mode (generated kernels, then graphs). Off CUDA it is ignored: eager."""
+    """What the training step calls: `model` (eager) or compiled. `train.cuda_graphs` (CUDA only)
+    replays forward and backward as CUDA graphs, one launch instead of hundreds for launch-bound
+    small nets: dynamo's `cudagraphs` backend (capture only: seconds), or with `train.compile`
+    torch.compile's "reduce-overhead" mode."""
     graphs = cfg.cuda_graphs and device.type == "cuda"
     if graphs and cfg.compile:
         return torch.compile(model, mode="reduce-overhead")
@@ -232,14 +208,9 @@ def train(model: nn.Module, data: DataBundle, cfg: TrainConfig, report: Report |
           resume: bool = False,
           extra_state: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
           progress: bool = True) -> TrainResult:
-    """Train `model` (already on the data's device) and return the evaluated weights.
-
-    `report(metrics)` is called after every epoch with train_loss, val_acc, lr, img_per_s, and
-    may raise to stop early (a search pruning the trial). The checkpoint written before it holds
-    `extra_state` too, so a caller can find its own bookkeeping (an MLflow run id) on resume; a
-    callable is called at each checkpoint, so it may name what is not known yet when training
-    starts (`lambda: {"mlflow_run_id": tracker.run_id}`: the run is created meanwhile).
-    """
+    """Train `model` (on the data's device) and return the evaluated weights. `report(metrics)` runs
+    after every epoch and may raise to stop early. Each checkpoint holds `extra_state` (a callable:
+    called then, so it may name what training started without, such as an MLflow run id)."""
     device = data.train.images.device
     if cfg.deterministic or torch.are_deterministic_algorithms_enabled():
         # only when asked (or to undo an earlier run's): the switch imports torch._dynamo (seconds)

@@ -1,13 +1,7 @@
 """The one place Ray is started and trials are sized: how many run at once, on which kind of
-accelerator, with what share of one. Searches and ablations share it.
-
-Ray schedules three kinds of node resource here: "CPU", "GPU" (NVIDIA, CUDA) and "NPU" (Huawei
-Ascend, detected by Ray on nodes with CANN / `/dev/davinci*`, or declared with
-`ray start --resources='{"NPU": N}'`). A trial asks for `cpus_each` CPUs and, on an accelerator,
-a `share` of one device (a fraction below 1 packs several trials on one device; above 1 it must be
-whole). Inside the trial, `worker_device` turns what Ray granted into the torch device string, and
-`nas.device.select_device` makes it a device: the same path on a GPU, an NPU or a CPU node.
-"""
+accelerator ("GPU": NVIDIA; "NPU": Huawei Ascend, detected by Ray or declared with
+`ray start --resources='{"NPU": N}'`), with what share of one (below 1 packs several trials on a
+device; above 1 it must be whole). Searches and ablations share it."""
 
 from __future__ import annotations
 
@@ -26,11 +20,8 @@ VISIBLE_ENV = {"cuda": "CUDA_VISIBLE_DEVICES", "npu": "ASCEND_RT_VISIBLE_DEVICES
 
 
 def init_ray(address: str | None = None) -> dict[str, float]:
-    """Start (or join, with `address`) Ray once per process; returns the cluster's resources.
-
-    Without an address Ray is started fresh (`address="local"`): plain `ray.init()` would
-    silently join whatever cluster `ray start` left on this machine.
-    """
+    """Start (or join, with `address`) Ray once per process; returns the cluster's resources. Without
+    an address Ray starts fresh: plain `ray.init()` would join whatever cluster `ray start` left."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local, loopback-only by default
@@ -54,8 +45,8 @@ def _plural(x: float, unit: str) -> str:
 
 @dataclass(frozen=True)
 class Workers:
-    """How many trials (or ablation cells) run at once, on which kind of device, with what share
-    of one; `cpus` and `accelerators` are the cluster's totals the plan was made from."""
+    """How many trials (or ablation cells) run at once, on which device kind, with what share of one;
+    `cpus` and `accelerators` are the cluster's totals the plan was made from."""
 
     concurrency: int
     kind: str  # "cuda" | "npu" | "cpu"
@@ -66,9 +57,7 @@ class Workers:
 
     def resources(self) -> dict[str, float]:
         """The Ray request per trial (Tune: `tune.with_resources(fn, workers.resources())`)."""
-        if self.kind == "cpu":
-            return {"CPU": self.cpus_each}
-        return {"CPU": self.cpus_each, RAY_NAME[self.kind]: self.share}
+        return {"CPU": self.cpus_each, **({} if self.kind == "cpu" else {RAY_NAME[self.kind]: self.share})}
 
     def task_options(self) -> dict:
         """The same request as `ray.remote(...).options(**workers.task_options())` takes it
@@ -96,12 +85,9 @@ def _have(resources: dict[str, float]) -> str:
 
 def plan_workers(resources: dict[str, float], *, accelerator: str = "auto", share: float | None = None,
                  cpus_each: float = 1.0, concurrency: int | None = None) -> Workers:
-    """Size the trials for a cluster whose resources are `resources` (`ray.cluster_resources()`).
-
-    `accelerator`: auto (GPU when the cluster has one, else NPU, else CPU), or cuda / npu / cpu.
-    `share`: devices per trial (default SHARE[kind]); `concurrency`: default as many as the CPUs
-    and the devices fit, at least 1. Bad values are one-line NasErrors naming the flag.
-    """
+    """Size the trials for a cluster with `resources` (`ray.cluster_resources()`). `accelerator` auto:
+    GPU, else NPU, else CPU; `share` default SHARE[kind]; `concurrency` default as many as the CPUs
+    and devices fit, at least 1. Bad values are one-line NasErrors naming the flag."""
     if accelerator not in ACCELERATORS:
         raise NasError(f"--accelerator={accelerator!r} must be one of {', '.join(ACCELERATORS)}")
     if not (isinstance(cpus_each, (int, float)) and math.isfinite(cpus_each) and cpus_each > 0):
@@ -110,23 +96,21 @@ def plan_workers(resources: dict[str, float], *, accelerator: str = "auto", shar
                                     or concurrency < 1):
         raise NasError(f"--concurrency={concurrency!r} must be a whole number >= 1")
     cpus = float(resources.get("CPU", 0))
-    kind = accelerator
-    if kind == "auto":
-        kind = next((k for k in ("cuda", "npu") if resources.get(RAY_NAME[k], 0) > 0), "cpu")
+    by_cpu = int(cpus // cpus_each)
+    kind = accelerator if accelerator != "auto" else next(
+        (k for k in ("cuda", "npu") if resources.get(RAY_NAME[k], 0) > 0), "cpu")
     if kind == "cpu":
         if share:
             raise NasError(f"--per-trial={share!r} is a share of an accelerator, but trials run on "
                            f"CPUs (the cluster has {_have(resources)}); drop it, or pick "
                            f"--accelerator cuda or npu")
-        by_cpu = int(cpus // cpus_each)
         return Workers(concurrency or max(1, by_cpu), "cpu", 0.0, float(cpus_each), cpus, 0.0)
     devices = float(resources.get(RAY_NAME[kind], 0))
     if devices <= 0:
         raise NasError(f"--accelerator {kind}: the Ray cluster has no {RAY_NAME[kind]} (it has "
                        f"{_have(resources)}); use --accelerator auto or cpu, or start nodes with "
                        + ("--num-gpus N" if kind == "cuda" else "--resources='{\"NPU\": N}'"))
-    if share is None:
-        share = SHARE[kind]
+    share = SHARE[kind] if share is None else share
     if not (isinstance(share, (int, float)) and not isinstance(share, bool) and math.isfinite(share)
             and share > 0):
         raise NasError(f"--per-trial={share!r} must be a share of one {RAY_NAME[kind]} in (0, 1], "
@@ -137,51 +121,38 @@ def plan_workers(resources: dict[str, float], *, accelerator: str = "auto", shar
     if share > devices:
         raise NasError(f"--per-trial={share!r} asks for more {RAY_NAME[kind]}s than the cluster "
                        f"has ({_n(devices)}); no trial could ever start")
-    by_cpu = int(cpus // cpus_each)
     by_device = int(math.floor(devices / share + 1e-9))
     return Workers(concurrency or max(1, min(by_cpu, by_device)), kind, float(share),
                    float(cpus_each), cpus, devices)
 
 
 def check_accelerator(kind: str) -> None:
-    """Fail with one line when this process cannot use `kind` (cuda / npu / cpu): torch_npu
-    missing for npu (imported here, which registers the device), no CUDA torch or GPU for cuda."""
+    """Fail with one line when this process cannot use `kind` (cuda / npu / cpu): torch_npu missing
+    for npu (importing it registers the device), no CUDA torch or GPU for cuda."""
     import torch
 
     from nas.device import torch_npu_missing  # torch-bearing (~3 s to import): loaded on use
 
-    if kind == "cpu":
-        return
-    if kind == "npu":
-        if missing := torch_npu_missing():
-            raise NasError(missing)
-        if not torch.npu.is_available():  # type: ignore[attr-defined]
-            raise NasError(f"torch_npu imports but sees no NPU (ASCEND_RT_VISIBLE_DEVICES="
-                           f"{os.environ.get('ASCEND_RT_VISIBLE_DEVICES')!r}); check the node's "
-                           f"CANN driver (npu-smi info)")
-        return
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            build = "a CPU-only torch build" if torch.version.cuda is None else "no visible GPU"
-            raise NasError(f"cuda: torch.cuda is not available on this node ({build}; "
-                           f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
-                           f"install a CUDA torch or use --accelerator cpu")
-        return
-    raise NasError(f"accelerator kind {kind!r} must be one of cuda, npu, cpu")
+    if kind not in ("cuda", "npu", "cpu"):
+        raise NasError(f"accelerator kind {kind!r} must be one of cuda, npu, cpu")
+    if kind == "npu" and (missing := torch_npu_missing()):
+        raise NasError(missing)
+    if kind == "npu" and not torch.npu.is_available():  # type: ignore[attr-defined]
+        raise NasError(f"torch_npu imports but sees no NPU (ASCEND_RT_VISIBLE_DEVICES="
+                       f"{os.environ.get('ASCEND_RT_VISIBLE_DEVICES')!r}); check the node's "
+                       f"CANN driver (npu-smi info)")
+    if kind == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only torch build" if torch.version.cuda is None else "no visible GPU"
+        raise NasError(f"cuda: torch.cuda is not available on this node ({build}; "
+                       f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
+                       f"install a CUDA torch or use --accelerator cpu")
 
 
 def worker_device(kind: str) -> str:
-    """The torch device string for this Ray task or trial, from what Ray granted it.
-
-    npu: Ray sets ASCEND_RT_VISIBLE_DEVICES to the task's NPU ids (`get_accelerator_ids()["NPU"]`,
-    physical ids such as "3"), and torch_npu, like CANN, numbers the visible devices from 0, so the
-    task's first NPU is "npu:0" (its position in ASCEND_RT_VISIBLE_DEVICES). Where Ray was told not
-    to set it (RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES) every NPU is visible and the id is
-    the index. cuda: Ray sets CUDA_VISIBLE_DEVICES the same way, so plain "cuda" (cuda:0).
-    Outside a Ray worker: "npu" / "cuda" (torch's current device).
-    """
-    if kind not in ("cuda", "npu", "cpu"):
-        raise NasError(f"accelerator kind {kind!r} must be one of cuda, npu, cpu")
+    """The torch device string for this Ray task or trial, from what Ray granted it. Ray sets
+    ASCEND_RT_VISIBLE_DEVICES / CUDA_VISIBLE_DEVICES to the task's physical ids and torch numbers the
+    visible devices from 0, so an NPU's index is its id's position there (every NPU is visible, and
+    the id is the index, under RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES)."""
     check_accelerator(kind)
     if kind != "npu":
         return kind

@@ -134,7 +134,7 @@ def test_a_missing_runtime_names_its_extra(monkeypatch):
     with pytest.raises(export.ExportError, match=r"pip install 'nas\[onnx\]'"):
         export.export_spec(load_preset("dsc_cnn"), ["onnx"], Path("."))
     with pytest.raises(latency.LatencyError, match=r"runtime onnxruntime: .*pip install 'nas\[onnx\]'"):
-        latency.get_runtime("onnxruntime")
+        latency.check_settings(latency.LatencySettings(runtime="onnxruntime"))
 
 
 @pytest.mark.slow  # lowering to XNNPACK: 30 s to 4 min a net on 2 shared cores

@@ -1,16 +1,8 @@
-"""Datasets for fast training trials: whole splits as uint8 tensors on the device.
-
-A NAS run trains hundreds of small models on the same data, so the data layer is built for that:
-each split is decoded once into a uint8 `N x C x H x W` tensor that lives on the training device,
-augmentation (random crop, flip, cutout) runs batched on the device with per-sample parameters,
-and normalisation is fused into the uint8 -> float conversion. Every random choice (validation
-split, train subset, epoch order, augmentation) comes from an explicit seed or `torch.Generator`,
-so equal seeds give bitwise equal batches on CPU.
-
-`sources` (the config and one reader per data set), `splits` (Split, DataBundle, the balanced
-split rule), `load` (`load_data`: read, split, move to the device), `loader` (batches and
-augmentation on the device). The names below are the package's public API.
-"""
+"""Datasets for fast training trials: a NAS run trains hundreds of small models on the same data, so
+each split is decoded once into a uint8 N x C x H x W tensor on the training device, augmented there
+in batches, and normalised in the uint8 -> float conversion. Every random choice comes from an
+explicit seed or `torch.Generator`: equal seeds give bitwise equal batches on CPU. The names below
+are the package's public API."""
 
 from nas.data.load import channel_stats, load_data, resize_bundle, resize_images, to_device, to_gray
 from nas.data.loader import Loader, crop_flip, cutout_, num_batches

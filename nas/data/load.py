@@ -76,11 +76,8 @@ def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataBundle
 
 
 def resize_images(images: torch.Tensor, size: int, chunk: int = 2048) -> torch.Tensor:
-    """uint8 N x C x H x W -> N x C x size x size (bilinear, antialiased when shrinking), rounded.
-
-    Done once per split, in chunks to bound the float copy, so the training loop still only
-    indexes uint8 tensors: a lower input resolution costs nothing per batch.
-    """
+    """uint8 N x C x H x W -> N x C x size x size (bilinear, antialiased when shrinking), rounded, once
+    per split in chunks (bounding the float copy): a lower resolution costs nothing per batch."""
     import torch
     import torch.nn.functional as F
 

@@ -20,12 +20,8 @@ def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
 
 def crop_flip(x: torch.Tensor, pad: int, offsets: torch.Tensor | None, flip: torch.Tensor | None,
               pad_mode: str = "zeros") -> torch.Tensor:
-    """Per-sample crop (top-left `offsets` (B,2) in the padded image) and flip, in one gather.
-
-    Pads the batch once, then reads every sample's window through flat per-sample pixel indices
-    (`torch.gather`, several times faster on CPU than 4-way advanced indexing); a flipped sample
-    reads its window's columns backwards, so the flip costs nothing extra.
-    """
+    """Per-sample crop (top-left `offsets` (B,2) in the padded image) and flip in one `torch.gather`
+    (several times faster on CPU than 4-way indexing); a flip reads the window's columns backwards."""
     import torch
     import torch.nn.functional as F
 
@@ -43,10 +39,8 @@ def crop_flip(x: torch.Tensor, pad: int, offsets: torch.Tensor | None, flip: tor
 
 
 def cutout_(x: torch.Tensor, size: int, centers: torch.Tensor) -> torch.Tensor:
-    """Zero a size x size square at each sample's (row, col) center, clipped at the border, in place.
-
-    Applied after normalisation (DeVries & Taylor), so the square is the data mean, 0.
-    """
+    """Zero a size x size square at each sample's (row, col) center, clipped, in place; after
+    normalisation (DeVries & Taylor), so the square is the data mean."""
     import torch
 
     h, w = x.shape[-2:]
@@ -60,13 +54,9 @@ def cutout_(x: torch.Tensor, size: int, centers: torch.Tensor) -> torch.Tensor:
 
 
 class Loader:
-    """Batches of (x float normalised N x C x H x W, y int64) from a device-resident Split.
-
-    train=True: a new permutation each epoch, then per-sample augmentation parameters for the
-    whole epoch, all drawn from `generator` (CPU) in that order, so an epoch depends only on the
-    generator state at its start (save `generator.get_state()` there to resume).
-    train=False: in order, no augmentation, nothing dropped.
-    """
+    """Batches of (x float normalised, y int64) from a device-resident Split. train=True: each epoch's
+    permutation, then its augmentation parameters, drawn from `generator`, so an epoch depends only on
+    the generator's state at its start. train=False: in order, no augmentation, nothing dropped."""
 
     def __init__(self, split: Split, batch_size: int, *, mean: tuple[float, ...],
                  std: tuple[float, ...], train: bool, cfg: DataConfig | None = None,

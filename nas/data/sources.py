@@ -1,6 +1,5 @@
-"""Where the images come from: the data configuration, and one reader per data set (CIFAR batches
-through an arrays-only unpickler, MNIST-format IDX files, synthetic patterns, an image folder
-decoded once into a cache), each returning uint8 NCHW arrays (`RawData`)."""
+"""Where the images come from: the data configuration, and one reader per data set (`LOADERS`), each
+returning uint8 NCHW arrays (`RawData`)."""
 
 from __future__ import annotations
 
@@ -85,13 +84,9 @@ def default_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "nas" / "data"
 
 
-# ---------------------------------------------------------------------------------------------
-# Readers: (cfg, root) -> RawData
-
-
 def _ensure(root: Path, folder: str, files: list[str], *, tv_class: str, title: str, cfg: DataConfig,
             shown: str = "") -> Path:
-    """Return root/folder when all files are there; else try torchvision's download, else DataError."""
+    """root/folder when all files are there; else try torchvision's download, else DataError."""
     where = root / folder
     if all(_exists(where / f) for f in files):
         return where
@@ -123,8 +118,7 @@ def _key(d: dict, key: str):
 
 
 class _ArraysOnly(pickle.Unpickler):
-    """The CIFAR python batches are pickles of dicts, lists, bytes and numpy arrays: only numpy's
-    array reconstruction may be imported, so a planted batch file cannot run code."""
+    """Only numpy's array reconstruction may be imported, so a planted CIFAR batch cannot run code."""
 
     ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")} | {
         (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
@@ -153,12 +147,8 @@ def _cifar_batches(folder: Path, files: list[str], label_key: str,
                    num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
-    xs, ys = [], []
-    for name in files:
-        x, y = cifar_batch(folder / name, unpickle_arrays(folder / name), label_key, num_classes)
-        xs.append(x)
-        ys.append(y)
-    return np.concatenate(xs), np.concatenate(ys)
+    batches = [cifar_batch(folder / name, unpickle_arrays(folder / name), label_key, num_classes) for name in files]
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
 
 
 def load_cifar10(cfg: DataConfig, root: Path) -> RawData:
@@ -204,7 +194,7 @@ def _read_idx(path: Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class IdxDataset:
-    """An MNIST-format (IDX files) dataset as torchvision lays it out: where, what, its stats."""
+    """An MNIST-format (IDX files) dataset as torchvision lays it out."""
 
     folder: str  # under the data root: FOLDER/raw/*-ubyte
     tv_class: str  # the torchvision dataset class that downloads it
@@ -228,11 +218,8 @@ class IdxDataset:
 
 
 def load_synthetic(cfg: DataConfig) -> RawData:
-    """Learnable noise: each class is a smooth random colour pattern; images add pixel noise.
-
-    The class patterns come from one fixed seed (shared by train and test); the train and test
-    noise from two others, so the test set is new images of the same classes.
-    """
+    """Learnable noise: each class a smooth random colour pattern (one fixed seed), each image adds pixel
+    noise (train and test from two other seeds: new images of the same classes)."""
     import numpy as np
     import torch
     import torch.nn.functional as F

@@ -48,19 +48,15 @@ DEFAULT_VAL_SIZE = 5000  # validation images carved from a training set of 50,00
 
 
 def default_val_size(n_train: int) -> int:
-    """The validation split when data.val_size is not given: 5,000 images (CIFAR-10's usual
-    split), or a tenth of a training set under 50,000 images (the synthetic set, small folders)."""
+    """data.val_size's default: 5,000 images (CIFAR-10's usual split), or a tenth of a smaller set."""
     return min(DEFAULT_VAL_SIZE, n_train // 10)
 
 
 def split_indices(labels: torch.Tensor, val_size: int, train_subset: int | None, seed: int,
                   num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class-balanced (train, val) indices into `labels`, both sorted.
-
-    One seeded permutation per class: val takes its first val_size // num_classes entries, the
-    train subset the next train_subset // num_classes (or all the rest), so a larger subset
-    contains a smaller one with the same seed.
-    """
+    """Class-balanced (train, val) indices into `labels`, both sorted. One seeded permutation per class:
+    val takes its first entries, the train subset the next (or all the rest), so a larger subset
+    contains a smaller one with the same seed."""
     import torch
 
     n_val = val_size // num_classes

@@ -1,14 +1,6 @@
-"""The one place that talks to MLflow.
-
-Default store: a SQLite file `./mlflow.db` (WAL journal, so readers never block the writer)
-with artifacts in `./mlartifacts`, which `mlflow ui --backend-store-uri sqlite:///mlflow.db`
-shows. `$MLFLOW_TRACKING_URI` or `mlflow.tracking_uri=` point it at a server instead.
-
-`uris` (which store: the URI and its SQLite file), `store` (opening it: a migrated template for a
-new SQLite store, one client per store opened in the background), `preflight` (one-line checks
-before a run), `writer` (`Tracker`: one run written from a background thread). The names below
-are the package's public API.
-"""
+"""The one place that talks to MLflow. Default store: `./mlflow.db` (SQLite in WAL mode, so readers
+never block the writer) with artifacts in `./mlartifacts`; `$MLFLOW_TRACKING_URI` or
+`mlflow.tracking_uri=` point it at a server instead. The names below are the package's public API."""
 
 from nas.tracking.preflight import check_folder, check_server, preflight
 from nas.tracking.store import new_sqlite_store, open_client, prepare_sqlite

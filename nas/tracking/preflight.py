@@ -18,18 +18,13 @@ MIN_FREE_MB = 200  # below this a run may die on its first checkpoint or MLflow 
 SERVER_TIMEOUT_S = 5.0
 
 
-def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_folder(path: str | Path, what: str) -> None:
-    """`path` can be created and written (probed with a real file: permission bits lie to
-    root and on read-only mounts), and its disk has MIN_FREE_MB free ($NAS_MIN_FREE_MB)."""
-    path = Path(path)
-    base = _nearest_existing(path)
+    """`path` can be written (probed with a real file: permission bits lie to root and on read-only
+    mounts), and its disk has MIN_FREE_MB free ($NAS_MIN_FREE_MB)."""
+    path = base = Path(path)
+    base = base.absolute()
+    while not base.exists() and base != base.parent:  # the nearest folder that exists
+        base = base.parent
     if not base.is_dir():
         raise NasError(f"{what} {path}: {base} is not a folder")
     try:
@@ -49,8 +44,7 @@ def check_folder(path: str | Path, what: str) -> None:
 
 
 def check_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
-    """An http(s) MLflow tracking server answers; the MLflow client itself would retry for
-    minutes before failing, and only at the first write."""
+    """An http(s) MLflow server answers (MLflow's client would retry for minutes, at the first write)."""
     import urllib.error
     import urllib.request
 
@@ -69,24 +63,18 @@ def check_server(uri: str, timeout: float = SERVER_TIMEOUT_S) -> None:
 
 def preflight(uri: str | None = None, folders: Mapping[str, str | Path] | None = None, *,
               tracking: bool = True) -> str:
-    """Fail in seconds, with one line, on what would otherwise crash a run or search hours in:
-    an unwritable or full output/artifact folder, an unreachable MLflow server. `folders` maps
-    a description ("--output-dir") to a path; `tracking=False` (MLflow off) checks only those.
-    Returns the resolved tracking URI. Called at the start of `nas run` and `nas search`;
-    ablations call it too."""
+    """The module's checks, at the start of every run and campaign; `folders` maps a description
+    ("--output-dir") to a path, `tracking=False` (MLflow off) checks only those. Returns the URI."""
     resolved = tracking_uri(uri)
     if tracking:
         check_tracking_uri(resolved)
     checks = dict(folders or {})
     db = sqlite_path(resolved)
-    if not tracking:
-        pass
-    elif db is not None:
-        checks["MLflow store"] = db.parent
-        checks["MLflow artifacts"] = Path.cwd() / DEFAULT_ARTIFACTS
-    elif resolved.startswith("file:") or "://" not in resolved:
+    if tracking and db is not None:
+        checks.update({"MLflow store": db.parent, "MLflow artifacts": Path.cwd() / DEFAULT_ARTIFACTS})
+    elif tracking and (resolved.startswith("file:") or "://" not in resolved):
         checks["MLflow store"] = Path(resolved.removeprefix("file://").removeprefix("file:"))
-    elif resolved.startswith(("http://", "https://")):
+    elif tracking and resolved.startswith(("http://", "https://")):
         check_server(resolved)
     for what, path in checks.items():
         check_folder(path, what)

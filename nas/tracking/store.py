@@ -16,8 +16,7 @@ from nas.tracking.uris import SQLITE_BUSY_TIMEOUT_S, check_sqlite_folder, sqlite
 
 
 def prepare_sqlite(uri: str) -> str:
-    """Switch a SQLite store to WAL and add a busy timeout; refuse an unwritable folder early.
-    A new store starts as a copy of a migrated empty one (`new_sqlite_store`)."""
+    """Switch a SQLite store to WAL and add a busy timeout; refuse an unwritable folder early."""
     path = sqlite_path(uri)
     if path is None:
         return uri
@@ -38,8 +37,8 @@ def _template_path() -> Path:
 
 
 def _make_template(template: Path) -> None:
-    """An empty store at `template`, migrated by MLflow itself, minus the Default experiment
-    (whose artifact folder depends on the working directory: MLflow adds it on first open)."""
+    """An empty store migrated by MLflow, minus the Default experiment (its artifact folder depends
+    on the working directory: MLflow adds it on first open)."""
     from mlflow.tracking import MlflowClient
 
     template.parent.mkdir(parents=True, exist_ok=True)
@@ -55,10 +54,8 @@ def _make_template(template: Path) -> None:
 
 
 def new_sqlite_store(path: Path) -> None:
-    """Create the SQLite store `path` by copying a migrated empty store (cached per MLflow
-    version under ~/.cache/nas/mlflow, or $NAS_CACHE): MLflow's own creation runs 50-odd
-    schema migrations, seconds on a small machine, in every new folder. Without a usable
-    cache nothing is created here and MLflow migrates the store itself."""
+    """Create the SQLite store `path` as a copy of a migrated empty one, cached per MLflow version in
+    $NAS_CACHE/mlflow (MLflow's 50-odd migrations take seconds); without a cache MLflow migrates it."""
     try:
         template = _template_path()
         if not template.exists():
@@ -76,8 +73,7 @@ def new_sqlite_store(path: Path) -> None:
 
 
 class StoreOpener:
-    """Imports MLflow and opens its store for `uri` in a background thread (seconds: the import,
-    SQLAlchemy's set-up, a new store's creation), so a run loads its data meanwhile."""
+    """Imports MLflow and opens its store for `uri` in a background thread (seconds), while a run loads its data."""
 
     def __init__(self, uri: str):
         self.uri = uri
@@ -118,15 +114,13 @@ _OPENERS_LOCK = threading.Lock()
 
 
 def wait_opened(timeout: float) -> None:
-    """Wait (up to `timeout` each) for every store being opened: one being created is never
-    left half-migrated."""
+    """Wait (up to `timeout` each) for every store being opened, so none is left half-migrated."""
     for opener in list(_OPENERS.values()):
         opener.done.wait(timeout)
 
 
 def open_client(uri: str) -> StoreOpener:
-    """The process's opener for `uri` (one MLflow client per store), started when first asked
-    for; a failed one is retried."""
+    """The process's opener for `uri` (one client per store), started when first asked; a failed one is retried."""
     uri = with_timeout(uri)
     with _OPENERS_LOCK:
         opener = _OPENERS.get(uri)

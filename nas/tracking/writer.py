@@ -33,8 +33,7 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def param_name(key: str) -> str:
-    """MLflow names allow only alphanumerics and `_-. :/`: spec paths `stages.*.shuffle` and
-    `stages[2].groups` become `stages.all.shuffle` and `stages_2_.groups`."""
+    """MLflow names allow only alphanumerics and `_-. :/`: `stages[2].groups` -> `stages_2_.groups`."""
     return re.sub(r"[^\w\-. :/]", "_", key.replace("*", "all"))
 
 
@@ -71,15 +70,10 @@ def _flush_all_at_exit() -> None:
 
 
 class Tracker:
-    """One MLflow run, written through `MlflowClient` (no global active-run state).
-
-    Writes go through one background thread per run, in order: the constructor returns at
-    once while MLflow is imported and the store opened (`preflight` starts that even earlier),
-    and params, tags and texts queued before the run exists go out as one batch. Once the run
-    exists, `log_metrics` returns when its metrics are in the store (a killed process loses
-    none it logged); `run_id`, `experiment_id` and `client` wait for the run (`client` also
-    for every queued write); `end` and `flush` wait for everything. A failed write is raised
-    by the next of those calls."""
+    """One MLflow run, written in order by one background thread through `MlflowClient` (no global
+    run state): the constructor returns while MLflow loads, writes queued before the run exists go
+    out as one batch, then `log_metrics` returns once its metrics are stored (a killed process
+    loses none). `run_id`, `client`, `end` and `flush` wait; a failed write is raised by the next."""
 
     def __init__(self, experiment: str, run_name: str | None = None, *, uri: str | None = None,
                  run_id: str | None = None, parent_run_id: str | None = None,
@@ -131,11 +125,8 @@ class Tracker:
             self._ready.set()
         while True:
             ops = [self._ops.get()]
-            while True:  # everything queued meanwhile, written together
-                try:
-                    ops.append(self._ops.get_nowait())
-                except queue.Empty:
-                    break
+            while not self._ops.empty():  # everything queued meanwhile, written together (one reader)
+                ops.append(self._ops.get_nowait())
             for op in _coalesce(ops):
                 if op[0] == "sync":
                     op[1].set()
@@ -144,40 +135,32 @@ class Tracker:
                         self._do(op)
                     except BaseException as err:  # noqa: BLE001 - raised in the caller's thread
                         self._error = self._error or err
-                if op[0] == "end":
+                if op[0] == "set_terminated":
                     return
 
     def _do(self, op: tuple) -> None:
-        kind = op[0]
-        if kind == "batch":
+        """A batch (its entities made here), else a call of the MlflowClient method the op names."""
+        if op[0] == "batch":
             self._client.log_batch(self._run_id, **_entities(op[1]))
-        elif kind == "text":
-            self._client.log_text(self._run_id, op[1], op[2])
-        elif kind == "artifact":
-            self._client.log_artifact(self._run_id, op[1], op[2])
-        elif kind == "end":
-            self._client.set_terminated(self._run_id, status=op[1])
+        else:
+            getattr(self._client, op[0])(self._run_id, *op[1:])
 
     @staticmethod
     def _experiment(client: Any, name: str) -> str:
-        """The experiment's id, created if new; tagged so the MLflow UI opens on its training
-        runs with the NAS columns (`nas.mlflow_layout.experiment_tags`)."""
+        """The experiment's id, created if new; tagged so the MLflow UI opens on the NAS columns."""
         found = client.get_experiment_by_name(name)
-        if found is not None:
-            ml.tag_experiment(client, found.experiment_id, found.tags)
-            return found.experiment_id
-        location = None
-        if client.tracking_uri.startswith("sqlite:///"):
-            location = (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri()
-        try:
-            return client.create_experiment(name, artifact_location=location,
-                                            tags=ml.experiment_tags())
-        except Exception:  # another process created it meanwhile
-            found = client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            ml.tag_experiment(client, found.experiment_id, found.tags)
-            return found.experiment_id
+        if found is None:
+            location = None
+            if client.tracking_uri.startswith("sqlite:///"):
+                location = (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri()
+            try:
+                return client.create_experiment(name, artifact_location=location, tags=ml.experiment_tags())
+            except Exception:  # another process created it meanwhile
+                found = client.get_experiment_by_name(name)
+                if found is None:
+                    raise
+        ml.tag_experiment(client, found.experiment_id, found.tags)
+        return found.experiment_id
 
     # ------------------------------------------------------------------ the caller's side
 
@@ -216,8 +199,7 @@ class Tracker:
     @property
     def client(self) -> Any:
         """The MlflowClient, after every queued write (so direct calls see them in order)."""
-        self._wait_ready()
-        self._sync()
+        self.flush()
         return self._client
 
     def flush(self) -> None:
@@ -246,10 +228,10 @@ class Tracker:
             self._put("batch", {"tags": [(k, str(v)[:5000]) for k, v in tags.items()]})
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self._put("text", text, artifact_file)
+        self._put("log_text", text, artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self._put("artifact", str(path), artifact_path)
+        self._put("log_artifact", str(path), artifact_path)
 
     def end(self, status: str = ml.RUN_FINISHED, error: str | None = None) -> None:
         """Write what is queued, then mark the run `status`; waits for all of it."""
@@ -258,15 +240,13 @@ class Tracker:
         if error:
             self.set_tags({ml.ERROR: error})
             self.log_text(error, "error.txt")
-        self._ops.put(("end", status))
+        self._ops.put(("set_terminated", status))
         self._ended = True
         self._ready.wait()
         if self._start_error is not None:  # no run was created: nothing to end
             return
         self._thread.join()
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
+        self._sync()  # raises a failed write
 
 
 def _entities(batch: dict[str, list]) -> dict[str, list]:
