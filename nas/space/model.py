@@ -1,15 +1,10 @@
 """A search space: a base spec plus named choices, sampled by any searcher.
 
-A sampled architecture is a flat dict `{label: value}` holding the choices whose `when` holds;
-`SearchSpace.to_spec(params, resolution=32, num_classes=10)` writes it into the base (choices in
-file order, each `set` path then its `values`) and builds the checked `NetSpec`. A label left
-out keeps the base's value, so `to_spec({})` is the base network, and a paper preset is one point
-of its space. Keys starting with `_` (adapter bookkeeping) and `None` values are ignored.
-The caller's overrides (the data set's resolution and classes) come last; one that would
-overwrite a field a chosen value wrote is refused, so no choice is silently dead.
-
-A point is drawn through the `Chooser` protocol (`nas.space.sampling`); the YAML format that
-declares a space is `nas.space.file`.
+A point is a flat dict `{label: value}` of the choices whose `when` holds; `to_spec` writes it
+into the base (choices in file order, each `set` path then its `values`), so `to_spec({})` is the
+base network. Keys starting with `_` (adapter bookkeeping) and `None` values are ignored. A
+caller's override (the data's resolution) that would overwrite a chosen field is refused, so no
+choice is silently dead. The YAML format is `nas.space.file`.
 """
 
 from __future__ import annotations
@@ -17,6 +12,7 @@ from __future__ import annotations
 import json
 import numbers
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -169,29 +165,13 @@ class SearchSpace:
     def labels(self) -> list[str]:
         return [c.label for c in self.choices]
 
-    def choice(self, label: str) -> Choice:
-        for c in self.choices:
-            if c.label == label:
-                return c
-        labels = self.labels()
-        raise SpecError(f"{self.name}: unknown choice {label!r}{suggest(label, labels)}"
-                        f" (choices: {', '.join(labels)})")
-
-    def chosen_paths(self) -> dict[str, str]:
-        """Every spec field path a choice may set -> the choice's label (what a search's
-        `key=value` words must leave alone)."""
-        out: dict[str, str] = {}
-        for c in self.choices:
-            paths = list(c.targets) + [p for values in c.values.values() for p in values]
-            out.update({normal_path(p): c.label for p in paths})
-        return out
-
     def refuse_keys(self, keys: Iterable[str]) -> None:
         """A search's `key=value` word that sets what this space chooses would be overwritten
         by every sample (or overwrite it): refused with one line naming the word and the choice."""
-        chosen = self.chosen_paths()
+        chosen = {normal_path(p): c.label for c in self.choices
+                  for p in (*c.targets, *(p for values in c.values.values() for p in values))}
         for key in keys:
-            path = normal_path(key[len("model."):] if key.startswith("model.") else key)
+            path = normal_path(key.removeprefix("model."))
             for target, label in chosen.items():
                 if _paths_overlap(path, target):
                     raise SpecError(f"{key}= cannot be set in a search over {self.name!r}: the"
@@ -220,34 +200,28 @@ class SearchSpace:
             for value in choice.domain():
                 yield from grow(index + 1, {**params, choice.label: value})
 
-        try:
+        with self._named():
             yield from grow(0, {})
+
+    @contextmanager
+    def _named(self) -> Iterator[None]:
+        """SpecErrors prefixed with the space's name."""
+        try:
+            yield
         except SpecError as err:
             raise SpecError(f"{self.name}: {err}") from None
 
     def normalize(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Canonical values in choice order; drops `None` and `_bookkeeping` keys; SpecError for
         unknown labels, values outside a choice's domain and choices whose `when` fails."""
-        try:
+        with self._named():
             return self._normalize(params)
-        except SpecError as err:
-            raise SpecError(f"{self.name}: {err}") from None
-
-    def spec_data(self, params: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
-        """The raw spec dict for `params` (see `to_spec`), before the schema and the checks."""
-        try:
-            return self._spec_data(params, overrides)
-        except SpecError as err:
-            raise SpecError(f"{self.name}: {err}") from None
 
     def to_spec(self, params: Mapping[str, Any], **overrides: Any) -> NetSpec:
         """The checked NetSpec for a sampled point; `overrides` (`resolution=32`, `num_classes=10`,
-        `in_channels=1` or field paths) are applied after the choices. SpecError (one line,
-        prefixed with the space's name) when the point does not give a network that builds."""
-        try:
+        `in_channels=1` or field paths) are applied after the choices."""
+        with self._named():
             return checked(spec_from_dict(self._spec_data(params, overrides)))
-        except SpecError as err:
-            raise SpecError(f"{self.name}: {err}") from None
 
     def _normalize(self, params: Mapping[str, Any]) -> dict[str, Any]:
         labels = self.labels()
