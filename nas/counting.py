@@ -1,10 +1,6 @@
 """Parameters and multiply-adds computed from the spec alone, without building or running it.
-
-Convention: multiply-adds (MACs) of convolutions and linear layers, bias additions excluded;
-BatchNorm, activations, pooling, shuffles and residual adds count zero. This is the papers'
-"mult-adds" (ShuffleNet's "FLOPs") and half of what `torch.utils.flop_counter.FlopCounterMode`
-reports. Parameters are trainable ones: conv/linear weights and biases, BN weight and bias.
-"""
+The convention (README, "Counting convention"): MACs of convolutions and linear layers, half of
+`FlopCounterMode`'s FLOPs; trainable parameters (BN weight and bias included)."""
 
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ from dataclasses import dataclass
 from nas.blocks import BLOCKS, ZERO, Cost, bn_cost, conv_cost, linear_cost
 from nas.plan import HeadPlan, NetPlan, StemPlan, plan
 from nas.spec import NetSpec
+
 
 @dataclass(frozen=True)
 class PartCount:
@@ -55,9 +52,7 @@ def count_plan(net: NetPlan) -> Count:
                        f"conv{net.stem.kernel}x{net.stem.kernel}/{net.stem.stride}"
                        + (" + maxpool/2" if net.stem.pool else ""))]
     for stage in net.stages:
-        cost = ZERO
-        for unit in stage.units:
-            cost += BLOCKS[unit.block].cost(unit)  # type: ignore[attr-defined]
+        cost = sum((BLOCKS[u.block].cost(u) for u in stage.units), ZERO)  # type: ignore[attr-defined]
         first = stage.units[0]
         detail = f"{first.block} x{len(stage.units)} /{first.stride}"
         if stage.pool != "none":

@@ -102,9 +102,6 @@ class NetPlan:
     head: HeadPlan
 
 
-# ----------------------------------------------------------------------------- channel rules
-
-
 def _scale(path: str, written: int, spec: NetSpec, multiple: int, width: float | None = None) -> int:
     """`written` at the width, rounded (README); refused past the per-field cap (16384 x width 16)."""
     width = spec.width if width is None else width
@@ -125,9 +122,6 @@ def _head_conv_channels(spec: NetSpec) -> int:
         return conv
     factor = max(1.0, spec.width) if mode == "up_only" else spec.width
     return conv if factor == 1.0 else make_divisible(conv * factor, spec.channel_divisor)
-
-
-# ----------------------------------------------------------------------------- strides
 
 
 def _strides(spec: NetSpec) -> list[int]:

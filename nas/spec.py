@@ -111,20 +111,14 @@ class NetSpec:
         return dataclasses.replace(self, **changes)
 
 
-# ----------------------------------------------------------------------------- validation
-
-
 def _check_range(path: str, value: float, low: float, high: float, hint: str = "") -> None:
     if not low <= value <= high:
-        extra = f" ({hint})" if hint else ""
-        raise SpecError(f"{path}={value} must be between {low} and {high}{extra}")
+        raise SpecError(f"{path}={value} must be between {low} and {high}" + (f" ({hint})" if hint else ""))
 
 
 def _check_choice(path: str, value: str, options: tuple[str, ...] | list[str]) -> None:
     if value not in options:
-        raise UnknownNameError(
-            f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}"
-        )
+        raise UnknownNameError(f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}")
 
 
 def _check_act(path: str, value: str | None) -> None:
@@ -156,10 +150,8 @@ def _validate_stage(i: int, stage: StageSpec) -> None:
     for knob in OPTIONAL_KNOBS:
         if getattr(stage, knob) is not None and knob not in allowed:
             users = [b for b, knobs in BLOCK_KNOBS.items() if knob in knobs]
-            raise SpecError(
-                f"{path}.{knob} does not apply to block '{stage.block}' (only to {', '.join(users)});"
-                " remove it"
-            )
+            raise SpecError(f"{path}.{knob} does not apply to block '{stage.block}' (only to {', '.join(users)});"
+                            " remove it")
     if stage.expansion is not None:
         _check_range(f"{path}.expansion", stage.expansion, 1.0, 16.0)
     if stage.groups is not None:
@@ -202,13 +194,8 @@ def validate(spec: NetSpec) -> NetSpec:
     return spec
 
 
-# ----------------------------------------------------------------------------- YAML and overrides
-
 # Short names users type on the command line, mapped to their place in the spec.
-OVERRIDE_ALIASES = {
-    "resolution": "input.resolution",
-    "in_channels": "input.channels",
-}
+OVERRIDE_ALIASES = {"resolution": "input.resolution", "in_channels": "input.channels"}
 
 
 def spec_from_dict(data: Any) -> NetSpec:

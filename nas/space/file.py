@@ -157,16 +157,14 @@ def _values(where: str, body: dict, domain: dict, targets: tuple[str, ...]) -> d
         if not match:
             shown = ", ".join(show(o) for o in options)
             raise SpecError(f"{where}values.{show(key)} is not an option (options: {shown})")
-        if writes is None:
-            writes = {}
+        writes = {} if writes is None else writes
         if not isinstance(writes, dict) or not all(isinstance(p, str) for p in writes):
             raise SpecError(f"{where}values.{show(key)} must be a mapping of field paths to values")
         table[option_key(match[0])] = {normal_path(p): v for p, v in writes.items()}
-    if not targets:
-        for option in options:
-            if option_key(option) not in table:
-                raise SpecError(f"{where}values has no entry for option {show(option)}; give"
-                                " one (an empty {} keeps the base)")
+    missing = [option for option in options if option_key(option) not in table]
+    if missing and not targets:
+        raise SpecError(f"{where}values has no entry for option {show(missing[0])}; give"
+                        " one (an empty {} keeps the base)")
     return table
 
 
@@ -181,15 +179,10 @@ def _when(where: str, body: dict, earlier: dict[str, Choice]) -> dict[str, tuple
         if label not in earlier:
             raise SpecError(f"{where}when.{label} is not an earlier choice"
                             f"{suggest(label, earlier)} (choices so far: {', '.join(earlier) or 'none'})")
-        parent = earlier[label]
-        values = tuple(allowed) if isinstance(allowed, list) else (allowed,)
-        canon = []
-        for v in values:
-            try:
-                canon.append(parent.coerce(v))
-            except SpecError as err:
-                raise SpecError(f"{where}when: {err}") from None
-        when[label] = tuple(canon)
+        try:
+            when[label] = tuple(map(earlier[label].coerce, allowed if isinstance(allowed, list) else [allowed]))
+        except SpecError as err:
+            raise SpecError(f"{where}when: {err}") from None
     return when
 
 
@@ -202,11 +195,9 @@ def _parse_choice(label: Any, body: Any, earlier: dict[str, Choice]) -> Choice:
     if not isinstance(body, dict):
         raise SpecError(f"choices.{label} must be a mapping (options or range, set or values)")
     _refuse_unknown(where, body, CHOICE_KEYS)
-    domain = _domain(where, body)
-    targets = _targets(where, body)
-    values = _values(where, body, domain, targets)
-    when = _when(where, body, earlier)
-    return Choice(label=label, targets=targets, values=values, when=when, **domain)
+    domain, targets = _domain(where, body), _targets(where, body)
+    return Choice(label=label, targets=targets, values=_values(where, body, domain, targets),
+                  when=_when(where, body, earlier), **domain)
 
 
 def _witness(choice: Choice, by_label: dict[str, Choice]) -> dict[str, Any]:
