@@ -39,11 +39,8 @@ def _stem_cost(p: StemPlan) -> Cost:
 
 def _head_cost(p: HeadPlan) -> Cost:
     cost = conv_cost(p.in_ch, p.conv_ch, 1, 1, p.in_size) + bn_cost(p.conv_ch) if p.conv_ch else ZERO
-    features = p.flat_features
-    for width in (*p.hidden, p.num_classes):
-        cost += linear_cost(features, width, p.bias)
-        features = width
-    return cost
+    widths = (p.flat_features, *p.hidden, p.num_classes)
+    return sum((linear_cost(fin, fout, p.bias) for fin, fout in zip(widths, widths[1:])), cost)
 
 
 def count_plan(net: NetPlan) -> Count:
@@ -54,11 +51,9 @@ def count_plan(net: NetPlan) -> Count:
     for stage in net.stages:
         cost = sum((BLOCKS[u.block].cost(u) for u in stage.units), ZERO)  # type: ignore[attr-defined]
         first = stage.units[0]
-        detail = f"{first.block} x{len(stage.units)} /{first.stride}"
-        if stage.pool != "none":
-            detail += f" + {stage.pool}pool/2"
+        pool = f" + {stage.pool}pool/2" if stage.pool != "none" else ""
         parts.append(PartCount(f"s{stage.index}", (stage.out_ch, stage.out_size, stage.out_size),
-                               cost.params, cost.macs, detail))
+                               cost.params, cost.macs, f"{first.block} x{len(stage.units)} /{first.stride}{pool}"))
         total += cost
     head = _head_cost(net.head)
     conv_detail = f"conv1x1 {net.head.conv_ch} + " if net.head.conv_ch else ""

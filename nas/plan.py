@@ -134,9 +134,8 @@ def _strides(spec: NetSpec) -> list[int]:
 
 def _final_size(resolution: int, strides: list[int]) -> int:
     size = resolution
-    for i, stride in enumerate(strides):
-        is_stage_pool = i >= 2 and i % 2 == 1
-        size = size // stride if is_stage_pool else conv_out_size(size, stride)
+    for i, stride in enumerate(strides):  # a stage's pool (odd i from 3) halves exactly
+        size = size // stride if i >= 2 and i % 2 == 1 else conv_out_size(size, stride)
     return size
 
 
@@ -194,16 +193,14 @@ def _stage(spec: NetSpec, i: int, strides: list[int], in_ch: int, size: int) -> 
 
 
 def plan(spec: NetSpec) -> NetPlan:
-    """Resolve `spec` (field-checked when it was built) into a NetPlan; SpecError naming the
-    field when its channel arithmetic does not work out."""
+    """`spec` as a NetPlan; SpecError naming the field when its channel arithmetic fails."""
     strides = effective_strides(spec)
     stem = _stem(spec, strides)
     in_ch, size = stem.out_ch, stem.out_size
     stage_plans = []
     for i in range(len(spec.stages)):
-        stage_plan = _stage(spec, i, strides, in_ch, size)
-        stage_plans.append(stage_plan)
-        in_ch, size = stage_plan.out_ch, stage_plan.out_size
+        stage_plans.append(_stage(spec, i, strides, in_ch, size))
+        in_ch, size = stage_plans[-1].out_ch, stage_plans[-1].out_size
     conv_ch = _check_scaled("head.conv", spec.head.conv, _head_conv_channels(spec), spec)
     hd = spec.head
     head = HeadPlan(in_ch, size, conv_ch, canonical_act(hd.act or spec.act), hd.pool,
