@@ -1,9 +1,6 @@
-"""Block modules and their exact costs, one class per block type, each attached to its entry in
-the block registry (`nas.registry.BLOCK_TYPES`) by `@implements(name)`.
-
-Each block is built from a resolved `UnitPlan` (plain ints, no spec objects) and knows its own
-parameter and multiply-add count, so the counter never runs a forward pass. Layer names follow
-timm: `conv_dw, bn1, conv_pw, bn2` (ds) and `conv_pw, bn1, conv_dw, bn2, conv_pwl, bn3` (ir).
+"""Block modules and their exact costs, one class per block type, attached to its registry entry
+by `@implements(name)`. Each builds from a resolved `UnitPlan` and counts its own parameters and
+MACs, so the counter never runs a forward pass. Layer names follow timm.
 """
 
 from __future__ import annotations

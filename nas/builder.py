@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
 from nas.blocks import BLOCKS, conv, make_act, norm
 from nas.counting import count_plan
 from nas.limits import check_size
-from nas.plan import HeadPlan, NetPlan, StemPlan, plan
+from nas.plan import HeadPlan, NetPlan, StagePlan, StemPlan, plan
 from nas.spec import NetSpec
 
 POOLS = {"avg": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
@@ -21,6 +23,11 @@ def _stem(p: StemPlan) -> nn.Sequential:
     if p.pool:
         layers.append(nn.MaxPool2d(3, 2, 1))
     return nn.Sequential(*layers)
+
+
+def _stage(p: StagePlan) -> nn.Sequential:
+    pool = [STAGE_POOLS[p.pool](2, 2)] if p.pool != "none" else []
+    return nn.Sequential(*(BLOCKS[u.block](u) for u in p.units), *pool)
 
 
 def _head_features(p: HeadPlan) -> nn.Module:
@@ -47,17 +54,9 @@ class Net(nn.Module):
     def __init__(self, net_plan: NetPlan):
         super().__init__()
         self.spec = net_plan.spec
-        stages = []
-        for stage in net_plan.stages:
-            blocks: list[nn.Module] = [BLOCKS[u.block](u) for u in stage.units]
-            if stage.pool != "none":
-                blocks.append(STAGE_POOLS[stage.pool](2, 2))
-            stages.append(nn.Sequential(*blocks))
-        self.features = nn.Sequential()
-        self.features.add_module("stem", _stem(net_plan.stem))
-        for i, stage in enumerate(stages):
-            self.features.add_module(f"s{i}", stage)
-        self.features.add_module("head_conv", _head_features(net_plan.head))
+        self.features = nn.Sequential(OrderedDict([
+            ("stem", _stem(net_plan.stem)), *((f"s{stage.index}", _stage(stage)) for stage in net_plan.stages),
+            ("head_conv", _head_features(net_plan.head))]))
         self.classifier = _classifier(net_plan.head)
         init_weights(self)
 

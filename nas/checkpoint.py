@@ -16,7 +16,6 @@ from nas.errors import NasError
 
 
 def _write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
-    """`write(f)` into a temp file beside `path`, synced, then renamed over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -51,8 +50,8 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Load with `weights_only=True`: a checkpoint cannot run code. One that holds anything but
-    tensors and plain data (a pickled object), or is truncated, is refused with one line."""
+    """Load with `weights_only=True`, so a checkpoint cannot run code; one holding a pickled object,
+    or truncated, is refused with one line."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -1,7 +1,5 @@
-"""Run configuration: typed dataclasses, merged base < --config file < key=value overrides.
-
-OmegaConf does the merging and value parsing; `nas.schema.from_dict` then checks every key and
-type, so `train.lrr=0.1` fails with "did you mean 'lr'?" instead of being ignored.
+"""Run configuration: typed dataclasses, merged base < --config file < key=value overrides by
+OmegaConf, then checked by `nas.schema.from_dict` (`train.lrr=0.1`: "did you mean 'lr'?").
 """
 
 from __future__ import annotations
@@ -60,17 +58,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """One-line errors for settings the training loop cannot use."""
-        if self.optimizer not in OPTIMIZER_NAMES:
-            raise NasError(f"train.optimizer={self.optimizer!r} must be one of {', '.join(OPTIMIZER_NAMES)}")
-        if self.schedule not in SCHEDULE_NAMES:
-            raise NasError(f"train.schedule={self.schedule!r} must be one of {', '.join(SCHEDULE_NAMES)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise NasError(f"train.{name}={getattr(self, name)} must be >= 1")
-        if self.eval_batch_size < 0:
-            raise NasError(f"train.eval_batch_size={self.eval_batch_size} must be >= 1, or 0 for the"
-                           " device's default")
-        rules = ((self.lr > 0, f"train.lr={self.lr:g} must be > 0"),
+        rules = ((self.optimizer in OPTIMIZER_NAMES,
+                  f"train.optimizer={self.optimizer!r} must be one of {', '.join(OPTIMIZER_NAMES)}"),
+                 (self.schedule in SCHEDULE_NAMES,
+                  f"train.schedule={self.schedule!r} must be one of {', '.join(SCHEDULE_NAMES)}"),
+                 (self.epochs >= 1, f"train.epochs={self.epochs} must be >= 1"),
+                 (self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1"),
+                 (self.eval_batch_size >= 0, f"train.eval_batch_size={self.eval_batch_size} must be >= 1,"
+                                             " or 0 for the device's default"),
+                 (self.lr > 0, f"train.lr={self.lr:g} must be > 0"),
                  (0 <= self.label_smoothing < 1,
                   f"train.label_smoothing={self.label_smoothing:g} must be in [0, 1)"),
                  (0 < self.ema_decay < 1, f"train.ema_decay={self.ema_decay:g} must be in (0, 1)"))
@@ -107,18 +103,10 @@ class RunConfig:
     def run_key(self) -> str:
         """Hash of everything that changes the result (not resume/progress/output/mlflow, nor
         train.cuda_graphs: how the same steps are launched, so a run may resume with it switched)."""
-        data = to_dict(self)
-        for key in ("resume", "progress", "output_dir", "mlflow"):
-            data.pop(key)
+        data = run_params(self)
         data["train"].pop("cuda_graphs")
         return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
-
-def _to_container(cfg: Any) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True)
-
-
-# ----------------------------------------------------------------------------- layers
 
 def nest(settings: dict[str, Any]) -> dict[str, Any]:
     """{"data.resize": 24, "model.stages.*.block": "conv"} -> nested config layers (spec paths
@@ -173,7 +161,7 @@ def load_run_config(assignments: list[str] | None = None, config_file: str | Non
         layers.append(_file_layer(config_file))
     layers += [nest((overrides or RunOverrides()).values), nest(parse_words(assignments))]
     try:
-        merged = _to_container(OmegaConf.merge(*(OmegaConf.create(layer) for layer in layers)))
+        merged = OmegaConf.to_container(OmegaConf.merge(*map(OmegaConf.create, layers)), resolve=True)
     except (OmegaConfBaseException, TypeError, ValueError) as err:  # e.g. a list merged into a mapping
         raise NasError(f"bad configuration: {(str(err).splitlines() or [type(err).__name__])[0]}") from None
     try:
@@ -181,8 +169,6 @@ def load_run_config(assignments: list[str] | None = None, config_file: str | Non
     except SpecError as err:
         raise (UnknownNameError if isinstance(err, UnknownNameError) else NasError)(str(err)) from None
 
-
-# ----------------------------------------------------------------------------- config -> spec
 
 def run_params(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
     """The config as MLflow params (what changes the result), with the data sizes."""
@@ -198,24 +184,17 @@ def spec_overrides(cfg: RunConfig, data: Any = None) -> dict[str, Any]:
     """The spec overrides a run config stands for: `model.*` field paths, then width and the
     input/output sizes (those default to the data set's when `data` is given). The one
     function run, search, retrain and ablate build their specs with."""
-    overrides: dict[str, Any] = dict(cfg.model)
     sizes = {"width": cfg.width, "resolution": cfg.resolution, "num_classes": cfg.num_classes,
              "in_channels": cfg.in_channels}
     if data is not None:
-        sizes["resolution"] = cfg.resolution or data.resolution
-        sizes["num_classes"] = cfg.num_classes or data.num_classes
-        sizes["in_channels"] = cfg.in_channels or data.channels
-    overrides.update({k: v for k, v in sizes.items() if v is not None})
-    return overrides
+        sizes.update(resolution=cfg.resolution or data.resolution, num_classes=cfg.num_classes or data.num_classes,
+                     in_channels=cfg.in_channels or data.channels)
+    return {**cfg.model, **{k: v for k, v in sizes.items() if v is not None}}
 
 
 def resolve_spec(cfg: RunConfig, data: Any = None) -> Any:
     """The preset or spec file of `cfg` with its overrides (a checked NetSpec)."""
-    import nas  # lazy: presets bring torch (~3 s); a config loads and errs without it
+    # lazy: presets bring torch (~3 s); a config loads and errs without it
+    from nas.presets import spec_from_assignments
 
-    if (cfg.preset is None) == (cfg.spec is None):
-        raise NasError("give exactly one of preset=NAME or spec=PATH (see `nas presets`)")
-    overrides = spec_overrides(cfg, data)
-    if cfg.preset is not None:
-        return nas.load_preset(cfg.preset, **overrides)
-    return nas.load_spec(cfg.spec, **overrides)
+    return spec_from_assignments({"preset": cfg.preset, "spec": cfg.spec, **spec_overrides(cfg, data)})

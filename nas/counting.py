@@ -1,10 +1,6 @@
 """Parameters and multiply-adds computed from the spec alone, without building or running it.
-
-Convention: multiply-adds (MACs) of convolutions and linear layers, bias additions excluded;
-BatchNorm, activations, pooling, shuffles and residual adds count zero. This is the papers'
-"mult-adds" (ShuffleNet's "FLOPs") and half of what `torch.utils.flop_counter.FlopCounterMode`
-reports. Parameters are trainable ones: conv/linear weights and biases, BN weight and bias.
-"""
+The convention (README, "Counting convention"): MACs of convolutions and linear layers, half of
+`FlopCounterMode`'s FLOPs; trainable parameters (BN weight and bias included)."""
 
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ from dataclasses import dataclass
 from nas.blocks import BLOCKS, ZERO, Cost, bn_cost, conv_cost, linear_cost
 from nas.plan import HeadPlan, NetPlan, StemPlan, plan
 from nas.spec import NetSpec
+
 
 @dataclass(frozen=True)
 class PartCount:
@@ -42,11 +39,8 @@ def _stem_cost(p: StemPlan) -> Cost:
 
 def _head_cost(p: HeadPlan) -> Cost:
     cost = conv_cost(p.in_ch, p.conv_ch, 1, 1, p.in_size) + bn_cost(p.conv_ch) if p.conv_ch else ZERO
-    features = p.flat_features
-    for width in (*p.hidden, p.num_classes):
-        cost += linear_cost(features, width, p.bias)
-        features = width
-    return cost
+    widths = (p.flat_features, *p.hidden, p.num_classes)
+    return sum((linear_cost(fin, fout, p.bias) for fin, fout in zip(widths, widths[1:])), cost)
 
 
 def count_plan(net: NetPlan) -> Count:
@@ -55,15 +49,11 @@ def count_plan(net: NetPlan) -> Count:
                        f"conv{net.stem.kernel}x{net.stem.kernel}/{net.stem.stride}"
                        + (" + maxpool/2" if net.stem.pool else ""))]
     for stage in net.stages:
-        cost = ZERO
-        for unit in stage.units:
-            cost += BLOCKS[unit.block].cost(unit)  # type: ignore[attr-defined]
+        cost = sum((BLOCKS[u.block].cost(u) for u in stage.units), ZERO)  # type: ignore[attr-defined]
         first = stage.units[0]
-        detail = f"{first.block} x{len(stage.units)} /{first.stride}"
-        if stage.pool != "none":
-            detail += f" + {stage.pool}pool/2"
+        pool = f" + {stage.pool}pool/2" if stage.pool != "none" else ""
         parts.append(PartCount(f"s{stage.index}", (stage.out_ch, stage.out_size, stage.out_size),
-                               cost.params, cost.macs, detail))
+                               cost.params, cost.macs, f"{first.block} x{len(stage.units)} /{first.stride}{pool}"))
         total += cost
     head = _head_cost(net.head)
     conv_detail = f"conv1x1 {net.head.conv_ch} + " if net.head.conv_ch else ""

@@ -1,24 +1,8 @@
 """Resolve a NetSpec into concrete integers: channels per block, strides, feature-map sizes.
 
-This is the one place for the width-rounding rule and the small-input stride rule; the builder
-and the counter both read the plan, so a module and its count cannot disagree about a channel.
-The size caps the plan is checked against are `nas.limits`; the check itself, `checked`, is in
-`nas.loading` (it needs the counter).
-
-Width rounding: at width 1.0 channels are taken as written (and checked); otherwise a channel
-count c becomes `make_divisible(c * width, d)` (torchvision's rule: nearest multiple of d, never
-below 90% of the target), where d = lcm(channel_divisor, what the groups need): a ShuffleNet
-stage with g groups needs its output divisible by 4g (the out/4 bottleneck splits into g groups)
-and its input by g (the stride-2 concat branch has out - in channels in g groups). A stem with
-`scaling: pow2` scales by the width rounded down to a power of two (Megvii's ShuffleNet v1).
-
-Small-input rule (`min_final_map`): walking the network from the input, the earliest stride-2
-layers (stem conv, stem pool, then each stage's first block and pool) become stride 1 until the
-final feature map is at least `min_final_map` pixels on a side. Each preset sets the value that
-gives its family's widely used CIFAR port at 32x32: 2 for MobileNetV1 (kuangliu's port: only
-the stem stride goes, the body ends on 2x2), 4 for MobileNetV2 (the stem and 24-channel strides
-go: kuangliu / chenyaofo) and ShuffleNet (the stem conv and pool strides go: kuangliu). At
-128-224 px it changes nothing, so the paper numbers hold.
+The one place for the width-rounding rule and the small-input stride rule (README, "Rules stated
+once"); the builder and the counter both read the plan, so a module and its count cannot disagree.
+The size caps are `nas.limits`; `nas.loading.checked` applies them (it needs the counter).
 """
 
 from __future__ import annotations
@@ -29,7 +13,7 @@ from dataclasses import dataclass
 from nas.errors import SpecError
 from nas.limits import MAX_CHANNELS
 from nas.registry import BLOCK_TYPES, UnitSite, canonical_act
-from nas.spec import NetSpec, StageSpec
+from nas.spec import NetSpec
 
 
 def make_divisible(value: float, divisor: int) -> int:
@@ -118,33 +102,14 @@ class NetPlan:
     head: HeadPlan
 
 
-# ----------------------------------------------------------------------------- channel rules
-
-
-def _out_multiple(stage: StageSpec) -> int:
-    return BLOCK_TYPES[stage.block].out_multiple(stage)
-
-
-def _in_multiple(stage: StageSpec) -> int:
-    return BLOCK_TYPES[stage.block].in_multiple(stage)
-
-
-def _scale(channels: int, spec: NetSpec, multiple: int, width: float | None = None) -> int:
+def _scale(path: str, written: int, spec: NetSpec, multiple: int, width: float | None = None) -> int:
+    """`written` at the width, rounded (README); refused past the per-field cap (16384 x width 16)."""
     width = spec.width if width is None else width
-    if width == 1.0:
-        return channels
-    return make_divisible(channels * width, math.lcm(spec.channel_divisor, multiple))
-
-
-def _stem_width(spec: NetSpec) -> float:
-    """`full`: the width; `pow2`: the width rounded down to a power of two (1.5 -> 1, 0.75 -> 0.5)."""
-    if spec.stem.scaling == "pow2":
-        return 2.0 ** math.floor(math.log2(spec.width))
-    return spec.width
+    scaled = written if width == 1.0 else make_divisible(written * width, math.lcm(spec.channel_divisor, multiple))
+    return _check_scaled(path, written, scaled, spec)
 
 
 def _check_scaled(path: str, written: int, scaled: int, spec: NetSpec) -> int:
-    """Width scales channels past the per-field cap (16384 x width 16): refuse before building."""
     if scaled > MAX_CHANNELS:
         raise SpecError(f"{path}={written} at width={spec.width} gives {scaled} channels, over the"
                         f" {MAX_CHANNELS} cap; lower width or {path}")
@@ -159,9 +124,6 @@ def _head_conv_channels(spec: NetSpec) -> int:
     return conv if factor == 1.0 else make_divisible(conv * factor, spec.channel_divisor)
 
 
-# ----------------------------------------------------------------------------- strides
-
-
 def _strides(spec: NetSpec) -> list[int]:
     """Every downsampling point in network order: stem conv, stem pool, per stage: block, pool."""
     strides = [spec.stem.stride, 2 if spec.stem.pool == "max" else 1]
@@ -172,9 +134,8 @@ def _strides(spec: NetSpec) -> list[int]:
 
 def _final_size(resolution: int, strides: list[int]) -> int:
     size = resolution
-    for i, stride in enumerate(strides):
-        is_stage_pool = i >= 2 and i % 2 == 1
-        size = size // stride if is_stage_pool else conv_out_size(size, stride)
+    for i, stride in enumerate(strides):  # a stage's pool (odd i from 3) halves exactly
+        size = size // stride if i >= 2 and i % 2 == 1 else conv_out_size(size, stride)
     return size
 
 
@@ -191,24 +152,11 @@ def effective_strides(spec: NetSpec) -> list[int]:
     return strides
 
 
-# ----------------------------------------------------------------------------- units
-
-
-def _unit(spec: NetSpec, stage: StageSpec, site: UnitSite, in_size: int) -> UnitPlan:
-    """One block: the common numbers here, the block's own from its registry entry's plan."""
-    out_size = conv_out_size(in_size, site.stride)
-    own = BLOCK_TYPES[stage.block].plan(stage, site)
-    return UnitPlan(path=site.path, block=stage.block, in_ch=site.in_ch, out_ch=site.out_ch,
-                    stride=site.stride, kernel=stage.kernel,
-                    act=canonical_act(stage.act or spec.act), in_size=in_size,
-                    out_size=out_size, **own)
-
-
 def _stem(spec: NetSpec, strides: list[int]) -> StemPlan:
-    written = spec.stem.channels
-    out_ch = _check_scaled("stem.channels", written,
-                           _scale(written, spec, _in_multiple(spec.stages[0]), _stem_width(spec)),
-                           spec)
+    # pow2: the width rounded down to a power of two (1.5 -> 1, 0.75 -> 0.5), Megvii's ShuffleNet v1
+    width = 2.0 ** math.floor(math.log2(spec.width)) if spec.stem.scaling == "pow2" else spec.width
+    first = spec.stages[0]
+    out_ch = _scale("stem.channels", spec.stem.channels, spec, BLOCK_TYPES[first.block].in_multiple(first), width)
     res, stride, pool = spec.input.resolution, strides[0], strides[1] == 2
     conv_size = conv_out_size(res, stride)
     size = conv_out_size(conv_size, 2) if pool else conv_size
@@ -218,20 +166,22 @@ def _stem(spec: NetSpec, strides: list[int]) -> StemPlan:
 
 
 def _stage(spec: NetSpec, i: int, strides: list[int], in_ch: int, size: int) -> StagePlan:
-    stages = spec.stages
-    stage = stages[i]
-    next_in = _in_multiple(stages[i + 1]) if i + 1 < len(stages) else 1
-    out_ch = _check_scaled(f"stages[{i}].channels", stage.channels,
-                           _scale(stage.channels, spec, math.lcm(_out_multiple(stage), next_in)),
-                           spec)
+    stage = spec.stages[i]
+    after = spec.stages[i + 1] if i + 1 < len(spec.stages) else None
+    next_in = BLOCK_TYPES[after.block].in_multiple(after) if after else 1
+    multiple = math.lcm(BLOCK_TYPES[stage.block].out_multiple(stage), next_in)
+    out_ch = _scale(f"stages[{i}].channels", stage.channels, spec, multiple)
+    act = canonical_act(stage.act or spec.act)
     units = []
     for b in range(stage.repeats):
-        stride = strides[2 + 2 * i] if b == 0 else 1
         site = UnitSite(path=f"stages[{i}].block{b}", stage_path=f"stages[{i}]", block_index=b,
-                        in_ch=in_ch, out_ch=out_ch, stride=stride)
-        unit = _unit(spec, stage, site, size)
-        units.append(unit)
-        in_ch, size = out_ch, unit.out_size
+                        in_ch=in_ch, out_ch=out_ch, stride=strides[2 + 2 * i] if b == 0 else 1)
+        out_size = conv_out_size(size, site.stride)
+        # the common numbers here, the block's own (bottleneck, groups, shortcut) from its registry entry
+        units.append(UnitPlan(path=site.path, block=stage.block, in_ch=in_ch, out_ch=out_ch, stride=site.stride,
+                              kernel=stage.kernel, act=act, in_size=size, out_size=out_size,
+                              **BLOCK_TYPES[stage.block].plan(stage, site)))
+        in_ch, size = out_ch, out_size
     pool = stage.pool if strides[3 + 2 * i] == 2 else "none"
     if pool != "none":
         size //= 2
@@ -243,16 +193,14 @@ def _stage(spec: NetSpec, i: int, strides: list[int], in_ch: int, size: int) -> 
 
 
 def plan(spec: NetSpec) -> NetPlan:
-    """Resolve `spec` (field-checked when it was built) into a NetPlan; SpecError naming the
-    field when its channel arithmetic does not work out."""
+    """`spec` as a NetPlan; SpecError naming the field when its channel arithmetic fails."""
     strides = effective_strides(spec)
     stem = _stem(spec, strides)
     in_ch, size = stem.out_ch, stem.out_size
     stage_plans = []
     for i in range(len(spec.stages)):
-        stage_plan = _stage(spec, i, strides, in_ch, size)
-        stage_plans.append(stage_plan)
-        in_ch, size = stage_plan.out_ch, stage_plan.out_size
+        stage_plans.append(_stage(spec, i, strides, in_ch, size))
+        in_ch, size = stage_plans[-1].out_ch, stage_plans[-1].out_size
     conv_ch = _check_scaled("head.conv", spec.head.conv, _head_conv_channels(spec), spec)
     hd = spec.head
     head = HeadPlan(in_ch, size, conv_ch, canonical_act(hd.act or spec.act), hd.pool,

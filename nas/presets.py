@@ -22,8 +22,7 @@ def parse_published(value: int | float | str) -> tuple[float, int | None]:
     """`4231976` -> exact; `"568.7M"` -> (568.7e6, 1 decimal in millions)."""
     if isinstance(value, str):
         number = value.rstrip("M")
-        decimals = len(number.split(".")[1]) if "." in number else 0
-        return float(number) * 1e6, decimals
+        return float(number) * 1e6, len(number.partition(".")[2])
     return float(value), None
 
 
@@ -71,21 +70,17 @@ class Preset:
             raise type(err)(f"preset {self.name}: {err}") from None  # keeps UnknownNameError
 
 
-def _read_preset(path: Path) -> Preset:
-    data = read_yaml(path)
-    prov = data.get("provenance", {})
-    expected = tuple(
-        Expected(row.get("overrides", {}), row.get("params"), row.get("macs"),
-                 row.get("tolerance"), row.get("source", ""))
-        for row in data.get("expected", [])
-    )
-    return Preset(data["name"], prov.get("cite", ""), prov.get("paper", ""), prov.get("table", ""), expected, data["spec"])
-
-
 @lru_cache(maxsize=None)
 def _all_presets() -> dict[str, Preset]:
-    presets = (_read_preset(p) for p in sorted(PRESET_DIR.glob("*.yaml")))
-    return {p.name: p for p in presets}
+    presets = {}
+    for path in sorted(PRESET_DIR.glob("*.yaml")):
+        data = read_yaml(path)
+        prov = data.get("provenance", {})
+        expected = tuple(Expected(row.get("overrides", {}), row.get("params"), row.get("macs"),
+                                  row.get("tolerance"), row.get("source", "")) for row in data.get("expected", []))
+        presets[data["name"]] = Preset(data["name"], prov.get("cite", ""), prov.get("paper", ""),
+                                       prov.get("table", ""), expected, data["spec"])
+    return presets
 
 
 def preset_names() -> list[str]:
@@ -106,8 +101,7 @@ def load_preset(name: str, **overrides: Any) -> NetSpec:
 
 
 def spec_from_assignments(values: dict[str, Any]) -> NetSpec:
-    """`preset=NAME` or `spec=PATH` plus overrides -> NetSpec (what `nas summary`, `nas export`
-    and `nas latency` take)."""
+    """`preset=NAME` or `spec=PATH` plus overrides -> NetSpec (`nas summary`, `nas export`, a run)."""
     values = dict(values)
     preset, spec_path = values.pop("preset", None), values.pop("spec", None)
     if (preset is None) == (spec_path is None):

@@ -1,11 +1,7 @@
-"""The block registry: one `BlockType` entry per block type, and the activation names.
-
-An entry holds what needs no torch, so `nas.spec` can validate knobs without importing it: the
-knobs the block reads (with their defaults when a spec leaves them empty), the channel multiples
-its groups need (read by the width-rounding rule in `nas.plan`), and its plan (the block's own
-numbers: bottleneck width, groups, shortcut). Its module class, which also counts its cost,
-attaches itself where torch is imported: `@implements("ds")` in `nas.blocks`. Adding a block is
-an entry here plus its class there (a knob new to every block also needs its `StageSpec` field).
+"""The block registry: one `BlockType` per block type (knobs and defaults, the channel multiples
+its groups need, its plan), and the activation names. Torch-free, so `nas.spec` validates knobs
+without it; each module class (which also counts its cost) attaches itself in `nas.blocks` with
+`@implements("ds")`. A new block is an entry here plus its class there.
 """
 
 from __future__ import annotations
@@ -24,7 +20,7 @@ def canonical_act(name: str) -> str:
 
 
 class Knobs(Protocol):
-    """A stage spec: `knob(name)` is the stage's value, or its block type's default."""
+    """A stage spec: `knob(name)` is its value, or the block type's default."""
 
     def knob(self, name: str) -> Any: ...
 
@@ -45,17 +41,13 @@ class UnitSite:
         return self.stride == 1 and self.in_ch == self.out_ch
 
 
-def _one(_: Knobs) -> int:
-    return 1
-
-
 @dataclass
 class BlockType:
     name: str
     knobs: dict[str, Any]  # optional knobs it reads -> default when the spec leaves them empty
     plan: Callable[[Knobs, UnitSite], dict[str, Any]]  # -> the block's UnitPlan fields
-    out_multiple: Callable[[Knobs], int] = _one  # its output channels must divide by this
-    in_multiple: Callable[[Knobs], int] = _one  # and its input channels by this
+    out_multiple: Callable[[Knobs], int] = lambda _: 1  # its output channels must divide by this
+    in_multiple: Callable[[Knobs], int] = lambda _: 1  # and its input channels by this
     module: Any = None  # the nn.Module class, with a static cost(UnitPlan) -> Cost (nas.blocks)
 
 

@@ -1,9 +1,6 @@
-"""Strict conversion between plain dicts (YAML) and frozen dataclasses.
-
-Every error names the field path (``stages[2].groups``) so a user can fix a file without reading
-code. Unknown keys are refused with the closest valid name; types are checked, never coerced
-silently (``"3"`` is not an int, ``True`` is not an int, ``2.0`` is an int only when integral).
-"""
+"""Strict conversion between plain dicts (YAML) and frozen dataclasses: every error names the
+field path (`stages[2].groups`), unknown keys get the closest valid name, and types are checked,
+never coerced (`"3"` and `True` are not ints; `2.0` is one)."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ import functools
 import math
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from nas.errors import SpecError, UnknownNameError
 
@@ -40,10 +37,6 @@ def show(value: Any) -> str:
     return clip(repr(value))
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
 def _convert(value: Any, tp: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -51,11 +44,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if value is None:
         raise SpecError(f"{path} must not be empty")
     if origin is tuple:
-        args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
             raise SpecError(f"{path} must be a list, got {show(value)}")
-        item_tp = args[0]
-        return tuple(_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
+        return tuple(_convert(v, typing.get_args(tp)[0], f"{path}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
             raise SpecError(f"{path} must be a mapping, got {show(value)}")
@@ -66,7 +57,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         return _SCALARS[tp](value, path)
     if tp is Any:
         return value
-    raise TypeError(f"unsupported field type {_type_name(tp)} at {path}")
+    raise TypeError(f"unsupported field type {getattr(tp, '__name__', tp)} at {path}")
 
 
 def _convert_union(value: Any, args: tuple[Any, ...], path: str) -> Any:
@@ -76,9 +67,7 @@ def _convert_union(value: Any, args: tuple[Any, ...], path: str) -> Any:
             return None
         raise SpecError(f"{path} must not be empty")
     errors = []
-    for arg in args:
-        if arg is type(None):
-            continue
+    for arg in (a for a in args if a is not type(None)):
         try:
             return _convert(value, arg, path)
         except SpecError as err:
@@ -93,9 +82,8 @@ def _to_bool(value: Any, path: str) -> bool:
 
 
 def _to_int(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{path} must be an integer, got {show(value)}")
-    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+    integral = isinstance(value, int) or isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    if isinstance(value, bool) or not integral:
         raise SpecError(f"{path} must be an integer, got {show(value)}")
     if abs(value) > MAX_INT:
         raise SpecError(f"{path}={show(value)} is out of range (at most {MAX_INT:.1e})")
@@ -123,10 +111,8 @@ def _to_str(value: Any, path: str) -> str:
 _SCALARS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}  # field type -> its check
 
 
-@functools.lru_cache(maxsize=None)
-def _hints(cls: type) -> dict[str, Any]:
-    """Resolved annotations, cached: `get_type_hints` re-evaluates strings on every call."""
-    return typing.get_type_hints(cls)
+# Resolved annotations, cached: `get_type_hints` re-evaluates the strings on every call.
+_hints: Callable[[type], dict[str, Any]] = functools.lru_cache(maxsize=None)(typing.get_type_hints)
 
 
 def from_dict(cls: type[T], data: Any, path: str = "", root: str = "spec") -> T:
@@ -153,8 +139,7 @@ def field_values(cls: type, data: Any, path: str = "", root: str = "spec") -> di
             )
         kwargs[key_str] = _convert(value, hints[key_str], field_path)
     for name, field in fields.items():
-        required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-        if required and name not in kwargs:
+        if field.default is field.default_factory is dataclasses.MISSING and name not in kwargs:
             raise SpecError(f"{path + '.' if path else ''}{name} is required")
     return kwargs
 

@@ -1,14 +1,12 @@
 """Network specs as frozen dataclasses, their field checks, and `key=value` overrides.
 
-A spec says *what* the network is (stem, stages of blocks with their knobs, head); `nas.plan`
-resolves it into concrete channel counts and strides; `nas.builder` and `nas.counting` consume
-the plan. Field-level checks live here and name the field path and the fix. This is the bottom
-of the model core: it imports only the registry, the caps and the YAML/schema helpers, never
-the plan, the counter or torch (`nas.loading` reads files and runs the full check).
+The bottom of the model core (`nas.plan` resolves a spec, `nas.loading` runs the full check):
+it never imports the plan, the counter or torch.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from dataclasses import dataclass, field
@@ -16,7 +14,7 @@ from typing import Any
 
 from nas.errors import SpecError, UnknownNameError
 from nas.limits import MAX_CHANNELS, MAX_KERNEL, MAX_REPEATS, MAX_RESOLUTION, MAX_STAGES, MAX_WIDTH
-from nas.registry import ACT_ALIASES, ACTIVATIONS, BLOCK_KNOBS, canonical_act
+from nas.registry import ACT_ALIASES, ACTIVATIONS, BLOCK_KNOBS
 from nas.schema import from_dict, show, suggest, to_dict
 from nas.yaml_io import dump_yaml
 
@@ -113,26 +111,19 @@ class NetSpec:
         return dataclasses.replace(self, **changes)
 
 
-# ----------------------------------------------------------------------------- validation
-
-
 def _check_range(path: str, value: float, low: float, high: float, hint: str = "") -> None:
     if not low <= value <= high:
-        extra = f" ({hint})" if hint else ""
-        raise SpecError(f"{path}={value} must be between {low} and {high}{extra}")
+        raise SpecError(f"{path}={value} must be between {low} and {high}" + (f" ({hint})" if hint else ""))
 
 
 def _check_choice(path: str, value: str, options: tuple[str, ...] | list[str]) -> None:
     if value not in options:
-        raise UnknownNameError(
-            f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}"
-        )
+        raise UnknownNameError(f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}")
 
 
 def _check_act(path: str, value: str | None) -> None:
-    if value is not None and canonical_act(value) not in ACTIVATIONS:
-        options = list(ACTIVATIONS) + list(ACT_ALIASES)
-        raise UnknownNameError(f"{path}={show(value)} is not one of {', '.join(options)}{suggest(value, options)}")
+    if value is not None:
+        _check_choice(path, value, (*ACTIVATIONS, *ACT_ALIASES))
 
 
 def _check_kernel(path: str, value: int) -> None:
@@ -149,8 +140,7 @@ def _validate_stage(i: int, stage: StageSpec) -> None:
     path = f"stages[{i}]"
     _check_choice(f"{path}.block", stage.block, list(BLOCK_KNOBS))
     _check_range(f"{path}.channels", stage.channels, 1, MAX_CHANNELS)
-    if stage.repeats < 1 or stage.repeats > MAX_REPEATS:
-        raise SpecError(f"{path}.repeats={stage.repeats} must be between 1 and {MAX_REPEATS}")
+    _check_range(f"{path}.repeats", stage.repeats, 1, MAX_REPEATS)
     _check_stride(f"{path}.stride", stage.stride)
     _check_kernel(f"{path}.kernel", stage.kernel)
     _check_act(f"{path}.act", stage.act)
@@ -160,10 +150,8 @@ def _validate_stage(i: int, stage: StageSpec) -> None:
     for knob in OPTIONAL_KNOBS:
         if getattr(stage, knob) is not None and knob not in allowed:
             users = [b for b, knobs in BLOCK_KNOBS.items() if knob in knobs]
-            raise SpecError(
-                f"{path}.{knob} does not apply to block '{stage.block}' (only to {', '.join(users)});"
-                " remove it"
-            )
+            raise SpecError(f"{path}.{knob} does not apply to block '{stage.block}' (only to {', '.join(users)});"
+                            " remove it")
     if stage.expansion is not None:
         _check_range(f"{path}.expansion", stage.expansion, 1.0, 16.0)
     if stage.groups is not None:
@@ -206,13 +194,8 @@ def validate(spec: NetSpec) -> NetSpec:
     return spec
 
 
-# ----------------------------------------------------------------------------- YAML and overrides
-
 # Short names users type on the command line, mapped to their place in the spec.
-OVERRIDE_ALIASES = {
-    "resolution": "input.resolution",
-    "in_channels": "input.channels",
-}
+OVERRIDE_ALIASES = {"resolution": "input.resolution", "in_channels": "input.channels"}
 
 
 def spec_from_dict(data: Any) -> NetSpec:
@@ -231,35 +214,25 @@ _PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|(\d+)")
 
 
 def _split_path(key: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for piece in key.split("."):
-        for name, bracket, bare in _PATH_PART.findall(piece):
-            parts.append(name if name else int(bracket or bare))
-    return parts
+    return [name or int(bracket or bare) for name, bracket, bare in _PATH_PART.findall(key)]
 
 
 def apply_overrides(data: Any, overrides: dict[str, Any]) -> Any:
-    """Return a copy of spec dict `data` with `key=value` overrides applied.
-
-    Keys are field paths (`head.dropout`, `stages.2.groups` or `stages[2].groups`) or the short
-    aliases `resolution` and `in_channels`. `stages.*.kernel` sets a knob on every stage.
-    """
-    if not overrides:
-        return _deep_copy(data)
-    if not isinstance(data, dict):
+    """A copy of spec dict `data` with overrides applied. Keys are field paths (`head.dropout`,
+    `stages.2.groups` or `stages[2].groups`), the aliases above, or `stages.*.knob` (every stage)."""
+    if overrides and not isinstance(data, dict):
         raise SpecError("spec must be a mapping of fields")
-    result = _deep_copy(data)
+    result = copy.deepcopy(data)
     for key, value in overrides.items():
-        path = _split_path(OVERRIDE_ALIASES.get(key, key))
-        if key.startswith("stages.*.") or key.startswith("stages[*]."):
-            knob = key.split("*", 1)[1].lstrip("].").lstrip(".")
+        if key.startswith(("stages.*.", "stages[*].")):
             for stage in result.get("stages", []):
-                stage[knob] = value
+                stage[key.split("*", 1)[1].lstrip("].")] = value
             continue
+        path = _split_path(OVERRIDE_ALIASES.get(key, key))
         if not path:
             raise SpecError(f"override {key!r} is not a field path")
         node = result
-        for depth, part in enumerate(path[:-1]):
+        for part in path[:-1]:
             if isinstance(part, int):
                 if not isinstance(node, list) or part >= len(node):
                     raise UnknownNameError(f"override {key}: there is no stage {part}")
@@ -268,16 +241,7 @@ def apply_overrides(data: Any, overrides: dict[str, Any]) -> Any:
                 node = node.setdefault(part, {}) if isinstance(node, dict) else None
                 if node is None:
                     raise UnknownNameError(f"override {key} does not name a field")
-        last = path[-1]
-        if isinstance(last, int) or not isinstance(node, dict):
+        if isinstance(path[-1], int) or not isinstance(node, dict):
             raise UnknownNameError(f"override {key} does not name a field")
-        node[last] = value
+        node[path[-1]] = value
     return result
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
-    return data

@@ -1,7 +1,6 @@
 """The one YAML loader for specs, spaces, experiments and configs: safe (plain data only), strict
-about duplicate keys, YAML 1.2 floats (`1e-3` is a number), one-line errors for bad files.
-Aliases (`*name`) are refused: none of these files needs one, and an alias bomb ("billion
-laughs") would expand to gigabytes in the first code that walks the data; nesting is capped."""
+about duplicate keys, YAML 1.2 floats (`1e-3` is a number), one-line errors. Aliases are refused
+(none of these files needs one, and an alias bomb expands to gigabytes); nesting is capped."""
 
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ MAX_YAML_DEPTH = 50  # the deepest shipped file nests 5 levels; deeper is not a 
 
 
 class StrictSafeLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` (plain data only: no Python objects are constructed) that also refuses
-    a key given twice in one mapping, which plain YAML resolves silently to the last value."""
+    """`yaml.SafeLoader` that also refuses a key given twice (plain YAML keeps the last)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[Any] = set()
@@ -63,7 +61,6 @@ StrictSafeLoader.add_implicit_resolver(
 
 
 def safe_load(text: str) -> Any:
-    """The one YAML loader: safe (data only) and strict about duplicate keys."""
     return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
 
 

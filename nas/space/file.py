@@ -1,30 +1,10 @@
-"""The search-space file format: YAML read, checked and turned into a `SearchSpace`.
-
-A space file (`search_spaces/*.yaml`) names a base network (a preset or an inline spec) and the
-choices a search makes, each under a flat label (NNI-style: `width`, `s1.depth`, `s2.exp`):
-
-    name: shufflenet                    # optional; defaults to the file name
-    description: ShuffleNet v1 around the paper's g=3 network
-    base: shufflenet_v1_g3              # a preset name, or a spec mapping
-    choices:
-      groups:
-        options: [1, 2, 3, 4, 8]        # categorical
-        set: stages.*.groups            # field path(s) the value is written to
-        values:                         # extra fields per option (here the paper's channel table)
-          3: {stages.0.channels: 240, stages.1.channels: 480, stages.2.channels: 960}
-      s1.depth:
-        range: {low: 4, high: 8}        # int (optional step); float when low/high are floats (log)
-        set: stages.1.repeats
-      s1.exp:
-        options: [3, 4, 6]
-        set: stages.1.expansion
-        when: {s1.block: ir}            # only when an earlier choice has this value (or one of a list)
-
-Loading checks the file like a spec: unknown keys (with the closest valid name), labels in `when`
-that are not earlier choices, paths or values that do not fit the spec schema (for every option),
-and that the first option of every choice (with its conditions met) builds. Other options may give
-networks that do not build (a ShuffleNet group count that does not divide a width): a search
-samples such points and records them as infeasible.
+"""The search-space file format (`search_spaces/*.yaml` are annotated examples): YAML read,
+checked and turned into a `SearchSpace`. Keys: `name`, `description`, `base` (a preset name or a
+spec mapping), `references` (named points), `choices` (label -> `options: [...]` or `range: {low,
+high, step | log}`; `set:` field path(s); `values:` extra writes per option; `when: {label: value}`
+on earlier choices). Loading refuses unknown keys, paths or values the schema rejects (for every
+option) and a first option (conditions met) that does not build; other options may not build
+(a group count that does not divide a width): a search records those points as infeasible.
 """
 
 from __future__ import annotations
@@ -65,9 +45,8 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     path = Path(text).expanduser()
     if path.is_file():
         return read_space(path)
-    names = space_names()
-    raise SpecError(f"unknown search space {text!r}{suggest(text, names)}"
-                    f" (spaces: {', '.join(names) or 'none'}; or give a YAML file path)")
+    raise SpecError(f"unknown search space {text!r}{suggest(text, shipped)}"
+                    f" (spaces: {', '.join(shipped) or 'none'}; or give a YAML file path)")
 
 
 def read_space(path: str | Path) -> SearchSpace:
@@ -104,20 +83,23 @@ def _base(data: Any) -> dict[str, Any]:
     raise SpecError(f"base must be a preset name or a spec mapping, got {show(data)}")
 
 
+def _options(where: str, options: Any) -> dict[str, Any]:
+    if not isinstance(options, list) or not options:
+        raise SpecError(f"{where}options must be a non-empty list, got {show(options)}")
+    for i, option in enumerate(options):
+        if option is None:
+            raise SpecError(f"{where}options[{i}] is empty (null); a missing value means"
+                            " 'not chosen', so name the option")
+        if any(same(option, other) for other in options[:i]):
+            raise SpecError(f"{where}options[{i}]={show(option)} is listed twice")
+    return {"kind": "categorical", "options": tuple(options)}
+
+
 def _domain(where: str, body: dict) -> dict[str, Any]:
     if ("options" in body) == ("range" in body):
         raise SpecError(f"{where} needs exactly one of options: [...] or range: {{low, high}}")
     if "options" in body:
-        options = body["options"]
-        if not isinstance(options, list) or not options:
-            raise SpecError(f"{where}options must be a non-empty list, got {show(options)}")
-        for i, option in enumerate(options):
-            if option is None:
-                raise SpecError(f"{where}options[{i}] is empty (null); a missing value means"
-                                " 'not chosen', so name the option")
-            if any(same(option, other) for other in options[:i]):
-                raise SpecError(f"{where}options[{i}]={show(option)} is listed twice")
-        return {"kind": "categorical", "options": tuple(options)}
+        return _options(where, body["options"])
     rng = body["range"]
     if not isinstance(rng, dict):
         raise SpecError(f"{where}range must be a mapping {{low, high, step}} or {{low, high, log}}")
@@ -175,16 +157,14 @@ def _values(where: str, body: dict, domain: dict, targets: tuple[str, ...]) -> d
         if not match:
             shown = ", ".join(show(o) for o in options)
             raise SpecError(f"{where}values.{show(key)} is not an option (options: {shown})")
-        if writes is None:
-            writes = {}
+        writes = {} if writes is None else writes
         if not isinstance(writes, dict) or not all(isinstance(p, str) for p in writes):
             raise SpecError(f"{where}values.{show(key)} must be a mapping of field paths to values")
         table[option_key(match[0])] = {normal_path(p): v for p, v in writes.items()}
-    if not targets:
-        for option in options:
-            if option_key(option) not in table:
-                raise SpecError(f"{where}values has no entry for option {show(option)}; give"
-                                " one (an empty {} keeps the base)")
+    missing = [option for option in options if option_key(option) not in table]
+    if missing and not targets:
+        raise SpecError(f"{where}values has no entry for option {show(missing[0])}; give"
+                        " one (an empty {} keeps the base)")
     return table
 
 
@@ -199,15 +179,10 @@ def _when(where: str, body: dict, earlier: dict[str, Choice]) -> dict[str, tuple
         if label not in earlier:
             raise SpecError(f"{where}when.{label} is not an earlier choice"
                             f"{suggest(label, earlier)} (choices so far: {', '.join(earlier) or 'none'})")
-        parent = earlier[label]
-        values = tuple(allowed) if isinstance(allowed, list) else (allowed,)
-        canon = []
-        for v in values:
-            try:
-                canon.append(parent.coerce(v))
-            except SpecError as err:
-                raise SpecError(f"{where}when: {err}") from None
-        when[label] = tuple(canon)
+        try:
+            when[label] = tuple(map(earlier[label].coerce, allowed if isinstance(allowed, list) else [allowed]))
+        except SpecError as err:
+            raise SpecError(f"{where}when: {err}") from None
     return when
 
 
@@ -220,11 +195,9 @@ def _parse_choice(label: Any, body: Any, earlier: dict[str, Choice]) -> Choice:
     if not isinstance(body, dict):
         raise SpecError(f"choices.{label} must be a mapping (options or range, set or values)")
     _refuse_unknown(where, body, CHOICE_KEYS)
-    domain = _domain(where, body)
-    targets = _targets(where, body)
-    values = _values(where, body, domain, targets)
-    when = _when(where, body, earlier)
-    return Choice(label=label, targets=targets, values=values, when=when, **domain)
+    domain, targets = _domain(where, body), _targets(where, body)
+    return Choice(label=label, targets=targets, values=_values(where, body, domain, targets),
+                  when=_when(where, body, earlier), **domain)
 
 
 def _witness(choice: Choice, by_label: dict[str, Choice]) -> dict[str, Any]:
@@ -249,49 +222,44 @@ def _others(c: Choice) -> list[Any]:
 def _check_choices(space: SearchSpace) -> None:
     """The first option of every choice, with its conditions met, must build; every other
     option must fit the schema (its field paths exist, its values have the field's type)."""
-    by_label = {c.label: c for c in space.choices}
     try:
         checked(spec_from_dict(space.base))
     except SpecError as err:
         raise SpecError(f"base: {err}") from None
 
     def fail(c: Choice, point: dict[str, Any], err: SpecError) -> SpecError:
-        message = str(err).removeprefix(f"{space.name}: ")
         shown = ", ".join(f"{k}={show(v)}" for k, v in point.items())
-        return SpecError(f"choices.{c.label}: {message} (at {shown})")
+        return SpecError(f"choices.{c.label}: {str(err).removeprefix(f'{space.name}: ')} (at {shown})")
 
+    def write(data: dict[str, Any], c: Choice, option: Any) -> dict[str, Any]:
+        for path, value in c.overrides(option):
+            data = apply_overrides(data, {path: value})
+        return data
+
+    by_label = {c.label: c for c in space.choices}
     for c in space.choices:
         witness = _witness(c, by_label)
         try:
             space.to_spec(witness)
         except SpecError as err:
             raise fail(c, witness, err) from None
-    # The schema check of the other options writes the k-th option of every choice at once
-    # (conditions ignored: the schema does not look at them), so it costs a few conversions;
-    # only when one fails are the choices checked one by one to name the culprit.
-    rounds = max(len(_others(c)) for c in space.choices)
-    for k in range(rounds):
+    # The schema check writes the k-th other option of every choice at once (conditions ignored:
+    # the schema does not read them), a few conversions; only when that fails is each option
+    # checked alone, to name the culprit.
+    others = [(c, _others(c)) for c in space.choices]
+    for k in range(max(len(options) for _, options in others)):
         data = space.base
-        for c in space.choices:
-            others = _others(c)
-            if others:
-                for path, value in c.overrides(others[min(k, len(others) - 1)]):
-                    data = apply_overrides(data, {path: value})
+        for c, options in others:
+            data = write(data, c, options[min(k, len(options) - 1)]) if options else data
         try:
             field_values(NetSpec, data)
-            continue
         except SpecError:
-            pass
-        for c in space.choices:
-            for option in _others(c):
-                point = {c.label: option}
-                try:
-                    data = space.base
-                    for path, value in c.overrides(option):
-                        data = apply_overrides(data, {path: value})
-                    field_values(NetSpec, data)
-                except SpecError as err:
-                    raise fail(c, point, err) from None
+            for c, options in others:
+                for option in options:
+                    try:
+                        field_values(NetSpec, write(space.base, c, option))
+                    except SpecError as err:
+                        raise fail(c, {c.label: option}, err) from None
 
 
 def parse_space(data: Any, default_name: str = "space", path: str | None = None) -> SearchSpace:

@@ -1,35 +1,58 @@
 """A search space: a base spec plus named choices, sampled by any searcher.
 
-A sampled architecture is a flat dict `{label: value}` holding the choices whose `when` holds;
-`SearchSpace.to_spec(params, resolution=32, num_classes=10)` writes it into the base (choices in
-file order, each `set` path then its `values`) and builds the checked `NetSpec`. A label left
-out keeps the base's value, so `to_spec({})` is the base network, and a paper preset is one point
-of its space. Keys starting with `_` (adapter bookkeeping) and `None` values are ignored.
-The caller's overrides (the data set's resolution and classes) come last; one that would
-overwrite a field a chosen value wrote is refused, so no choice is silently dead.
-
-A point is drawn through the `Chooser` protocol (`nas.space.sampling`); the YAML format that
-declares a space is `nas.space.file`.
+A point is a flat dict `{label: value}` of the choices whose `when` holds; `to_spec` writes it
+into the base (choices in file order, each `set` path then its `values`), so `to_spec({})` is the
+base network. Keys starting with `_` (adapter bookkeeping) and `None` values are ignored. A
+caller's override (the data's resolution) that would overwrite a chosen field is refused, so no
+choice is silently dead. A point is drawn through a `Chooser` (`RandomChooser` here, Optuna's
+in `nas.search.optuna_choices`); the YAML format is `nas.space.file`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import numbers
+import random
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from nas.errors import SpecError
 from nas.loading import checked
 from nas.schema import suggest
-from nas.space.sampling import Chooser
 from nas.spec import OVERRIDE_ALIASES, NetSpec, apply_overrides, spec_from_dict
 
 SCALARS = (bool, int, float, str)
 
 
-# ----------------------------------------------------------------------------- values
+class Chooser(Protocol):
+    """What a searcher provides: one value per call, named by the choice's label."""
+
+    def categorical(self, label: str, options: Sequence[Any]) -> Any: ...
+
+    def integer(self, label: str, low: int, high: int, step: int) -> int: ...
+
+    def real(self, label: str, low: float, high: float, log: bool) -> float: ...
+
+
+class RandomChooser:
+    """Uniform random sampling, reproducible from `seed` (log-uniform for `log` ranges)."""
+
+    def __init__(self, seed: int | None = 0):
+        self.rng = random.Random(seed)
+
+    def categorical(self, label: str, options: Sequence[Any]) -> Any:
+        return options[self.rng.randrange(len(options))]
+
+    def integer(self, label: str, low: int, high: int, step: int) -> int:
+        return self.rng.randrange(low, high + 1, step)
+
+    def real(self, label: str, low: float, high: float, log: bool) -> float:
+        if log:
+            return math.exp(self.rng.uniform(math.log(low), math.log(high)))
+        return self.rng.uniform(low, high)
 
 
 def _is_bool(x: Any) -> bool:
@@ -66,17 +89,12 @@ def show(value: Any) -> str:
 
 def normal_path(path: str) -> str:
     """`stages[2].groups` and `stages.2.groups` name one field; aliases resolve."""
-    path = OVERRIDE_ALIASES.get(path, path)
-    return re.sub(r"\[(\d+|\*)\]", r".\1", path)
+    return re.sub(r"\[(\d+|\*)\]", r".\1", OVERRIDE_ALIASES.get(path, path))
 
 
 def _paths_overlap(a: str, b: str) -> bool:
     """`stages.*.groups` vs `stages.2.groups` (or a prefix of one another): the same field."""
-    pa, pb = a.split("."), b.split(".")
-    return all(x == y or "*" in (x, y) for x, y in zip(pa, pb))
-
-
-# ----------------------------------------------------------------------------- choices
+    return all(x == y or "*" in (x, y) for x, y in zip(a.split("."), b.split(".")))
 
 
 @dataclass(frozen=True)
@@ -103,10 +121,8 @@ class Choice:
 
     def active(self, params: Mapping[str, Any]) -> bool:
         """Whether every `when` condition holds for the (already sampled) `params`."""
-        return all(
-            params.get(label) is not None and any(same(params[label], v) for v in allowed)
-            for label, allowed in self.when.items()
-        )
+        return all(params.get(label) is not None and any(same(params[label], v) for v in allowed)
+                   for label, allowed in self.when.items())
 
     def first(self) -> Any:
         return self.options[0] if self.kind == "categorical" else self.coerce(self.low)
@@ -124,8 +140,7 @@ class Choice:
         SpecError naming the label when it is none of these."""
         if self.kind == "categorical":
             for option in self.options:
-                if same(value, option) or (not isinstance(option, SCALARS)
-                                            and same(value, option_key(option))):
+                if same(value, option) or not isinstance(option, SCALARS) and same(value, option_key(option)):
                     return option
             shown = ", ".join(show(o) for o in self.options)
             raise SpecError(f"{self.label}={show(value)} is not one of {shown}")
@@ -137,22 +152,16 @@ class Choice:
             step = int(self.step or 1)
             if not self.low <= value <= self.high or (value - self.low) % step:
                 grid = f" in steps of {step}" if step != 1 else ""
-                raise SpecError(f"{self.label}={value} must be between {int(self.low)} and"
-                                f" {int(self.high)}{grid}")
+                raise SpecError(f"{self.label}={value} must be between {int(self.low)} and {int(self.high)}{grid}")
             return value
         if not number_ok or not self.low <= value <= self.high:
-            raise SpecError(f"{self.label}={show(value)} must be a number between {self.low}"
-                            f" and {self.high}")
+            raise SpecError(f"{self.label}={show(value)} must be a number between {self.low} and {self.high}")
         return float(value)
 
     def overrides(self, value: Any) -> list[tuple[str, Any]]:
         """The (field path, value) writes for canonical `value`, in order."""
-        writes = [(path, value) for path in self.targets]
         extra = self.values.get(option_key(value), {}) if self.kind == "categorical" else {}
-        return writes + list(extra.items())
-
-
-# ----------------------------------------------------------------------------- spaces
+        return [(path, value) for path in self.targets] + list(extra.items())
 
 
 @dataclass(frozen=True)
@@ -169,29 +178,13 @@ class SearchSpace:
     def labels(self) -> list[str]:
         return [c.label for c in self.choices]
 
-    def choice(self, label: str) -> Choice:
-        for c in self.choices:
-            if c.label == label:
-                return c
-        labels = self.labels()
-        raise SpecError(f"{self.name}: unknown choice {label!r}{suggest(label, labels)}"
-                        f" (choices: {', '.join(labels)})")
-
-    def chosen_paths(self) -> dict[str, str]:
-        """Every spec field path a choice may set -> the choice's label (what a search's
-        `key=value` words must leave alone)."""
-        out: dict[str, str] = {}
-        for c in self.choices:
-            paths = list(c.targets) + [p for values in c.values.values() for p in values]
-            out.update({normal_path(p): c.label for p in paths})
-        return out
-
     def refuse_keys(self, keys: Iterable[str]) -> None:
         """A search's `key=value` word that sets what this space chooses would be overwritten
         by every sample (or overwrite it): refused with one line naming the word and the choice."""
-        chosen = self.chosen_paths()
+        chosen = {normal_path(p): c.label for c in self.choices
+                  for p in (*c.targets, *(p for values in c.values.values() for p in values))}
         for key in keys:
-            path = normal_path(key[len("model."):] if key.startswith("model.") else key)
+            path = normal_path(key.removeprefix("model."))
             for target, label in chosen.items():
                 if _paths_overlap(path, target):
                     raise SpecError(f"{key}= cannot be set in a search over {self.name!r}: the"
@@ -220,41 +213,33 @@ class SearchSpace:
             for value in choice.domain():
                 yield from grow(index + 1, {**params, choice.label: value})
 
-        try:
+        with self._named():
             yield from grow(0, {})
+
+    @contextmanager
+    def _named(self) -> Iterator[None]:
+        """SpecErrors prefixed with the space's name."""
+        try:
+            yield
         except SpecError as err:
             raise SpecError(f"{self.name}: {err}") from None
 
     def normalize(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Canonical values in choice order; drops `None` and `_bookkeeping` keys; SpecError for
         unknown labels, values outside a choice's domain and choices whose `when` fails."""
-        try:
+        with self._named():
             return self._normalize(params)
-        except SpecError as err:
-            raise SpecError(f"{self.name}: {err}") from None
-
-    def spec_data(self, params: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
-        """The raw spec dict for `params` (see `to_spec`), before the schema and the checks."""
-        try:
-            return self._spec_data(params, overrides)
-        except SpecError as err:
-            raise SpecError(f"{self.name}: {err}") from None
 
     def to_spec(self, params: Mapping[str, Any], **overrides: Any) -> NetSpec:
-        """The checked NetSpec for a sampled point; `overrides` (`resolution=32`, `num_classes=10`,
-        `in_channels=1` or field paths) are applied after the choices. SpecError (one line,
-        prefixed with the space's name) when the point does not give a network that builds."""
-        try:
+        """The checked NetSpec for a point; `overrides` (`resolution=32`, field paths) come last."""
+        with self._named():
             return checked(spec_from_dict(self._spec_data(params, overrides)))
-        except SpecError as err:
-            raise SpecError(f"{self.name}: {err}") from None
 
     def _normalize(self, params: Mapping[str, Any]) -> dict[str, Any]:
         labels = self.labels()
         for key in params:
             if not str(key).startswith("_") and key not in labels:
-                raise SpecError(f"unknown choice {key!r}{suggest(str(key), labels)}"
-                                f" (choices: {', '.join(labels)})")
+                raise SpecError(f"unknown choice {key!r}{suggest(str(key), labels)} (choices: {', '.join(labels)})")
         out: dict[str, Any] = {}
         for c in self.choices:
             value = params.get(c.label)
