@@ -18,7 +18,7 @@ from nas.blocks import Cost
 from nas.counting import count
 from nas.errors import NasError
 from nas.search.searcher import OBSERVE_FREE, SAMPLERS, OptunaSearcher, nsga2_population
-from nas.search.session import RunningSearch
+from nas.search.session import RunningSearch, queue_references
 from nas.search.trial import SPEC_KEY
 from nas.space import RandomChooser
 from nas.spec import NetSpec
@@ -58,9 +58,7 @@ def _startup(s: RunningSearch, concurrency: int) -> list[tuple[NetSpec, Cost]]:
     directions = ["maximize" if o.direction == "max" else "minimize" for o in s.objectives]
     study = optuna.create_study(directions=directions,
                                 sampler=SAMPLERS[s.plan.sampler](s.plan.seed, s.plan.trials))
-    if s.plan.references:  # queued first, as the search queues them
-        for ref_name, point in s.space.references[:s.plan.trials]:
-            study.enqueue_trial(point, user_attrs={"reference": ref_name})
+    queue_references(s, study)  # first, as the search queues them
     asks = _random_asks(s, concurrency)
     searcher = OptunaSearcher(study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
                               max_epochs=s.budget.epochs, trials=asks, on_infeasible=lambda sampled: None,

@@ -46,8 +46,7 @@ def set_constraints(trial: optuna.trial.Trial, violations: list[float]) -> None:
 
 # name -> (seed, trials to run) -> sampler
 SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
-    "nsga2": lambda seed, trials: optuna.samplers.NSGAIISampler(
-        seed=seed, population_size=nsga2_population(trials)),
+    "nsga2": lambda seed, trials: optuna.samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(trials)),
     "tpe": lambda seed, trials: optuna.samplers.TPESampler(seed=seed),
     "gp": lambda seed, trials: optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False),
     "ehvi": lambda seed, trials: KnownCostSampler(seed),
