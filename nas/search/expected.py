@@ -1,12 +1,7 @@
-"""The points a fresh search is expected to train, for its start-up estimate: a plan, not a
-random sample. First the references it queues and the random start-up points its sampler will
-really draw: the study's sampler and seed, asked through the same searcher on an in-memory
-study, so the same points and the same free samples (over a limit, duplicates) in between.
-After its random start the sampler picks by value per predicted second from candidates drawn
-uniformly from the feasible space; which depends on accuracies not measured yet, so each later
-trial counts at the time model's mean over a seeded sample of those candidates, times how much
-more the sampler's later picks cost than that mean (`LATER_DRIFT`, measured by replay).
-"""
+"""The points a fresh search is expected to train, for its start-up estimate. First the references and
+the random start its sampler really draws (its sampler and seed, asked through the same searcher on an
+in-memory study, free samples included); after that picks depend on accuracies not measured yet, so a
+later trial counts at the mean of a seeded sample of feasible candidates times `LATER_DRIFT`."""
 
 from __future__ import annotations
 
@@ -25,11 +20,9 @@ from nas.spec import NetSpec
 
 STARTUP_ASKS = 10  # the random start of ehvi (KnownCostSampler.n_startup), Optuna's GP and TPE
 POOL_POINTS = 200  # the seeded sample of feasible candidates: the later trials' mean
-# A later trial's seconds over the candidates' mean, by sampler: ehvi's picks after its random
-# start, replayed on the stand-in (benchmarks/search_quality.py's, 10 seeds x 50 trials, 2 at
-# a time, timed by the time model's reference shape; benchmarks/time_model_check.py --replay):
-# 1.20x (EHVI without the seconds, before: 1.49x; its 50 trials cost 1.39x random ones there,
-# 1.33x in the real benchmarks/results/search_50). Samplers not replayed: 1.0
+# A later trial's seconds over the pool's mean: ehvi's picks replayed on the stand-in (10 seeds x 50
+# trials, 2 at a time; benchmarks/time_model_check.py --replay): 1.20x (without the seconds: 1.49x;
+# its 50 trials cost 1.39x random ones there, 1.33x in benchmarks/results/search_50). Others: 1.0
 LATER_DRIFT = {"ehvi": 1.20}
 
 
@@ -47,8 +40,7 @@ def expected_points(s: RunningSearch, concurrency: int) -> Expected:
 
 
 def _random_asks(s: RunningSearch, concurrency: int) -> int:
-    """Asks before the sampler uses any result: its random start, plus the asks made while the
-    start's last trials still run side by side."""
+    """Asks before the sampler uses a result: its random start, plus those while its last trials run."""
     name, trials = s.plan.sampler, s.plan.trials
     asks = {"random": trials, "nsga2": nsga2_population(trials)}.get(name, STARTUP_ASKS + concurrency - 1)
     return min(trials, asks)

@@ -11,7 +11,7 @@ from ray.tune.error import TuneError
 from nas.campaign.progress import Progress
 from nas.errors import NasError
 from nas.pareto import pareto_mask
-from nas.search.interrupted import requeue, tune_interrupts
+from nas.search.interrupted import TuneInterrupts, requeue
 from nas.search.recorder import RecorderCallback
 from nas.search.scheduler import make_scheduler
 from nas.search.searcher import OBSERVE_FREE, OptunaSearcher
@@ -35,7 +35,7 @@ def run_tuner(s: RunningSearch, workers: Any, setup: TrialSetup) -> bool:
         if not remaining:
             return False
         try:
-            with tune_interrupts() as watcher:
+            with TuneInterrupts() as watcher:
                 _fit(s, f"ray-{attempt}", remaining, workers, setup)
             if watcher.interrupted:
                 _stop_running(s, Status.INTERRUPTED, "interrupted (Ctrl-C); --resume trains it again")
