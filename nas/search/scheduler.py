@@ -13,6 +13,7 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
+from ray.tune.schedulers import ASHAScheduler
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
 from nas.errors import NasError
@@ -148,7 +149,6 @@ class MultiObjectiveASHA(FIFOScheduler):
         self._rungs: list[tuple[float, dict[str, list[float]]]] = [
             (m, {}) for m in reversed(rung_milestones(grace_period, max_t, reduction_factor))]
         self._promoted: dict[float, int] = {m: 0 for m, _ in self._rungs}
-        self._trials: set[str] = set()
         self._num_stopped = 0
 
     @property
@@ -174,9 +174,6 @@ class MultiObjectiveASHA(FIFOScheduler):
             return None
         return float(result[self._time_attr]), [_number(result[name]) for name, _ in self._objectives]
 
-    def on_trial_add(self, tune_controller, trial) -> None:
-        self._trials.add(trial.trial_id)
-
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if (judged := self._values(result)) is None:
             return TrialScheduler.CONTINUE
@@ -196,10 +193,6 @@ class MultiObjectiveASHA(FIFOScheduler):
             reached = [rec for m, rec in self._rungs if t >= m]  # highest first
             if reached and trial.trial_id not in reached[0] and not any(math.isnan(x) for x in values):
                 reached[0][trial.trial_id] = values
-        self._trials.discard(trial.trial_id)
-
-    def on_trial_remove(self, tune_controller, trial) -> None:
-        self._trials.discard(trial.trial_id)
 
     def debug_string(self) -> str:
         names = ", ".join(f"{n}:{d}" for n, d in self._objectives)
@@ -211,7 +204,7 @@ class MultiObjectiveASHA(FIFOScheduler):
     def save(self, checkpoint_path: str) -> None:
         state = {"rungs": [[m, rec] for m, rec in self._rungs],
                  "promoted": [[m, c] for m, c in self._promoted.items()],
-                 "trials": sorted(self._trials), "num_stopped": self._num_stopped}
+                 "num_stopped": self._num_stopped}
         with open(checkpoint_path, "w") as f:
             json.dump(state, f)
 
@@ -220,7 +213,6 @@ class MultiObjectiveASHA(FIFOScheduler):
             state = json.load(f)
         self._rungs = [(m, {k: [float(x) for x in v] for k, v in rec.items()}) for m, rec in state["rungs"]]
         self._promoted = {m: int(c) for m, c in state["promoted"]}
-        self._trials = set(state["trials"])
         self._num_stopped = int(state["num_stopped"])
 
 
@@ -242,8 +234,6 @@ def scheduler_name(early_stopping: bool, asked: str, objectives: Sequence[Any],
 
 def make_scheduler(name: str, objectives: Sequence[Any], budget: Any) -> TrialScheduler:
     """The Tune scheduler `name` (see scheduler_name) on the budget's rungs (epochs)."""
-    from ray.tune.schedulers import ASHAScheduler
-
     rungs = {"time_attr": "epoch", "max_t": budget.epochs, "grace_period": budget.grace_epochs,
              "reduction_factor": budget.reduction_factor}
     if name == "moasha":

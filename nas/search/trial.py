@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ray import tune
+
 from nas.config import RunConfig
 from nas.job import Job, JobResult, execute, node_id, one_line
 from nas.status import Status
@@ -30,8 +32,6 @@ class _FromRay(BaseException):
 
 
 def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
-    from ray import tune
-
     number = config[TRIAL_KEY]
     costs = dict(config.get(COSTS_KEY) or {})
     clock = {"start": time.perf_counter(), "reporting": 0.0}
