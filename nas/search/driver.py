@@ -31,10 +31,9 @@ from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives
 from nas.search.recorder import SearchRecorder, latency_tags
 from nas.search.results import SearchOutcome, draw_front, mark_front, status_of, trials_frame, write_front
-from nas.search.expected import expected_points
+from nas.search.expected import check_reachable, expected_points
 from nas.search.interrupted import requeue
 from nas.search.plan import SearchPlan
-from nas.search.reachable import check_reachable
 from nas.search.scheduler import scheduler_name
 from nas.search.searcher import AUTO, SAMPLERS, Limits, pick_sampler
 from nas.search.session import (FINISHED_STATES, TRAINED_STATES, RunningSearch, close_running_trials,
