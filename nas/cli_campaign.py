@@ -56,14 +56,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nas.campaign.progress import summary_line
     from nas.search.driver import search
     from nas.search.interrupted import shown_statuses
-    from nas.search.results import found_summary, front_text
+    from nas.pareto_plot import format_front
+    from nas.search.results import found_summary
 
     settings = from_args(args, SearchPlan, args.words)
     outcome = search(settings)
     print(f"\nsearch {outcome.name} {'interrupted' if outcome.interrupted else 'finished'} in"
           f" {outcome.wall_s / 60:.1f} min: " + summary_line(shown_statuses(outcome.trials)))
     print(f"Pareto front over {', '.join(o.name for o in outcome.objectives)} (validation accuracy):")
-    print(front_text(outcome), *found_summary(outcome, outcome.objectives), sep="\n")
+    spec_files = [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]]
+    print(format_front(outcome.front, "spec", spec_files), *found_summary(outcome, outcome.objectives), sep="\n")
     if outcome.retrained is not None and len(outcome.retrained):
         print("\nretrained at the full budget (test accuracy is reported, never used for selection):")
         print(outcome.retrained.to_string(index=False))

@@ -30,7 +30,8 @@ from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives
 from nas.search.recorder import SearchRecorder, latency_tags
-from nas.search.results import SearchOutcome, draw_front, mark_front, status_of, trials_frame, write_front
+from nas.pareto_plot import plot_front, reference_points, search_title
+from nas.search.results import SearchOutcome, mark_front, status_of, trials_frame, write_front
 from nas.search.expected import check_reachable, expected_points
 from nas.search.interrupted import requeue
 from nas.search.plan import SearchPlan
@@ -44,6 +45,7 @@ from nas.space import load_space
 from nas.status import Status
 from nas.table import millions
 from nas.tracking import preflight
+from nas.workers import init_ray, plan_workers
 
 __all__ = ["SearchPlan", "SearchOutcome", "search"]
 
@@ -225,8 +227,6 @@ def search(settings: SearchSettings) -> SearchOutcome:
 
 
 def _search(s: RunningSearch) -> SearchOutcome:
-    from nas.workers import init_ray, plan_workers
-
     killed = _start_records(s)
     accelerator, share = s.settings.accelerator_share()
     workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
@@ -253,9 +253,9 @@ def _results(s: RunningSearch) -> SearchOutcome:
     df.to_csv(csv, index=False)
     write_front(front, s.folder, s.name, s.to_spec, s.campaign)
     s.campaign.parent.log_artifact(csv)
-    png = draw_front(df, s.objectives, s.folder, s.name) if len(df) else None
-    if png is not None:
-        s.campaign.parent.log_artifact(png)
+    if len(df) and (df["status"] == Status.COMPLETED.value).any():  # the figure `nas pareto` draws from MLflow
+        s.campaign.parent.log_artifact(plot_front(df, s.objectives, out=s.folder / "pareto.png",
+                                                  presets=reference_points(df), title=search_title(s.name)))
     counts = df["status"].value_counts().to_dict() if len(df) else {}
     wall = time.perf_counter() - s.started
     s.campaign.parent.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} |

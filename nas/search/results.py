@@ -13,7 +13,6 @@ import pandas as pd
 
 from nas import mlflow_layout as ml
 from nas.pareto import Objective, default_reference, dominates, front_members, hypervolume, oriented
-from nas.pareto_plot import format_front, plot_front, reference_points, search_title
 from nas.search.searcher import trial_status
 from nas.spec import spec_to_yaml
 from nas.status import Status
@@ -90,18 +89,6 @@ def write_front(front: pd.DataFrame, folder: Path, name: str, to_spec: Callable,
             campaign.parent.client.set_tag(row["mlflow_run_id"], ml.PARETO, ml.PARETO_TRUE)
             campaign.parent.client.log_artifact(row["mlflow_run_id"], str(path))
         campaign.parent.log_artifact(path, "front")
-
-
-def draw_front(df: pd.DataFrame, objectives: list[Objective], folder: Path, name: str) -> Path | None:
-    """pareto.png: the figure `nas pareto` draws from MLflow, drawn from the same trials."""
-    if not (df["status"] == Status.COMPLETED.value).any():
-        return None
-    return plot_front(df, objectives, out=folder / "pareto.png", presets=reference_points(df),
-                      title=search_title(name))
-
-
-def front_text(outcome: SearchOutcome) -> str:
-    return format_front(outcome.front, "spec", [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]])
 
 
 def found_summary(outcome: SearchOutcome, objectives: list[Objective]) -> list[str]:

@@ -5,7 +5,7 @@ reported with the trial's fixed costs, so the scheduler compares trials on every
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ray import tune
@@ -48,10 +48,9 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
         finally:
             clock["reporting"] += time.perf_counter() - begun
 
-    job = Job(config[SPEC_KEY], setup.cfg, device=None, threads=setup.threads, test=False,
-              point=f"trial {number}")
     try:
-        job = replace(job, device=worker_device(setup.device))
+        job = Job(config[SPEC_KEY], setup.cfg, device=worker_device(setup.device), threads=setup.threads,
+                  test=False, point=f"trial {number}")
         result = execute(job, data, report).result
     except _FromRay as wrapped:
         raise wrapped.args[0] from None
