@@ -26,8 +26,7 @@ __all__ = ["MultiObjectiveASHA", "promote", "priority", "nondominated_rank", "cr
 def nondominated_rank(values, directions: Sequence[str] | None = None) -> np.ndarray:
     """Front index per row (0: non-dominated, 1: once front 0 is removed, ...); NaN rows after every front."""
     v = oriented(values, directions)
-    n = len(v)
-    ranks = np.full(n, -1, dtype=int)
+    ranks = np.full(len(v), -1, dtype=int)
     valid = ~np.isnan(v).any(axis=1)
     left = np.flatnonzero(valid)
     rank = 0

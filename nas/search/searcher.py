@@ -67,8 +67,7 @@ def pick_sampler(name: str, objectives: list[Objective], space: SearchSpace,
         return name
     if started_with:
         return started_with
-    costs_known = len(objectives) == 2 and objectives[0].name not in KNOWN_COSTS \
-        and objectives[1].name in COUNTED_COSTS
+    costs_known = len(objectives) == 2 and objectives[0].name not in KNOWN_COSTS and objectives[1].name in COUNTED_COSTS
     finite = all(c.kind in ("categorical", "int") for c in space.choices)
     return "ehvi" if costs_known and finite else "gp"
 
