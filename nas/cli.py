@@ -35,8 +35,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
         spec = preset.spec()
         counted = count(spec)
         checks = [not e.mismatches(count(preset.spec(**e.overrides))) for e in preset.expected]
+        published = f"{sum(checks)}/{len(checks)} match" if checks else "-"
         rows.append([name, f"{spec.input.channels}x{spec.input.resolution}", f"{counted.params:,}",
-                     f"{counted.macs / 1e6:.1f}M", f"{sum(checks)}/{len(checks)} match" if checks else "-", preset.cite])
+                     f"{counted.macs / 1e6:.1f}M", published, preset.cite])
     print(format_table(["preset", "input", "params", "MACs", "published", "provenance"], rows, align="llrrll"))
     print("\nCounts at the preset's own input and classes; `nas summary preset=NAME` for details.")
     return 0
