@@ -1,9 +1,6 @@
-"""`nas` command line: one sub-command per job, errors as one line with exit code 2.
-
-The modules behind each command are imported inside it: `nas --help` answers in 0.1 s, while
-importing the spec layer (torch) costs ~4 s and the campaign drivers (Ray, Optuna) 5-8 s.
-`nas search` and `nas ablate` live in `nas.cli_campaign`.
-"""
+"""`nas` command line: one sub-command per job, errors as one line with exit code 2. The modules behind
+a command are imported inside it: `nas --help` answers in 0.1 s, the spec layer (torch) costs ~4 s, the
+campaign drivers (Ray, Optuna) 5-8 s. `nas search` and `nas ablate` live in `nas.cli_campaign`."""
 
 from __future__ import annotations
 
@@ -38,21 +35,18 @@ def cmd_presets(args: argparse.Namespace) -> int:
         spec = preset.spec()
         counted = count(spec)
         checks = [not e.mismatches(count(preset.spec(**e.overrides))) for e in preset.expected]
-        status = f"{sum(checks)}/{len(checks)} match" if checks else "-"
-        res = f"{spec.input.channels}x{spec.input.resolution}"
-        rows.append([name, res, f"{counted.params:,}", f"{counted.macs / 1e6:.1f}M", status,
-                     preset.cite])
-    print(format_table(["preset", "input", "params", "MACs", "published", "provenance"], rows,
-                       align="llrrll"))
+        published = f"{sum(checks)}/{len(checks)} match" if checks else "-"
+        rows.append([name, f"{spec.input.channels}x{spec.input.resolution}", f"{counted.params:,}",
+                     f"{counted.macs / 1e6:.1f}M", published, preset.cite])
+    print(format_table(["preset", "input", "params", "MACs", "published", "provenance"], rows, align="llrrll"))
     print("\nCounts at the preset's own input and classes; `nas summary preset=NAME` for details.")
     return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from nas.counting import count
-    from nas.table import format_table
-
     from nas.presets import spec_from_assignments
+    from nas.table import format_table
 
     spec = spec_from_assignments(parse_words(args.words))
     counted = count(spec)
@@ -62,8 +56,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     rows = [[p.name, p.detail, "x".join(map(str, p.out_shape)), f"{p.params:,}", f"{p.macs:,}"]
             for p in counted.parts]
     rows.append(["total", "", "", f"{counted.params:,}", f"{counted.macs:,}"])
-    print(f"{spec.name}: input {spec.input.channels}x{spec.input.resolution}x"
-          f"{spec.input.resolution}, width {spec.width}, {spec.num_classes} classes")
+    print(f"{spec.name}: input {spec.input.channels}x{spec.input.resolution}x{spec.input.resolution},"
+          f" width {spec.width}, {spec.num_classes} classes")
     print(format_table(["part", "layers", "output", "params", "MACs"], rows, align="lllrr"))
     print(f"\n{counted.params / 1e6:.3f}M params, {counted.macs / 1e6:.1f}M multiply-adds"
           " (conv + linear; BN, activations and pools excluded)")
@@ -159,12 +153,11 @@ def _summary_args(p: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, Command] = {
     "presets": (cmd_presets, "list the paper presets with params, MACs and provenance",
                 "examples:\n  nas presets\n", lambda p: None),
-    "summary": (cmd_summary, "per-stage table of a preset or spec: output shape, params, MACs",
-                EPILOG_SUMMARY, _summary_args),
-    "search": (cmd_search, "multi-objective architecture search (Optuna on Ray Tune, MLflow)",
-               EPILOG_SEARCH, search_args),
-    "run": (cmd_run, "train one network (CIFAR-10 by default), tracked in MLflow", EPILOG_RUN,
-            _run_args),
+    "summary": (cmd_summary, "per-stage table of a preset or spec: output shape, params, MACs", EPILOG_SUMMARY,
+                _summary_args),
+    "search": (cmd_search, "multi-objective architecture search (Optuna on Ray Tune, MLflow)", EPILOG_SEARCH,
+               search_args),
+    "run": (cmd_run, "train one network (CIFAR-10 by default), tracked in MLflow", EPILOG_RUN, _run_args),
     "ablate": (cmd_ablate, "paper ablations: cells x seeds on Ray, mean ± std beside the paper's numbers",
                EPILOG_ABLATE, ablate_args),
     "pareto": (cmd_pareto, "a search's accuracy vs MACs / params with its Pareto front, from MLflow",

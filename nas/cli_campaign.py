@@ -1,8 +1,6 @@
-"""`nas search` and `nas ablate` on the command line: their options, examples, and what they
-print at the end (the summary, the resume hint, the MLflow hint). The modules behind them are
-imported inside the commands: importing them costs 5-8 s (torch, Ray, Optuna), which
-`nas --help` and the other sub-commands do not need.
-"""
+"""`nas search` and `nas ablate` on the command line: their options, examples and what they print at
+the end (summary, resume hint, MLflow hint). Their modules are imported inside the commands (5-8 s:
+torch, Ray, Optuna), which `nas --help` and the other sub-commands do not need."""
 
 from __future__ import annotations
 
@@ -58,15 +56,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nas.campaign.progress import summary_line
     from nas.search.driver import search
     from nas.search.interrupted import shown_statuses
-    from nas.search.results import found_summary, front_text
+    from nas.pareto_plot import format_front
+    from nas.search.results import found_summary
 
     settings = from_args(args, SearchPlan, args.words)
     outcome = search(settings)
     print(f"\nsearch {outcome.name} {'interrupted' if outcome.interrupted else 'finished'} in"
           f" {outcome.wall_s / 60:.1f} min: " + summary_line(shown_statuses(outcome.trials)))
     print(f"Pareto front over {', '.join(o.name for o in outcome.objectives)} (validation accuracy):")
-    print(front_text(outcome))
-    print("\n".join(found_summary(outcome, outcome.objectives)))
+    spec_files = [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]]
+    print(format_front(outcome.front, "spec", spec_files), *found_summary(outcome, outcome.objectives), sep="\n")
     if outcome.retrained is not None and len(outcome.retrained):
         print("\nretrained at the full budget (test accuracy is reported, never used for selection):")
         print(outcome.retrained.to_string(index=False))
@@ -85,8 +84,7 @@ def _verdict(points: Any, what: str) -> int:
     """The exit code of a campaign: 0 when a point produced a result, else one line and 1."""
     from nas.campaign.verdict import NOTHING_WORKED, no_result_reason
 
-    reason = no_result_reason(points, what)
-    if reason is None:
+    if (reason := no_result_reason(points, what)) is None:
         return 0
     print(f"error: {reason}", file=sys.stderr)
     return NOTHING_WORKED
@@ -149,8 +147,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
     settings = from_args(args, AblatePlan, [w for w in args.words if "=" in w], experiment=names[0])
     outcome = ablate(settings)
-    print()
-    print(outcome.report)
+    print(f"\n{outcome.report}")
     print(f"\nfiles: {shlex.quote(str(outcome.folder))}/results.csv, summary.csv"
           f"   ({outcome.wall_s / 60:.1f} min)")
     _campaign_hint(settings.run)

@@ -1,12 +1,7 @@
-"""`nas search`: sample architectures with Optuna, run them as Ray Tune trials with early
-stopping, record everything in MLflow from this process, and report the Pareto front.
-
-Durable state of a search lives in `<output_dir>/<name>/`: `optuna.db` (the study: every
-sampled architecture and its outcome, the sampler's history), `state.json` (`nas.campaign.state`:
-settings, the MLflow parent run id, the trials the driver closed after a kill or a lost worker),
-and the results (`trials.csv`, `pareto.png`, `front/*.yaml`). `--resume` reopens the study,
-closes what a kill left RUNNING, and runs the remaining trials, with the experiment state.json
-names (`nas.campaign.resume`).
+"""`nas search`: Optuna samples architectures, Ray Tune trains them with early stopping, this
+process records MLflow and reports the Pareto front. A search's durable state is its folder:
+`optuna.db` (the study), `state.json` (settings, the parent run id, trials the driver closed),
+`trials.csv`, `pareto.png`, `front/*.yaml`; `--resume` reopens the study and trains the rest.
 """
 
 from __future__ import annotations
@@ -35,21 +30,22 @@ from nas.data import load_data
 from nas.errors import NasError
 from nas.pareto import Objective, parse_objectives
 from nas.search.recorder import SearchRecorder, latency_tags
-from nas.search.results import (SearchOutcome, draw_front, mark_front, status_of,
-                                trials_frame, write_front)
-from nas.search.expected import expected_points
+from nas.pareto_plot import plot_front, reference_points, search_title
+from nas.search.results import SearchOutcome, mark_front, status_of, trials_frame, write_front
+from nas.search.expected import check_reachable, expected_points
 from nas.search.interrupted import requeue
 from nas.search.plan import SearchPlan
-from nas.search.reachable import check_reachable
 from nas.search.scheduler import scheduler_name
 from nas.search.searcher import AUTO, SAMPLERS, Limits, pick_sampler
-from nas.search.session import FINISHED_STATES, TRAINED_STATES, RunningSearch, close_running_trials, trained_count
+from nas.search.session import (FINISHED_STATES, TRAINED_STATES, RunningSearch, close_running_trials,
+                                queue_references, trained_count)
 from nas.search.trial import TrialSetup
 from nas.search.tuner import run_tuner
 from nas.space import load_space
 from nas.status import Status
 from nas.table import millions
 from nas.tracking import preflight
+from nas.workers import init_ray, plan_workers
 
 __all__ = ["SearchPlan", "SearchOutcome", "search"]
 
@@ -77,16 +73,9 @@ def _check_settings(settings: SearchSettings) -> list[Objective]:
             for o in parse_objectives(plan.objectives)]
 
 
-def _same_space(given: str, stored: str, name: str) -> None:
-    if Path(given).stem != Path(stored).stem:
-        raise NasError(f"search {name!r} searches space {stored!r}, not {given!r}; resume it with"
-                       f" --space {stored}")
-
-
 def _study(folder: Path, name: str, objectives: list[Objective], settings: SearchSettings,
            planned_trials: int) -> optuna.Study:
-    """The durable study; `planned_trials` is the first run's --trials, so a resumed NSGA-II
-    keeps its population size."""
+    """The durable study; `planned_trials`: the first run's --trials (a resumed NSGA-II's population)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}",
                                          engine_kwargs={"connect_args": {"timeout": 60}})
@@ -94,6 +83,11 @@ def _study(folder: Path, name: str, objectives: list[Objective], settings: Searc
     return optuna.create_study(study_name=name, storage=storage, directions=directions,
                                sampler=SAMPLERS[settings.plan.sampler](settings.plan.seed, planned_trials),
                                load_if_exists=settings.resume)
+
+
+def _same_space(given: str, stored: str, name: str) -> None:
+    if Path(given).stem != Path(stored).stem:
+        raise NasError(f"search {name!r} searches space {stored!r}, not {given!r}; resume it with --space {stored}")
 
 
 def _resumed(settings: SearchSettings, name: str) -> tuple[SearchSettings, SearchSettings | None]:
@@ -142,19 +136,15 @@ def _setup(settings: SearchSettings, started: float) -> RunningSearch:
 
 
 def _start_records(s: RunningSearch) -> int:
-    """A fresh search: its parent run, the reference points queued first. A resumed one:
-    trials a kill left RUNNING closed KILLED (re-sampled). Returns how many were killed."""
+    """A fresh search: its parent run, the reference points queued first. A resumed one: trials a
+    kill left RUNNING closed KILLED and queued again; returns how many."""
     if not s.settings.resume:
-        if s.plan.references:
-            for ref_name, point in s.space.references[:s.plan.trials]:  # no more than it trains
-                s.study.enqueue_trial(point, user_attrs={"reference": ref_name})
+        queue_references(s, s.study)
         s.campaign.start_parent(ml.KIND_SEARCH, {
-            "search": s.settings.params(),
-            "budget": asdict(s.budget), "limits": asdict(s.limits),
+            "search": s.settings.params(), "budget": asdict(s.budget), "limits": asdict(s.limits),
             "data_sizes": {k: s.data.describe()[k] for k in ("train", "val", "test")}},
             {ml.SPACE: s.space.name, ml.OBJECTIVES: ",".join(o.name for o in s.objectives),  # latency: latency_ms
-             ml.BUDGET: s.budget.name,
-             ml.SELECTION_METRIC: "val_acc (validation split carved from train)",
+             ml.BUDGET: s.budget.name, ml.SELECTION_METRIC: "val_acc (validation split carved from train)",
              **latency_tags(s.latency)})
         if s.space.path and Path(s.space.path).is_file():
             s.campaign.parent.log_artifact(s.space.path)
@@ -189,19 +179,16 @@ def _plan_line(s: RunningSearch, remaining: int, killed: int, workers: Any) -> N
 
 
 def _observed_trial_s(s: RunningSearch) -> tuple[float, int] | None:
-    """Mean wall seconds of the trials this search trained so far (side by side, as the rest
-    will run), once there are a few: a resumed search's own record is a better guide than a
-    typical random sample, as a model-based sampler moves towards the larger nets of the front."""
+    """Mean wall seconds of this search's trained trials, once it has a few: a better guide than a
+    random sample, as a model-based sampler moves towards the front's larger nets."""
     spans = [t.duration.total_seconds() for t in s.study.get_trials(deepcopy=False, states=TRAINED_STATES)
              if t.duration is not None and not status_of(t, s.closed)[0].untrained]
     return (sum(spans) / len(spans), len(spans)) if len(spans) >= OBSERVED_TRIALS else None
 
 
 def _estimate_line(s: RunningSearch, remaining: int, workers: Any) -> TimeModel | None:
-    """Measured, not assumed: this search's own trials when it has some, else the time model,
-    calibrated by training steps of its first points side by side on this machine, over the
-    points it is expected to train (nas.search.expected). Returns that model (the sampler's
-    prior), None when it measured none."""
+    """Measured: this search's own trials, else the time model calibrated here by steps of its first
+    points side by side, over the points it is expected to train. Returns that model, or None."""
     observed = _observed_trial_s(s)
     if observed is not None:
         per_trial, count = observed
@@ -224,8 +211,8 @@ def _estimate_line(s: RunningSearch, remaining: int, workers: Any) -> TimeModel 
     total = estimate.estimate_s(work(planned), model, workers.concurrency, "search",
                                 more=rest, like=work(expected.pool), drift=expected.drift)
     print(f"  estimated time: {estimate.describe(total)} ({len(planned)} first trials as they will be"
-          f" sampled, {rest} more at {expected.drift:g}x the space's mean; {total * workers.concurrency / remaining:.0f} s"
-          f" per trial measured here, {workers.concurrency} at a time)")
+          f" sampled, {rest} more at {expected.drift:g}x the space's mean;"
+          f" {total * workers.concurrency / remaining:.0f} s per trial measured here, {workers.concurrency} at a time)")
     return model
 
 
@@ -240,8 +227,6 @@ def search(settings: SearchSettings) -> SearchOutcome:
 
 
 def _search(s: RunningSearch) -> SearchOutcome:
-    from nas.workers import init_ray, plan_workers
-
     killed = _start_records(s)
     accelerator, share = s.settings.accelerator_share()
     workers = plan_workers(init_ray(s.settings.address), accelerator=accelerator, share=share,
@@ -268,9 +253,9 @@ def _results(s: RunningSearch) -> SearchOutcome:
     df.to_csv(csv, index=False)
     write_front(front, s.folder, s.name, s.to_spec, s.campaign)
     s.campaign.parent.log_artifact(csv)
-    png = draw_front(df, s.objectives, s.folder, s.name) if len(df) else None
-    if png is not None:
-        s.campaign.parent.log_artifact(png)
+    if len(df) and (df["status"] == Status.COMPLETED.value).any():  # the figure `nas pareto` draws from MLflow
+        s.campaign.parent.log_artifact(plot_front(df, s.objectives, out=s.folder / "pareto.png",
+                                                  presets=reference_points(df), title=search_title(s.name)))
     counts = df["status"].value_counts().to_dict() if len(df) else {}
     wall = time.perf_counter() - s.started
     s.campaign.parent.log_metrics({f"trials_{k.lower()}": v for k, v in counts.items()} |

@@ -1,16 +1,10 @@
-"""A search stopped while trials ran (Ctrl-C, or a kill found by `--resume`): the points it was
-training are recorded as stopped, not failed, and queued again in the study with their marks
-(a paper reference stays a reference), so `--resume` trains exactly them before sampling more.
-
-Ray Tune answers the first Ctrl-C by stopping its trials and logging how to resume with its own
-`Tuner.restore(...)`, which is not how a nas search resumes: those lines are dropped here and the
-driver prints its own `--resume` command."""
+"""A search stopped while trials ran (Ctrl-C, a kill found by `--resume`): their points are recorded
+stopped, not failed, and queued again with their marks, so `--resume` trains them first. Tune's own
+Ctrl-C lines (resume with `Tuner.restore(...)`, not how a nas search resumes) are dropped."""
 
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
-from typing import Iterator
 
 import optuna
 import pandas as pd
@@ -25,11 +19,18 @@ KEPT_ATTRS = ("reference",)  # what a re-queued point keeps of the stopped trial
 
 
 class TuneInterrupts(logging.Filter):
-    """Drops Ray Tune's interrupt lines and notes that its run was interrupted."""
+    """While entered: drops Ray Tune's interrupt lines and notes that its run was interrupted."""
 
     def __init__(self) -> None:
         super().__init__()
         self.interrupted = False
+
+    def __enter__(self) -> TuneInterrupts:
+        logging.getLogger(TUNE_LOGGER).addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger(TUNE_LOGGER).removeFilter(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -37,17 +38,6 @@ class TuneInterrupts(logging.Filter):
             self.interrupted = True
             print("\ninterrupted: stopping the running trials (Ctrl-C again to quit at once)")
         return not any(hint in message for hint in TUNE_HINTS)
-
-
-@contextmanager
-def tune_interrupts() -> Iterator[TuneInterrupts]:
-    logger = logging.getLogger(TUNE_LOGGER)
-    watcher = TuneInterrupts()
-    logger.addFilter(watcher)
-    try:
-        yield watcher
-    finally:
-        logger.removeFilter(watcher)
 
 
 def requeue(study: optuna.Study, numbers: list[int]) -> None:
@@ -61,8 +51,8 @@ def requeue(study: optuna.Study, numbers: list[int]) -> None:
 
 
 def shown_statuses(trials: pd.DataFrame) -> list[str]:
-    """The trials' statuses for the summary line, a stopped trial whose point a later trial
-    trained shown as `interrupted (run again)` / `killed (run again)`."""
+    """The trials' statuses for the summary line; a stopped trial whose point a later trial trained
+    shown `INTERRUPTED (RUN AGAIN)` / `KILLED (RUN AGAIN)`."""
     if not len(trials):
         return []
     choices = [c for c in trials.columns if c.startswith(ml.CHOICE_PREFIX)]
@@ -70,8 +60,5 @@ def shown_statuses(trials: pd.DataFrame) -> list[str]:
            else trials["trial"].astype(str).tolist())
     statuses = [Status(s) for s in trials["status"]]
     trained = {(k, t) for k, t, s in zip(key, trials["trial"], statuses) if s.trained}
-    shown = []
-    for k, number, status in zip(key, trials["trial"], statuses):
-        again = status.unfinished and any(k == k2 and t2 > number for k2, t2 in trained)
-        shown.append(f"{status.value} (RUN AGAIN)" if again else status.value)
-    return shown
+    return [f"{s.value} (RUN AGAIN)" if s.unfinished and any(k == k2 and t2 > n for k2, t2 in trained) else s.value
+            for k, n, s in zip(key, trials["trial"], statuses)]

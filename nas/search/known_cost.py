@@ -1,44 +1,8 @@
-"""A Bayesian-optimisation sampler that knows the cost objective before training.
-
-Optuna's samplers treat every objective as a black box, so they spend trials learning what
-`nas.count` says exactly: how many MACs an architecture has. This sampler models only the
-accuracy and takes the cost of a candidate from the spec:
-
-  candidates  up to `candidates` random points of the space, deduplicated, minus the ones asked
-              already and the ones over the limits (the cost function says None)
-  surrogate   a Gaussian process on the completed trials' val_acc: a linear mean in log cost (the
-              trend every efficient-CNN table shows) plus a kernel over the choices (one-hot
-              options, ranges scaled to [0, 1]) and the log cost that is a linear part (an
-              additive effect per option: a trial of groups=8 says something of every groups=8
-              net) plus an RBF part (the interactions); the parts' shares, the length scale and
-              the noise picked by marginal likelihood on a small grid. On 89 real ShuffleNet
-              trials at the cpu budget (10-fold CV x 5) it predicts val_acc to 0.0127 RMSE (the
-              RBF part alone 0.0130, the linear part alone 0.0133, the mean alone 0.0339); on
-              the stand-in fitted to them it closes 92% of the way from random search to the
-              oracle, Optuna's GP sampler 82% (benchmarks/search_quality.py)
-  acquisition expected hypervolume improvement in (val_acc, log cost) over the front of the
-              posterior means of the trials so far (running trials count at their posterior mean,
-              so concurrent asks spread out), in closed form under the accuracy's posterior,
-              per predicted second of training (`bind_cost`'s `seconds`: the search's time
-              model, nas.campaign.time_model): the cost objective stays what the user asked
-              for (MACs), the compute a trial spends is what the budget pays
-  ties        accuracy gains inside the noise are not improvements: the front's accuracies are
-              raised by epsilon, the GP's fitted noise std (an epsilon-dominance front), so a
-              candidate counts only where it may beat the front by more than one trial's noise.
-              The noise is data's: on the 89 real trials at the cpu budget the GP fits 0.0104
-              (0.007-0.014 on random subsets of 10-50 of them), the spread of one arch trained
-              with two seeds there is 0.0105 per training (5 archs x 2 seeds in
-              benchmarks/data/shufflenet_table.csv: differences 0.001-0.019, rms 0.0149 / sqrt 2),
-              the binomial std of 2,000 validation images 0.011. Without it the search paid for
-              a plateau: in benchmarks/results/search_50 the 17 nets above 8.8M MACs reached at
-              best 0.7 points under the front's top, inside that noise
-
-The first `n_startup` trials trained to the full budget are random (10, as Optuna's GP
-sampler: on the former stand-in, fitted to 16 archs, 5 gave 1.063x random, 10 1.106x, 15
-1.067x and 20 1.085x with the linear part alone, 20 seeds). Pruned trials train the
-surrogate too, at their fidelity (the share of the full budget their value was measured at: a
-feature, and a term of the linear mean), and candidates are predicted at the full budget. Two
-objectives only: the first is learned (maximised), the second is the known cost (minimised).
+"""A Bayesian-optimisation sampler that knows the cost objective before training: Optuna's
+samplers learn what `nas.count` says exactly (MACs); this one models only val_acc (`_GP`) and picks,
+from random feasible candidates, the best expected hypervolume gain in (val_acc, log cost) per
+predicted second of training (the search's time model). On the stand-in it closes 92% of the way
+from random search to the oracle, Optuna's GP sampler 82% (benchmarks/search_quality.py).
 """
 
 from __future__ import annotations
@@ -61,6 +25,8 @@ NOISE_SHARES = (0.1, 0.3, 1.0)
 
 
 class KnownCostSampler(optuna.samplers.BaseSampler):
+    # n_startup: full-budget trials sampled at random first (as Optuna's GP); on a stand-in fitted to 16
+    # archs, 5/10/15/20 gave 1.063x/1.106x/1.067x/1.085x random search (linear part alone, 20 seeds)
     def __init__(self, seed: int | None = None, *, n_startup: int = 10, candidates: int = 4096):
         self._rng = np.random.default_rng(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
@@ -72,13 +38,10 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
 
     def bind_cost(self, cost: Cost, fidelity: Callable[[FrozenTrial], float | None],
                   seconds: Seconds | None = None) -> None:
-        """The searcher gives the cost of a point, for a told trial the share of the full
-        budget its value was measured at (1.0: completed; None: not trained), and the predicted
-        seconds of a point's trial (None: every point alike, plain EHVI)."""
+        """A point's cost (None: infeasible), a told trial's share of the full budget (None: not
+        trained) and a point's predicted seconds (None: every point alike, plain EHVI)."""
         self._cost, self._fidelity = cost, fidelity
         self._seconds = seconds or (lambda params: 1.0)
-
-    # --- Optuna's sampler interface
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
         space = optuna.search_space.intersection_search_space(study.get_trials(deepcopy=False))
@@ -106,8 +69,6 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
     def sample_independent(self, study, trial, param_name, param_distribution):
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
-    # --- candidates and features
-
     @staticmethod
     def _key(params: dict[str, Any], space: dict[str, BaseDistribution]) -> tuple:
         return tuple(repr(params.get(name)) for name in sorted(space))
@@ -121,14 +82,8 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
             else:
                 steps = self._rng.integers((d.high - d.low) // d.step + 1, size=self.candidates)
                 columns[name] = [int(d.low + d.step * k) for k in steps]
-        seen, out = set(), []
-        for i in range(self.candidates):
-            point = {name: column[i] for name, column in columns.items()}
-            key = self._key(point, space)
-            if key not in seen:
-                seen.add(key)
-                out.append(point)
-        return out
+        points = [{name: column[i] for name, column in columns.items()} for i in range(self.candidates)]
+        return list({self._key(point, space): point for point in points}.values())
 
     def _cost_of(self, params: dict[str, Any], space: dict[str, BaseDistribution]) -> float | None:
         key = self._key(params, space)
@@ -150,8 +105,6 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
         out += [fidelity, math.log10(max(cost, 1.0))]
         return out
 
-    # --- surrogate and acquisition
-
     def _best(self, directions, space, done: list[FrozenTrial], running: list[FrozenTrial],
               costed: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
         sign = 1.0 if directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
@@ -161,14 +114,14 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
         gp = _GP(X, y)
         cand_X = np.array([self._features(p, c, space) for p, c in costed])
         mu, sd = gp.predict(cand_X)
-        front_acc, _ = gp.predict(np.array([self._features(p, c, space) for p, c in known]))
-        points = list(zip(front_acc, [math.log10(c) for _, c in known]))
-        if running:
-            run_known = [(t.params, self._trial_cost(t, space)) for t in running]
-            run_mu, _ = gp.predict(np.array([self._features(p, c, space) for p, c in run_known]))
-            points += list(zip(run_mu, [math.log10(c) for _, c in run_known]))
+        told = known + [(t.params, self._trial_cost(t, space)) for t in running]  # running: at their mean
+        told_acc, _ = gp.predict(np.array([self._features(p, c, space) for p, c in told]))
+        points = list(zip(told_acc, [math.log10(c) for _, c in told]))
         log_cost = np.log10([c for _, c in costed])
         reference = (min(y.min(), mu.min()) - 1e-6, max(log_cost.max(), max(p[1] for p in points)) + 1e-6)
+        # a gain inside one trial's noise is a tie: the GP fits 0.0104 on 89 real cpu-budget trials
+        # (0.007-0.014 on subsets); two seeds of one arch differ by 0.0105 a training; 2,000 val images:
+        # binomial std 0.011. Without it search_50 paid for 17 nets on a plateau 0.7 points under the top
         gain = expected_hv_gain(points, mu, sd, log_cost, reference, epsilon=gp.noise_std)
         seconds = np.array([self._seconds(dict(p)) for p, _ in costed])
         return costed[int(np.argmax(gain / seconds))][0]
@@ -179,9 +132,10 @@ class KnownCostSampler(optuna.samplers.BaseSampler):
 
 
 class _GP:
-    """Exact GP regression: linear mean in the last two features (fidelity, log cost), and a
-    residual kernel that is the sum of a linear one (each choice adds its own effect: what pools
-    evidence across architectures that share an option) and an RBF one (the interactions)."""
+    """Exact GP: a mean linear in (fidelity, log cost); a residual kernel summing a linear part (an
+    effect per option, pooled across archs) and an RBF part (interactions), weights by marginal
+    likelihood. 89 real cpu-budget trials, 10-fold CV x 5: 0.0127 RMSE (RBF alone 0.0130, linear
+    alone 0.0133, the mean alone 0.0339)."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray):
         self.center, self.scale = X.mean(0), X.std(0)
@@ -231,13 +185,10 @@ class _GP:
 def expected_hv_gain(front: Sequence[tuple[float, float]], mu: np.ndarray, sd: np.ndarray,
                      cost: np.ndarray, reference: tuple[float, float], *,
                      epsilon: float = 0.0) -> np.ndarray:
-    """E[HV(front + candidate) - HV(front)] per candidate, in (accuracy max, cost min), exactly,
-    over the front with its accuracies raised by `epsilon` (a gain inside it is a tie).
-
-    For a candidate of known cost c and accuracy a, the gain is the integral over t from the
-    reference accuracy to a of max(0, C(t) - c), C(t) being the cheapest front cost reaching
-    accuracy t (the reference cost if none). C is a step function, so the gain is piecewise
-    linear in a and its expectation under a ~ N(mu, sd) has a closed form per step."""
+    """E[HV(front + candidate) - HV(front)] per candidate in (accuracy max, cost min), the front's
+    accuracies raised by `epsilon`. The gain is the integral from the reference accuracy to a of
+    max(0, C(t) - c), C(t) the cheapest front cost reaching t: a step function, so under
+    a ~ N(mu, sd) each step's expectation has a closed form."""
     front = [(a + epsilon, c) for a, c in front]
     ref_acc, ref_cost = reference
     levels = sorted({float(a) for a, _ in front if a > ref_acc})

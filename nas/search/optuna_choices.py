@@ -1,7 +1,5 @@
-"""Optuna's view of a `SearchSpace`: each choice asked of an Optuna trial (define-by-run), so a
-conditional choice is simply never suggested when its condition fails. It yields the flat
-`{label: value}` dicts that `SearchSpace.to_spec` takes.
-"""
+"""Optuna's view of a `SearchSpace`: each choice a `trial.suggest_*` under its label (define-by-run,
+so a conditional choice is never suggested when its condition fails)."""
 
 from __future__ import annotations
 
@@ -11,9 +9,8 @@ from nas.space import option_key, same
 
 
 class OptunaChooser:
-    """`space.sample(OptunaChooser(trial))`: each choice becomes a `trial.suggest_*` under its
-    label. Optuna stores only None/bool/int/float/str, so options of other types (lists,
-    mappings) are suggested by their JSON text and decoded back; `to_spec` accepts either."""
+    """`space.sample(OptunaChooser(trial))`. Optuna stores only None/bool/int/float/str: other
+    options (lists, mappings) are suggested by their JSON text and decoded back."""
 
     def __init__(self, trial: Any):
         self.trial = trial

@@ -1,7 +1,5 @@
-"""What a search proposes, as `nas search` takes it: the space, how many trials, the objectives,
-the sampler, the budget, the size limits (`max_macs=` words) and early stopping. Composed with
-`nas.campaign.settings.CampaignSettings`; each field carries its flag (`kept`: `--resume` keeps
-the value the search started with)."""
+"""What a search proposes, as `nas search` takes it: a `nas.campaign.settings.CampaignSettings` plan,
+each field with its flag (`kept`: `--resume` keeps the value the search started with)."""
 
 from __future__ import annotations
 

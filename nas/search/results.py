@@ -1,6 +1,5 @@
-"""A search's results from its study: `trials.csv` (one row per trial), the Pareto front over
-all the search's objectives (tagged `pareto=true` in MLflow, `front/trialNNN.yaml`), the figure,
-and the retraining of the best front members at the full `nas run` budget."""
+"""A search's results from its study: `trials.csv` (a row per trial), the Pareto front over all its
+objectives (`front/trialNNN.yaml`, tagged `pareto=true` in MLflow), pareto.png and the summary."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ import pandas as pd
 
 from nas import mlflow_layout as ml
 from nas.pareto import Objective, default_reference, dominates, front_members, hypervolume, oriented
-from nas.pareto_plot import format_front, plot_front, reference_points, search_title
 from nas.search.searcher import trial_status
 from nas.spec import spec_to_yaml
 from nas.status import Status
@@ -34,8 +32,8 @@ class SearchOutcome:
 
 
 def status_of(trial: optuna.trial.FrozenTrial, closed: dict[str, dict[str, str]]) -> tuple[Status, str]:
-    """A trial's status and error: what the driver decided when it closed it (a kill or a lost
-    worker: the campaign state's `closed`), else what the searcher recorded."""
+    """A trial's status and error: the driver's when it closed it (the state's `closed`: a kill, a
+    lost worker), else the searcher's."""
     entry = closed.get(str(trial.number))
     if entry is not None:
         return Status(entry["status"]), entry.get("error", "")
@@ -54,9 +52,8 @@ def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict
         row: dict[str, Any] = {"trial": t.number, "status": status.value, "macs": attrs.get("macs"),
                                "params": attrs.get("params"), "val_acc": attrs.get("val_acc"),
                                "epochs": attrs.get("epochs"), "error": error,
-                               "reference": attrs.get("reference", ""), "node": attrs.get("node", ""),
-                               "device": attrs.get("device", ""), "duplicate_of": attrs.get("duplicate_of"),
-                               "latency_ms": attrs.get("latency_ms"),
+                               **{k: attrs.get(k, "") for k in ("reference", "node", "device")},
+                               "duplicate_of": attrs.get("duplicate_of"), "latency_ms": attrs.get("latency_ms"),
                                "train_s": attrs.get("train_s")}  # what the time model refits on
         if status is Status.COMPLETED and t.values is not None:
             row.update({o.name: v for o, v in zip(objectives, t.values)})
@@ -67,8 +64,7 @@ def trials_frame(study: optuna.Study, objectives: list[Objective], run_ids: dict
 
 
 def mark_front(df: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
-    """The `pareto` column (`nas.pareto.front_members`: completed trials non-dominated over all
-    the objectives) and the front, cheapest first."""
+    """The `pareto` column (completed trials non-dominated over all the objectives); the front, cheapest first."""
     df["pareto"] = front_members(df, objectives)
     return df[df["pareto"]].sort_values("macs")
 
@@ -95,22 +91,9 @@ def write_front(front: pd.DataFrame, folder: Path, name: str, to_spec: Callable,
         campaign.parent.log_artifact(path, "front")
 
 
-def draw_front(df: pd.DataFrame, objectives: list[Objective], folder: Path, name: str) -> Path | None:
-    """pareto.png: the figure `nas pareto` draws from MLflow, drawn from the same trials."""
-    if not (df["status"] == Status.COMPLETED.value).any():
-        return None
-    return plot_front(df, objectives, out=folder / "pareto.png", presets=reference_points(df),
-                      title=search_title(name))
-
-
-def front_text(outcome: SearchOutcome) -> str:
-    return format_front(outcome.front, "spec",
-                        [f"front/trial{int(t):03d}.yaml" for t in outcome.front["trial"]])
-
-
 def found_summary(outcome: SearchOutcome, objectives: list[Objective]) -> list[str]:
-    """What the search found: the front's hypervolume (reference point stated) and, for each
-    paper reference net, the front members that dominate it on the same budget."""
+    """The front's hypervolume (its reference point stated) and, for each paper reference net, the
+    front members that dominate it on the same budget."""
     df, front = outcome.trials, outcome.front
     if not len(front):
         return ["no trial completed: no front"]

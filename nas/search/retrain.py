@@ -1,8 +1,6 @@
-"""`nas search --retrain-top K`: the K best front members trained again from scratch at the full
-`nas run` budget (same words as the search, so the same spec overrides), their test accuracy
-logged beside the search-time validation accuracy: the number a paper reports. Each is a `Job`
-executed here (`nas.job.execute`) and recorded as a child run of the search; the weights are
-kept (`weights/trialNNN.pt`) and exported to ONNX (`export/`, `nas.export.export_trained`)."""
+"""`nas search --retrain-top K`: the K best front members trained again at the full `nas run` budget
+(the search's words, so its spec overrides), as child runs of the search; their test accuracy is what a
+paper reports. Weights kept (`weights/trialNNN.pt`) and exported to ONNX (`export/`)."""
 
 from __future__ import annotations
 
@@ -50,8 +48,8 @@ def retrain_front(outcome, settings, campaign: CampaignRecorder) -> pd.DataFrame
 
 def retrain(cfg: RunConfig, data: DataBundle, campaign: CampaignRecorder, name: str,
             tags: dict[str, str]) -> tuple[Any, Outcome]:
-    """One member as a Job, in its `nas run` folder (spec.yaml, checkpoint), recorded as the
-    search's child run `name`; NasError when it fails (FAILED in MLflow with the error)."""
+    """One member as a Job in its `nas run` folder, recorded as the search's child run `name`;
+    NasError when it fails (FAILED in MLflow with the error)."""
     spec = resolve_spec(cfg, data)
     counted = count(spec)
     folder = run_folder(cfg, spec)

@@ -1,11 +1,7 @@
-"""A Ray Tune searcher backed by an Optuna study in SQLite.
-
-Why not Ray's `OptunaSearch`: we need (1) the study in durable storage, so a killed search
-resumes with the sampler's full history (`Tuner.restore` has lost searcher state before);
-(2) infeasible and duplicate architectures rejected by `nas.count` before Ray schedules
-anything, told to Optuna as FAIL so they never enter a generation; (3) every trained trial
-told with its values, a pruned one with those of its last rung, so the sampler learns from all
-the compute spent; (4) several objectives with per-trial bookkeeping.
+"""A Ray Tune searcher on an Optuna study in SQLite, not Ray's `OptunaSearch`: the study is durable
+(a killed search resumes with the sampler's history; `Tuner.restore` has lost searcher state), free
+samples (invalid, over a limit, duplicates) are rejected by `nas.count` before Ray schedules them,
+every trained trial is told its values (a pruned one those of its last rung), for several objectives.
 """
 
 from __future__ import annotations
@@ -29,10 +25,8 @@ from nas.spec import NetSpec
 from nas.status import Status
 
 MAX_CONSECUTIVE_INFEASIBLE = 500
-# After this many free samples in a row, one random point of the space is queued: a sampler can
-# keep proposing the architecture a running trial trains (told FAIL, so it never learns why), as
-# TPE does with 2 trials at once (the stand-in benchmark: 409 duplicates a search, 12 of 20
-# searches stopped by MAX_CONSECUTIVE_INFEASIBLE)
+# free samples in a row before a random point is queued: TPE with 2 trials at once kept proposing the
+# arch a running trial trains (the stand-in: 409 duplicates a search, 12 of 20 searches stopped at 500)
 RANDOM_AFTER_FREE = 20
 STATUS_ATTR = "nas_status"  # the trial's nas.status.Status, as an Optuna user attribute
 
@@ -52,8 +46,7 @@ def set_constraints(trial: optuna.trial.Trial, violations: list[float]) -> None:
 
 # name -> (seed, trials to run) -> sampler
 SAMPLERS: dict[str, Callable[[int, int], optuna.samplers.BaseSampler]] = {
-    "nsga2": lambda seed, trials: optuna.samplers.NSGAIISampler(
-        seed=seed, population_size=nsga2_population(trials)),
+    "nsga2": lambda seed, trials: optuna.samplers.NSGAIISampler(seed=seed, population_size=nsga2_population(trials)),
     "tpe": lambda seed, trials: optuna.samplers.TPESampler(seed=seed),
     "gp": lambda seed, trials: optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False),
     "ehvi": lambda seed, trials: KnownCostSampler(seed),
@@ -67,25 +60,20 @@ AUTO = "auto"  # --sampler's default: the benchmark's best sampler where it appl
 
 def pick_sampler(name: str, objectives: list[Objective], space: SearchSpace,
                  started_with: str | None = None) -> str:
-    """`auto`: the sampler a resumed search `started_with`, else ehvi where it applies (a
-    learned objective against one cost nas.count knows, on a space of finite choices:
-    benchmarks/search_quality.py's best), else Optuna's GP sampler (any objectives, float
-    ranges). Any other name is kept. A measured cost (latency) gets gp: ehvi would time a fresh
-    candidate pool at every ask (`--sampler ehvi` still takes it, with fewer candidates)."""
+    """`auto`: what a resumed search `started_with`, else ehvi (search_quality.py's best) for a learned
+    objective against a counted cost on finite choices, else gp (any objectives, float ranges; a
+    measured latency too: ehvi would time a fresh candidate pool at every ask)."""
     if name != AUTO:
         return name
     if started_with:
         return started_with
-    costs_known = len(objectives) == 2 and objectives[0].name not in KNOWN_COSTS \
-        and objectives[1].name in COUNTED_COSTS
+    costs_known = len(objectives) == 2 and objectives[0].name not in KNOWN_COSTS and objectives[1].name in COUNTED_COSTS
     finite = all(c.kind in ("categorical", "int") for c in space.choices)
     return "ehvi" if costs_known and finite else "gp"
 
 
-# Samplers without generations learn where the limits are from the free samples too: told as
-# constraint violations (infeasible) or with the earlier trial's values (duplicates). Without
-# that TPE keeps proposing the over-budget region it never sees and the search stalls. NSGA-II
-# gets them as FAIL, so they never become members of a generation.
+# Samplers told the free samples (constraint violations, a duplicate's earlier values): without
+# them TPE kept proposing the over-limit region and stalled. NSGA-II gets FAIL: never in a generation
 OBSERVE_FREE = ("tpe", "gp")  # ehvi never proposes a free sample once past its random start
 
 
@@ -96,12 +84,10 @@ class Limits:
     max_latency_ms: float | None = None
 
     def violations(self, macs: int, params: int, latency_ms: float | None = None) -> list[float]:
-        """Positive where a limit is exceeded (relative excess), Optuna's constraint convention.
-        The latency entry is 0 while unmeasured (a point over the MAC or param limit is not timed)."""
-        out = []
-        for value, limit in ((macs, self.max_macs), (params, self.max_params)):
-            if limit is not None:
-                out.append(value / limit - 1.0)
+        """Relative excess per limit, positive when over (Optuna's constraint convention); latency 0
+        while unmeasured (a point over the MAC or param limit is not timed)."""
+        out = [value / limit - 1.0 for value, limit in ((macs, self.max_macs), (params, self.max_params))
+               if limit is not None]
         if self.max_latency_ms is not None:
             out.append(0.0 if latency_ms is None else latency_ms / self.max_latency_ms - 1.0)
         return out or [0.0]
@@ -123,13 +109,13 @@ class Sampled:
 
     @property
     def costs(self) -> dict[str, Any]:
-        """What is known before training: MACs, params and, where measured, the latency."""
-        costs = {"macs": self.macs, "params": self.n_params}
-        return costs if self.latency_ms is None else {**costs, "latency_ms": self.latency_ms}
+        """Known before training: MACs, params and, where measured, the latency."""
+        latency = {} if self.latency_ms is None else {"latency_ms": self.latency_ms}
+        return {"macs": self.macs, "params": self.n_params, **latency}
 
     @property
     def status(self) -> Status:
-        """Why it was not trained: INFEASIBLE (invalid or over a limit) or DUPLICATE."""
+        """Why a free sample was not trained."""
         return Status.INFEASIBLE if self.duplicate_of is None else Status.DUPLICATE
 
 
@@ -160,13 +146,12 @@ class OptunaSearcher(Searcher):
         self.latency = latency  # spec -> measured ms (cached per shape); None: not searched on
         self.live: dict[str, optuna.trial.Trial] = {}
         self.infeasible = 0
-        # architectures trained (or training) already: the same seed and budget would give the
-        # same numbers, so NSGA-II's re-proposals of them are recorded DUPLICATE, not retrained
+        # archs trained or training: same seed and budget, same numbers, so a re-proposal is DUPLICATE
         self.trained: dict[tuple, int] = {
             architecture_key(t.params): t.number for t in study.get_trials(deepcopy=False)
             if STATUS_ATTR in t.user_attrs and trial_status(t).trained}
-        # a trial's seconds: the time model (its prior: measured on this machine, else its
-        # reference shape), refitted on this search's trained trials as they finish
+        # a trial's seconds: the time model (calibrated here, else its reference shape), refitted on this
+        # search's trained trials as they finish
         self.prior_time = time_model or TimeModel()
         self.schedule = schedule or Schedule(1, 0, 128)  # unknown: only the ratios matter then
         self.time_model = self.prior_time
@@ -185,18 +170,8 @@ class OptunaSearcher(Searcher):
             self.study.sampler.candidates = min(self.study.sampler.candidates, LATENCY_CANDIDATES)
 
         def cost(params: dict[str, Any]) -> float | None:
-            try:
-                spec = self.to_spec(params)
-                counted = count(spec)
-            except SpecError:
-                return None
-            self.point_costs[architecture_key(params)] = counted.cost
-            if max(self.limits.violations(counted.macs, counted.params)) > 0:
-                return None
-            latency = self._latency_of(spec)
-            if latency is not None and max(self.limits.violations(counted.macs, counted.params, latency)) > 0:
-                return None
-            return float({"macs": counted.macs, "params": counted.params, "latency_ms": latency}[names[1]])
+            point = self._measure(params)
+            return None if point.spec is None or max(point.violations) > 0 else float(point.costs[names[1]])
 
         return cost
 
@@ -225,9 +200,6 @@ class OptunaSearcher(Searcher):
                 observed.append((Work(cost, self.schedule, epochs), float(seconds)))
         self.time_model = self.prior_time.refit(observed)
 
-    def _latency_of(self, spec: NetSpec) -> float | None:
-        return self.latency(spec) if self.latency is not None else None
-
     def _fidelity(self, trial: optuna.trial.FrozenTrial) -> float | None:
         """The share of the full budget a told trial's values were measured at (None: untrained)."""
         if not trial_status(trial).trained or "epochs" not in trial.user_attrs:
@@ -238,30 +210,31 @@ class OptunaSearcher(Searcher):
         return True  # objectives are ours; Ray's single metric only drives ASHA
 
     def __getstate__(self) -> dict:
-        """Tune pickles its searcher into its experiment state; the study lives in SQLite and the
-        live callbacks are not state (a resumed search reopens the study)."""
+        """What Tune pickles into its experiment state: not the study (SQLite) nor the callbacks."""
         return {"max_epochs": self.max_epochs, "remaining": self.remaining}
 
     def save(self, checkpoint_path: str) -> None:
-        """Nothing to save: the study lives in its SQLite storage."""
+        """Nothing to save: the study lives in SQLite; `--resume` reopens it."""
 
     def restore(self, checkpoint_path: str) -> None:
-        """Nothing to restore: `--resume` reopens the study from its storage."""
+        """Nothing to restore (see save)."""
 
-    def _sample(self) -> tuple[optuna.trial.Trial, Sampled]:
-        trial = self.study.ask()
-        params = self.space.sample(OptunaChooser(trial))
+    def _measure(self, params: dict[str, Any], number: int = -1) -> Sampled:
+        """A point's spec and costs, its latency timed only within the MAC and param limits."""
         try:
             spec = self.to_spec(params)
             counted = count(spec)
         except SpecError as err:
-            return trial, Sampled(trial.number, params, None, error=str(err))
-        latency = None
-        if max(self.limits.violations(counted.macs, counted.params)) <= 0:  # time feasible points only
-            latency = self._latency_of(spec)
-        return trial, Sampled(trial.number, params, spec, counted.macs, counted.params,
-                              violations=self.limits.violations(counted.macs, counted.params, latency),
-                              latency_ms=latency)
+            return Sampled(number, params, None, error=str(err))
+        self.point_costs[architecture_key(params)] = counted.cost
+        feasible = max(self.limits.violations(counted.macs, counted.params)) <= 0
+        latency = self.latency(spec) if self.latency and feasible else None
+        return Sampled(number, params, spec, counted.macs, counted.params,
+                       violations=self.limits.violations(counted.macs, counted.params, latency), latency_ms=latency)
+
+    def _sample(self) -> tuple[optuna.trial.Trial, Sampled]:
+        trial = self.study.ask()
+        return trial, self._measure(self.space.sample(OptunaChooser(trial)), trial.number)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.remaining <= 0:
@@ -298,8 +271,7 @@ class OptunaSearcher(Searcher):
         self.study.enqueue_trial(stored, user_attrs={"fallback": "random"}, skip_if_exists=False)
 
     def _tell_infeasible(self, trial: optuna.trial.Trial, sampled: Sampled) -> None:
-        """Free samples (invalid, over a limit, already trained) are recorded without training;
-        see OBSERVE_FREE for what the sampler is told."""
+        """A free sample, recorded without training; OBSERVE_FREE says what the sampler is told."""
         trial.set_user_attr(STATUS_ATTR, sampled.status.value)
         if sampled.duplicate_of is not None:
             trial.set_user_attr("duplicate_of", sampled.duplicate_of)
@@ -309,10 +281,7 @@ class OptunaSearcher(Searcher):
             for key, value in {**sampled.costs, "constraint": sampled.violations}.items():
                 trial.set_user_attr(key, value)
         values = self._observation(trial, sampled) if self.observe_free else None
-        if values is None:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            self.study.tell(trial, values)
+        self.study.tell(trial, values, state=optuna.trial.TrialState.FAIL if values is None else None)
         self.on_infeasible(sampled)
 
     def _observation(self, trial: optuna.trial.Trial, sampled: Sampled) -> list[float] | None:

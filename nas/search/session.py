@@ -1,6 +1,5 @@
-"""A search being run: its settings, folder, state, study, data and recorders, as every step after
-the set-up reads them, and the bookkeeping of its trials in the study (how many trained, closing
-the ones a kill or a Tune stop left RUNNING)."""
+"""A search being run (`RunningSearch`: what every step after the set-up reads) and the
+bookkeeping of its trials in the study: how many trained, closing those left RUNNING."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+from optuna.trial import TrialState
 
 from nas.campaign.budget import Budget
 from nas.campaign.recorder import CampaignRecorder
@@ -25,15 +25,12 @@ from nas.search.searcher import Limits
 from nas.space import SearchSpace
 from nas.status import Status
 
-FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
-                   optuna.trial.TrialState.FAIL)
-TRAINED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # a FAIL's span may hold a kill's downtime
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+TRAINED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # not FAIL: its span may hold a kill's downtime
 
 
 @dataclass
 class RunningSearch:
-    """A search being run: what every step after the set-up reads."""
-
     settings: CampaignSettings[SearchPlan]
     name: str
     folder: Path
@@ -54,7 +51,7 @@ class RunningSearch:
 
     @property
     def schedule(self) -> Schedule:
-        """The images a trial trains and validates per epoch, and its batch."""
+        """A trial's images trained and validated per epoch, and its batch."""
         return Schedule(len(self.data.train), len(self.data.val), self.cfg.train.batch_size)
 
     @property
@@ -73,18 +70,16 @@ class RunningSearch:
 
 def running_trials(s: RunningSearch) -> list[int]:
     """The study's trials left RUNNING (asked, never told)."""
-    return [t.number for t in s.study.get_trials(deepcopy=False)
-            if t.state == optuna.trial.TrialState.RUNNING]
+    return [t.number for t in s.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
 
 
 def close_running_trials(s: RunningSearch, status: Status, error: str = "",
                          only: list[int] | None = None) -> list[int]:
-    """Trials left RUNNING (or those of them in `only`) by a kill (KILLED: not counted, so
-    re-sampled) or by a Tune stop (FAILED with `error`): FAILed in the study (public `tell`),
-    their status kept in the state."""
+    """Trials left RUNNING (or those of them in `only`) by a kill or a Tune stop: FAIL in the study,
+    `status` (KILLED, INTERRUPTED: trained again; FAILED) and `error` kept in the state."""
     stale = [n for n in running_trials(s) if only is None or n in only]
     for number in stale:
-        s.study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        s.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
         s.closed[str(number)] = {"status": status.value, "error": error[:2000]}
     if stale:
         s.state.save()
@@ -93,6 +88,11 @@ def close_running_trials(s: RunningSearch, status: Status, error: str = "",
 
 def trained_count(s: RunningSearch) -> int:
     """Trials that ran (completed, pruned or failed while training): free ones do not count."""
-    statuses = [status_of(t, s.closed)[0]
-                for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)]
-    return sum(1 for st in statuses if not st.untrained and not st.unfinished)
+    statuses = [status_of(t, s.closed)[0] for t in s.study.get_trials(deepcopy=False, states=FINISHED_STATES)]
+    return sum(not st.untrained and not st.unfinished for st in statuses)
+
+
+def queue_references(s: RunningSearch, study: optuna.Study) -> None:
+    """The space's reference points (the paper nets) queued first, no more than the search trains."""
+    for ref_name, point in s.space.references[:s.plan.trials] if s.plan.references else []:
+        study.enqueue_trial(point, user_attrs={"reference": ref_name})

@@ -1,16 +1,14 @@
-"""A search trial inside a Ray Tune worker: a thin adapter from Tune to `nas.job.execute`.
-
-The worker gets the spec by value in its Tune config (the driver built it from the sampled
-choices), so a worker on another host never reads the driver's disk. Every epoch is reported
-to Tune with the trial's fixed costs (MACs, params, latency, node) so the scheduler can compare
-trials on every objective; a failed job ends with one `nas_error` result.
-"""
+"""A search trial in a Ray Tune worker: a thin adapter from Tune to `nas.job.execute`. The spec comes
+by value in the Tune config (a worker on another host never reads the driver's disk); every epoch is
+reported with the trial's fixed costs, so the scheduler compares trials on every objective."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
+
+from ray import tune
 
 from nas.config import RunConfig
 from nas.job import Job, JobResult, execute, node_id, one_line
@@ -24,8 +22,6 @@ COSTS_KEY = "_nas_costs"  # {"macs": .., "params": .., "latency_ms": ..}: known 
 
 @dataclass(frozen=True)
 class TrialSetup:
-    """What every trial shares (picklable, small): the run config and where to train."""
-
     cfg: RunConfig
     device: str  # the worker plan's kind: cpu | cuda | npu
     threads: int
@@ -36,15 +32,13 @@ class _FromRay(BaseException):
 
 
 def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
-    from ray import tune
-
     number = config[TRIAL_KEY]
     costs = dict(config.get(COSTS_KEY) or {})
     clock = {"start": time.perf_counter(), "reporting": 0.0}
 
     def report(metrics: dict[str, Any]) -> None:
-        """`train_s`: time spent training and validating so far, without Tune's reporting, so
-        the overhead benchmark can split trial time into training and framework."""
+        """`train_s`: time training and validating so far, without Tune's reporting (the overhead
+        benchmark splits trial time into training and framework)."""
         begun = time.perf_counter()
         train_s = begun - clock["start"] - clock["reporting"]
         try:
@@ -54,10 +48,9 @@ def run_trial(config: dict[str, Any], *, setup: TrialSetup, data: Any) -> None:
         finally:
             clock["reporting"] += time.perf_counter() - begun
 
-    job = Job(config[SPEC_KEY], setup.cfg, device=None, threads=setup.threads, test=False,
-              point=f"trial {number}")
     try:
-        job = replace(job, device=worker_device(setup.device))
+        job = Job(config[SPEC_KEY], setup.cfg, device=worker_device(setup.device), threads=setup.threads,
+                  test=False, point=f"trial {number}")
         result = execute(job, data, report).result
     except _FromRay as wrapped:
         raise wrapped.args[0] from None

@@ -1,17 +1,19 @@
-"""Ray Tune running a search's remaining trials: the Optuna searcher, the early-stopping scheduler,
-the recorder callback and the progress bar, run again after a worker loss aborted it."""
+"""Ray Tune running a search's remaining trials (the Optuna searcher, the early-stopping scheduler,
+the recorder callback, the progress bar), run again after a worker loss aborted it."""
 
 from __future__ import annotations
 
 import os
 from typing import Any, Callable
 
+import numpy as np
+from ray import tune
 from ray.tune.error import TuneError
 
 from nas.campaign.progress import Progress
 from nas.errors import NasError
 from nas.pareto import pareto_mask
-from nas.search.interrupted import requeue, tune_interrupts
+from nas.search.interrupted import TuneInterrupts, requeue
 from nas.search.recorder import RecorderCallback
 from nas.search.scheduler import make_scheduler
 from nas.search.searcher import OBSERVE_FREE, OptunaSearcher
@@ -27,23 +29,22 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
 def run_tuner(s: RunningSearch, workers: Any, setup: TrialSetup) -> bool:
-    """Tune runs the remaining trials; when it stops (a worker killed by Ray's memory monitor,
-    a lost node), the trials it was running are FAILED and it runs again, up to 3 times.
-    Returns whether Ctrl-C stopped it (its running trials are then INTERRUPTED and re-queued)."""
+    """Tune runs the remaining trials; when it stops (a worker killed by Ray's memory monitor, a lost
+    node), its running trials are FAILED and it runs again, up to 3 times. Returns whether Ctrl-C
+    stopped it (its running trials are then INTERRUPTED and re-queued)."""
     for attempt in range(TUNER_RESTARTS + 1):
         remaining = max(0, s.plan.trials - trained_count(s))
         if not remaining:
             return False
         try:
-            with tune_interrupts() as watcher:
+            with TuneInterrupts() as watcher:
                 _fit(s, f"ray-{attempt}", remaining, workers, setup)
             if watcher.interrupted:
                 _stop_running(s, Status.INTERRUPTED, "interrupted (Ctrl-C); --resume trains it again")
             return watcher.interrupted
         except (TuneError, RuntimeError, OSError) as err:
             reason = _last_line(err)
-            message = f"worker lost: {reason}"
-            lost = _stop_running(s, Status.FAILED, message)
+            lost = _stop_running(s, Status.FAILED, f"worker lost: {reason}")
             if attempt == TUNER_RESTARTS:
                 raise NasError(f"Ray Tune stopped {attempt + 1} times; last: {reason}") from err
             print(f"\nRay Tune stopped ({reason[:200]}); {len(lost)} running trial(s) recorded FAILED,"
@@ -52,10 +53,9 @@ def run_tuner(s: RunningSearch, workers: Any, setup: TrialSetup) -> bool:
 
 
 def _stop_running(s: RunningSearch, status: Status, message: str) -> list[int]:
-    """Close the trials Tune was running, in the study and in MLflow (nothing stays RUNNING);
-    stopped ones (not failed) are queued again for --resume. A point the searcher had handed to
-    Tune that never started (no MLflow run yet) did not run: INTERRUPTED and queued again, never
-    a FAILED trial that spent the budget without training."""
+    """Close the trials Tune was running, in the study and in MLflow; stopped ones (not failed) are
+    queued again. A point handed to Tune that never started (no MLflow run yet) did not run: it is
+    INTERRUPTED and queued again, never a FAILED trial that spent the budget without training."""
     unstarted = [n for n in running_trials(s) if n not in s.recorder.run_ids]
     close_running_trials(s, Status.INTERRUPTED, NOT_STARTED, only=unstarted)
     stopped = close_running_trials(s, status, message)
@@ -75,8 +75,6 @@ def _last_line(err: BaseException) -> str:
 
 
 def _progress(s: RunningSearch, remaining: int) -> tuple[Progress, Callable, Callable]:
-    import numpy as np
-
     points: list[list[float]] = []  # objective values of completed trials, for the front size
     directions = [o.direction for o in s.objectives]
     front = lambda: f"front {int(pareto_mask(np.array(points), directions).sum()) if points else 0}"
@@ -95,8 +93,6 @@ def _progress(s: RunningSearch, remaining: int) -> tuple[Progress, Callable, Cal
 
 
 def _fit(s: RunningSearch, run_name: str, remaining: int, workers: Any, setup: TrialSetup) -> None:
-    from ray import tune
-
     bar, on_done, on_free = _progress(s, remaining)
     searcher = OptunaSearcher(s.study, s.space, s.objectives, to_spec=s.to_spec, limits=s.limits,
                               max_epochs=s.budget.epochs, trials=remaining, on_infeasible=on_free,
@@ -105,19 +101,13 @@ def _fit(s: RunningSearch, run_name: str, remaining: int, workers: Any, setup: T
                               time_model=s.time_model, schedule=s.schedule)
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup, data=s.data),
                                     workers.resources())
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(
-            s.scheduler, s.objectives, s.budget),
-                                    num_samples=-1,
-                                    max_concurrent_trials=workers.concurrency, reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=run_name, storage_path=str((s.folder / "ray").resolve()), verbose=0,
-            callbacks=[RecorderCallback(s.recorder, s.budget.epochs, on_done, bar.started)],
-            failure_config=tune.FailureConfig(max_failures=2),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
-    )
+    tune_config = tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(s.scheduler, s.objectives, s.budget),
+                                  num_samples=-1, max_concurrent_trials=workers.concurrency, reuse_actors=True)
+    run_config = tune.RunConfig(name=run_name, storage_path=str((s.folder / "ray").resolve()), verbose=0,
+                                callbacks=[RecorderCallback(s.recorder, s.budget.epochs, on_done, bar.started)],
+                                failure_config=tune.FailureConfig(max_failures=2),
+                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     try:
-        tuner.fit()
+        tune.Tuner(trainable, tune_config=tune_config, run_config=run_config).fit()
     finally:
         bar.close()
