@@ -483,3 +483,25 @@ def test_tune_stop_fails_started_trials_and_requeues_unstarted_ones(workdir):
     assert unstarted.data.tags[ml.STATUS] == "INTERRUPTED" and unstarted.info.status == "KILLED"
     assert unstarted.data.params[f"{ml.CHOICE_PREFIX}groups"] == str(handed.params["groups"])
     assert unstarted.data.metrics[ml.MACS] == 2000
+
+
+def test_a_resumed_search_maps_each_trial_to_its_trial_run_not_its_retrain_run(workdir):
+    """`--retrain-top` runs carry their trial's number as a tag; a resumed search must still map
+    the trial to the trial's own run (trials.csv's mlflow_run_id, leftovers closed on resume)."""
+    from nas import mlflow_layout as ml
+    from nas.campaign.recorder import CampaignRecorder
+    from nas.config import MlflowConfig
+    from nas.search.recorder import SearchRecorder
+    from nas.status import Status
+
+    campaign = CampaignRecorder(MlflowConfig(), "s")
+    SearchRecorder(campaign, "s").start(4, {"groups": 3}, None, 1000, 10)
+    campaign.finish(4, Status.COMPLETED)
+    trial_run = campaign.run_ids[4]
+    campaign.child("s-retrain-t004", "s-retrain-t004", {ml.KIND: ml.KIND_RETRAIN, ml.TRIAL: "4"})
+    campaign.finish("s-retrain-t004", Status.COMPLETED)
+    assert campaign.run_ids["s-retrain-t004"] != trial_run
+    campaign.parent.end()
+
+    resumed = SearchRecorder(CampaignRecorder(MlflowConfig(), "s", campaign.parent.run_id), "s")
+    assert resumed.run_ids == {4: trial_run}

@@ -40,18 +40,16 @@ class CampaignRecorder:
         for path in artifacts:
             self.parent.log_artifact(path)
 
-    def children_with_tag(self, tag: str) -> list[tuple[str, str]]:
-        """Existing child runs of the parent: (tag value, run id), oldest first."""
+    def children_with_tag(self, tag: str, kind: str | None = None) -> list[tuple[str, str]]:
+        """Existing child runs of the parent (of one `nas.kind`, if given): (tag value, run id),
+        oldest first. A search's retrain runs carry their trial's number too: kind keeps them apart."""
         if not self.tracking:
             return []
         runs = self.parent.client.search_runs(
             [self.parent.experiment_id], f"tags.{ml.PARENT_RUN_ID} = '{self.parent.run_id}'",
             max_results=50000, order_by=["attributes.start_time ASC"])
-        return [(r.data.tags[tag], r.info.run_id) for r in runs if tag in r.data.tags]
-
-    def children_by_tag(self, tag: str) -> dict[str, str]:
-        """Existing child runs of the parent: tag value -> run id (to reopen after a kill)."""
-        return dict(self.children_with_tag(tag))
+        return [(r.data.tags[tag], r.info.run_id) for r in runs
+                if tag in r.data.tags and kind in (None, r.data.tags.get(ml.KIND))]
 
     def child(self, key: Any, run_name: str, tags: Mapping[str, Any],
               run_id: str | None = None) -> Tracker | NullTracker:

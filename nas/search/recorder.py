@@ -30,7 +30,7 @@ class SearchRecorder:
         self.latency_tags = latency_tags or {}  # runtime and threads, on every timed trial's run
         self.run_ids: dict[int, str] = campaign.run_ids  # the campaign's own dicts, by trial number
         self.children: dict[int, Any] = campaign.children
-        self.run_ids.update({int(k): v for k, v in campaign.children_by_tag(ml.TRIAL).items()})
+        self.run_ids.update({int(k): v for k, v in campaign.children_with_tag(ml.TRIAL, ml.KIND_TRIAL)})
 
     def close_leftovers(self, finished: dict[int, Status]) -> None:
         """Close runs a kill left RUNNING: with the status the study saw (the kill fell between
