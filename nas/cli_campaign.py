@@ -82,7 +82,7 @@ INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C (SIGINT)
 
 def _verdict(points: Any, what: str) -> int:
     """The exit code of a campaign: 0 when a point produced a result, else one line and 1."""
-    from nas.campaign.verdict import NOTHING_WORKED, no_result_reason
+    from nas.campaign.progress import NOTHING_WORKED, no_result_reason
 
     if (reason := no_result_reason(points, what)) is None:
         return 0

@@ -13,7 +13,7 @@ import pytest
 
 import nas.ablate.driver
 from nas.ablate.driver import AblationOutcome
-from nas.campaign.verdict import no_result_reason
+from nas.campaign.progress import no_result_reason
 from nas.cli import main
 
 

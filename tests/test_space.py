@@ -14,7 +14,7 @@ import pytest
 import nas
 from nas.errors import SpecError
 from nas.presets import load_preset
-from nas.search.optuna_choices import OptunaChooser
+from nas.space import OptunaChooser
 from ray_param_space import from_ray, ray_param_space
 from nas.plan import plan
 from nas.space import RandomChooser, SearchSpace, load_space, parse_space, space_names

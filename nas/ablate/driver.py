@@ -21,7 +21,7 @@ from nas.ablate.plan import AblatePlan
 from nas.ablate.recorder import AblationRecorder
 from nas.ablate.report import format_report, results_frame, summary_frame
 from nas.campaign.budget import Budget, get_budget
-from nas.campaign.folder import campaign_folder, setup_guard
+from nas.campaign.lock import campaign_folder, setup_guard
 from nas.campaign.lock import acquire, release
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.resume import resumed_settings, started_settings

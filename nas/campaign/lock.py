@@ -1,6 +1,7 @@
-"""One owner per campaign folder: an advisory `fcntl.flock` on `<folder>/.lock`, so a second process
-(a `--resume` typed while the first runs) is refused in one line naming the owner instead of
-closing its running points. The kernel drops a flock however its holder exits (`kill -9` too), so
+"""A campaign's folder, `<output_dir>/<name>/` (`name` one plain folder name: `--name ../../etc`
+cannot write outside `--output-dir`), and its one owner: an advisory `fcntl.flock` on
+`<folder>/.lock`, so a second process (a `--resume` typed while the first runs) is refused in one
+line naming the owner instead of closing its running points. The kernel drops a flock however its holder exits (`kill -9` too), so
 a lock file left behind is free by construction; taking it again in the same process reuses it."""
 
 from __future__ import annotations
@@ -8,10 +9,13 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import socket
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from nas.errors import NasError
 
@@ -70,3 +74,30 @@ def held_folders() -> set[Path]:
 def _release_all() -> None:
     for folder in list(_HELD):
         release(folder)
+
+
+def campaign_folder(output_dir: str | Path, name: str) -> Path:
+    """`output_dir / name`, refusing a name that is not a single plain folder name."""
+    if (not name or name in (".", "..") or any(c in name for c in "/\\\0")
+            or name != name.strip() or name.startswith("~")):
+        raise NasError(f"--name {name!r} must be a plain folder name inside --output-dir (no '/',"
+                       " '..', '~' or surrounding spaces)")
+    return Path(output_dir) / name
+
+
+@contextmanager
+def setup_guard() -> Iterator[None]:
+    """Around a campaign's set-up: when it fails, its locks are given back and a fresh folder (only
+    the lock in it) removed, so a refused command leaves no files behind."""
+    before = held_folders()
+    try:
+        yield
+    except BaseException:
+        for folder in held_folders() - before:
+            release(folder)
+            try:
+                if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
+                    shutil.rmtree(folder)
+            except OSError:
+                pass
+        raise

@@ -1,5 +1,7 @@
 """One progress display for a campaign: a bar over the points to train, a live line of counts
-by status, a line per finished point, and the summary printed at the end."""
+by status, a line per finished point, the summary printed at the end, and the exit code (0 only
+when a point trained to a result, else 1 with one line saying why: a CI job never passes on an
+empty table)."""
 
 from __future__ import annotations
 
@@ -52,3 +54,19 @@ def summary_line(statuses: list[str]) -> str:
     counts = Counter(str(s) for s in statuses)
     order = [s.value for s in Status] + sorted(set(counts) - {s.value for s in Status})
     return ", ".join(f"{counts[name]} {name.lower()}" for name in order if counts[name])
+
+
+NOTHING_WORKED = 1  # the campaign ran but produced no result (bad input is 2, Ctrl-C 130)
+
+
+def no_result_reason(points, what: str) -> str | None:
+    """None when a point of `points` (a DataFrame: a `status` column, an optional `error` one) has
+    a result; else the one-line reason, with the most common error."""
+    statuses = [Status(s) for s in points["status"]] if len(points) else []
+    if any(s.trained for s in statuses):
+        return None
+    if not statuses:
+        return f"no {what} ran"
+    errors = [" ".join(str(e).split()) for e in points.get("error", ()) if isinstance(e, str) and e.strip()]
+    common = f"; most common error: {Counter(errors).most_common(1)[0][0][:300]}" if errors else ""
+    return f"no {what} produced a result ({summary_line([s.value for s in statuses])}){common}"

@@ -19,7 +19,7 @@ from nas import mlflow_layout as ml
 from nas.campaign import estimate
 from nas.campaign.budget import get_budget
 from nas.campaign.time_model import TimeModel, Work
-from nas.campaign.folder import campaign_folder, setup_guard
+from nas.campaign.lock import campaign_folder, setup_guard
 from nas.campaign.lock import acquire, release
 from nas.campaign.recorder import CampaignRecorder
 from nas.campaign.resume import resumed_settings, started_settings

@@ -18,9 +18,8 @@ from nas.counting import count
 from nas.errors import NasError, SpecError
 from nas.pareto import Objective
 from nas.search.known_cost import KnownCostSampler
-from nas.search.optuna_choices import OptunaChooser
 from nas.search.trial import COSTS_KEY, SPEC_KEY, TRIAL_KEY
-from nas.space import RandomChooser, SearchSpace, option_key
+from nas.space import OptunaChooser, RandomChooser, SearchSpace, option_key
 from nas.spec import NetSpec
 from nas.status import Status
 

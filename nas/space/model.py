@@ -4,8 +4,8 @@ A point is a flat dict `{label: value}` of the choices whose `when` holds; `to_s
 into the base (choices in file order, each `set` path then its `values`), so `to_spec({})` is the
 base network. Keys starting with `_` (adapter bookkeeping) and `None` values are ignored. A
 caller's override (the data's resolution) that would overwrite a chosen field is refused, so no
-choice is silently dead. A point is drawn through a `Chooser` (`RandomChooser` here, Optuna's
-in `nas.search.optuna_choices`); the YAML format is `nas.space.file`.
+choice is silently dead. A point is drawn through a `Chooser` (`RandomChooser`, or Optuna's trial
+through `OptunaChooser`); the YAML format is `nas.space.file`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,26 @@ class RandomChooser:
         if log:
             return math.exp(self.rng.uniform(math.log(low), math.log(high)))
         return self.rng.uniform(low, high)
+
+
+class OptunaChooser:
+    """`space.sample(OptunaChooser(trial))`, define-by-run (a conditional choice is never suggested
+    when its condition fails). Optuna stores only None/bool/int/float/str: other options (lists,
+    mappings) are suggested by their JSON text and decoded back."""
+
+    def __init__(self, trial: Any):
+        self.trial = trial  # an optuna Trial (duck-typed: this module does not import optuna)
+
+    def categorical(self, label: str, options: Sequence[Any]) -> Any:
+        keys = [option_key(o) for o in options]
+        picked = self.trial.suggest_categorical(label, keys)
+        return next(o for o, k in zip(options, keys) if same(k, picked))
+
+    def integer(self, label: str, low: int, high: int, step: int) -> int:
+        return self.trial.suggest_int(label, low, high, step=step)
+
+    def real(self, label: str, low: float, high: float, log: bool) -> float:
+        return self.trial.suggest_float(label, low, high, log=log)
 
 
 def _is_bool(x: Any) -> bool:
