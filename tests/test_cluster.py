@@ -83,12 +83,14 @@ def cluster_nodes(address: str) -> list[dict]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def trial_nodes(db: Path) -> dict[int, tuple[str, str]]:
-    """{trial: (node id, MLflow status)} for child runs that have reported a first epoch."""
-    rows = query_live_db(db, "select t.value, n.value, r.status from runs r"
+def trial_nodes(db: Path) -> dict[int, tuple[str, str, int]]:
+    """{trial: (node id, MLflow status, last epoch logged)} for child runs that have reported a
+    first epoch."""
+    rows = query_live_db(db, "select t.value, n.value, r.status, (select max(m.step) from metrics m"
+                             " where m.run_uuid = r.run_uuid and m.key = 'val_acc') from runs r"
                              " join tags t on t.run_uuid = r.run_uuid and t.key = 'nas.trial'"
                              " join tags n on n.run_uuid = r.run_uuid and n.key = 'nas.node'")
-    return {int(trial): (node, status) for trial, node, status in rows}
+    return {int(trial): (node, status, int(epoch or 1)) for trial, node, status, epoch in rows}
 
 
 def start_node(args: list[str], log: Path, ready, nodes: list[Node], attempts: int = 3) -> Node:
@@ -142,13 +144,15 @@ def test_search_survives_losing_a_worker_node(cluster, tmp_path, monkeypatch):
     db = workdir / "mlflow.db"
     try:
         deadline = time.time() + 500
-        seen: dict[int, tuple[str, str]] = {}
+        seen: dict[int, tuple[str, str, int]] = {}
         victim = None
         while time.time() < deadline and search.poll() is None:
             seen = trial_nodes(db)
-            finished_on = {node for node, status in seen.values() if status == "FINISHED"}
-            running_on_worker = [t for t, (node, status) in seen.items()
-                                 if node == cluster["worker_id"] and status == "RUNNING"]
+            finished_on = {node for node, status, _ in seen.values() if status == "FINISHED"}
+            # on its first epoch only: two of its three epochs are left, so the kill lands mid-trial
+            # (a victim in its last epoch could finish before the kill, as on a loaded machine)
+            running_on_worker = [t for t, (node, status, epoch) in seen.items()
+                                 if node == cluster["worker_id"] and status == "RUNNING" and epoch == 1]
             # both nodes have finished a trial, and the worker is past epoch 1 of another one
             if {cluster["head_id"], cluster["worker_id"]} <= finished_on and running_on_worker:
                 victim = running_on_worker[0]
